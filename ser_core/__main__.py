@@ -1,0 +1,185 @@
+"""Command line: ``python -m ser_core predict|timeline ...``.
+
+Every problem with an input becomes one readable line (or a JSON error object) and the
+run carries on; exit status 0 when every input was classified, 1 when any failed,
+2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _limit_threads() -> None:
+    """One BLAS thread per process: the work is many small products, threads only contend."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
+    """``(path, error)`` for each file named or found in a folder, recursively and sorted.
+
+    ``error`` is a sentence for an argument that is missing or a folder without audio.
+    """
+    from .audio import AUDIO_EXTENSIONS
+
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = False
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
+                        found = True
+                        yield os.path.join(root, name), None
+            if not found:
+                yield raw, f"The folder '{raw}' holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})."
+        elif path.exists():
+            yield raw, None
+        else:
+            yield raw, f"'{raw}' does not exist; check the path."
+
+
+_worker_classifier = None
+
+
+def _worker_init(artifacts: str | None) -> None:
+    global _worker_classifier
+    from .classifier import EmotionClassifier
+
+    _worker_classifier = EmotionClassifier.load(artifacts)
+
+
+def _classify(item: tuple[str, str | None]) -> dict:
+    from .errors import SERError
+
+    path, error = item
+    if error is not None:
+        return {"path": path, "error": error}
+    try:
+        result = _worker_classifier.predict(path)
+    except SERError as e:
+        return {"path": path, "error": str(e)}
+    except MemoryError:
+        return {"path": path, "error": "The file is too large to analyse with the memory available; cut it into parts."}
+    except Exception as e:  # a decoder bug must not end a batch of thousands of files
+        return {"path": path, "error": f"The file could not be analysed ({type(e).__name__}); please report it with the file."}
+    return {"path": path, **result.to_dict()}
+
+
+def _results(items: list[tuple[str, str | None]], artifacts: str | None, jobs: int) -> Iterator[dict]:
+    if jobs <= 1 or len(items) < 8:
+        _worker_init(artifacts)
+        yield from map(_classify, items)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ctx.Pool(jobs, initializer=_worker_init, initargs=(artifacts,)) as pool:
+        yield from pool.imap(_classify, items, chunksize=8)
+
+
+def _format_row(result: dict, width: int) -> str:
+    if "error" in result:
+        return f"{result['path']:<{width}}  error: {result['error']}"
+    return f"{result['path']:<{width}}  {result['emotion']:<10} {100 * result['confidence']:5.1f}%"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .errors import SERError
+
+    items = list(iter_inputs(args.paths))
+    try:
+        results = _results(items, args.artifacts, args.jobs)
+        width = min(60, max((len(p) for p, _ in items), default=4))
+        failed = 0
+        if not args.json:
+            print(f"{'file':<{width}}  {'emotion':<10} confidence")
+        for result in results:
+            failed += "error" in result
+            print(json.dumps(result, ensure_ascii=False) if args.json else _format_row(result, width), flush=True)
+    except SERError as e:  # artifacts unusable: nothing can be classified
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from .classifier import EmotionClassifier
+    from .errors import SERError
+
+    try:
+        timeline = EmotionClassifier.load(args.artifacts).timeline(args.file, window=args.window, hop=args.hop)
+    except SERError as e:
+        if args.json:
+            print(json.dumps({"path": args.file, "error": str(e)}, ensure_ascii=False))
+        else:
+            print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps({"path": args.file, **timeline.to_dict()}, ensure_ascii=False))
+    elif args.csv:
+        sys.stdout.write(timeline.to_csv())
+    else:
+        for w in timeline.windows:
+            p = w.prediction
+            verdict = f"{p.emotion:<10} {100 * p.confidence:5.1f}%" if p else "(no speech)"
+            print(f"{w.start:8.2f}-{w.end:8.2f} s  {verdict}")
+        try:
+            s = timeline.summary
+            print(f"overall: {s.emotion} ({100 * s.confidence:.1f}%) over {len(timeline.voiced)} windows with speech")
+        except SERError as e:
+            print(f"overall: {e}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .audio import CLIP_SECONDS
+    from .classifier import DEFAULT_HOP_SECONDS
+
+    parser = argparse.ArgumentParser(prog="python -m ser_core", description="Speech emotion recognition on a CPU.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="emotion of audio files or folders", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+    p.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for many files")
+    p.set_defaults(func=cmd_predict)
+
+    t = sub.add_parser("timeline", help="emotion over time for one recording", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("file", metavar="FILE")
+    fmt = t.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object")
+    fmt.add_argument("--csv", action="store_true", help="CSV, one row a window")
+    t.add_argument("--window", type=float, default=CLIP_SECONDS, help="window length in seconds")
+    t.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="step between windows in seconds")
+    t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    t.set_defaults(func=cmd_timeline)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _limit_threads()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

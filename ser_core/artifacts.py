@@ -1,0 +1,168 @@
+"""The model bundle: a folder of safe files, each with its SHA-256 in ``manifest.json``.
+
+Files (none is a pickle):
+
+- ``model.tflite``: the classifier, run by LiteRT when serving;
+- ``model.keras``: the same network for Keras (training, export, inspection);
+- ``features.npz``: filter banks and feature standardisation (mean, scale);
+- ``labels.txt``: one class label a line, in output order;
+- ``config.json``: preprocessing, feature and training configuration, library versions;
+- ``metrics.json``, ``MODEL_CARD.md``, ``confusion_matrix.png``: the evaluation report;
+- ``manifest.json``: format version and the checksum of every other file.
+
+Loading verifies every checksum before reading a byte of content, checks the label count
+against the model's output, and loads arrays with ``allow_pickle=False``.
+Saving writes into a temporary sibling folder and renames it into place, so a failure
+or an interruption leaves the previous bundle untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArtifactError
+
+__all__ = ["Bundle", "load_bundle", "write_bundle", "default_artifacts_dir", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL_TFLITE = "model.tflite"
+MODEL_KERAS = "model.keras"
+FEATURES_NPZ = "features.npz"
+LABELS_TXT = "labels.txt"
+CONFIG_JSON = "config.json"
+METRICS_JSON = "metrics.json"
+REQUIRED = (MODEL_TFLITE, FEATURES_NPZ, LABELS_TXT, CONFIG_JSON)
+ENV_VAR = "SER_ARTIFACTS"
+
+
+def default_artifacts_dir() -> Path:
+    """``$SER_ARTIFACTS`` if set, else the ``artifacts/`` folder shipped beside the package."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "artifacts"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What a loaded bundle holds; arrays are read-only views of verified files."""
+
+    path: Path
+    labels: tuple[str, ...]
+    config: dict
+    arrays: dict[str, np.ndarray]
+    tflite: bytes
+    metrics: dict
+
+
+def _read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
+    path = folder / name
+    if name not in expected:
+        raise ArtifactError(f"'{name}' is not listed in {MANIFEST} of {folder}; rebuild the artifacts with train.py.")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"'{name}' is missing from {folder}; restore it or rebuild the artifacts with train.py.") from None
+    except OSError as e:
+        raise ArtifactError(f"'{name}' in {folder} cannot be read ({e.strerror}); check its permissions.") from e
+    if sha256_bytes(data) != expected[name]:
+        raise ArtifactError(
+            f"'{name}' in {folder} does not match its checksum in {MANIFEST}; "
+            "it was changed or damaged, so restore it or rebuild the artifacts."
+        )
+    return data
+
+
+def _read_json(data: bytes, name: str) -> dict:
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"'{name}' is not valid JSON; rebuild the artifacts.") from e
+    if not isinstance(value, dict):
+        raise ArtifactError(f"'{name}' must hold a JSON object; rebuild the artifacts.")
+    return value
+
+
+def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
+    """Read and verify the bundle in ``path`` (default: :func:`default_artifacts_dir`)."""
+    folder = Path(path) if path is not None else default_artifacts_dir()
+    if not folder.is_dir():
+        raise ArtifactError(f"No artifacts folder at {folder}; pass the folder train.py wrote, or run train.py.")
+    try:
+        manifest = _read_json((folder / MANIFEST).read_bytes(), MANIFEST)
+    except FileNotFoundError:
+        raise ArtifactError(f"'{MANIFEST}' is missing from {folder}; rebuild the artifacts with train.py.") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"The artifacts in {folder} have format version {manifest.get('format_version')!r}, "
+            f"this library reads version {FORMAT_VERSION}; rebuild them with this version's train.py."
+        )
+    expected = manifest.get("files")
+    if not isinstance(expected, dict):
+        raise ArtifactError(f"'{MANIFEST}' in {folder} lists no files; rebuild the artifacts.")
+
+    labels = tuple(
+        line.strip() for line in _read_verified(folder, LABELS_TXT, expected).decode("utf-8").splitlines() if line.strip()
+    )
+    config = _read_json(_read_verified(folder, CONFIG_JSON, expected), CONFIG_JSON)
+    try:
+        with np.load(io.BytesIO(_read_verified(folder, FEATURES_NPZ, expected)), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except ValueError as e:
+        raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} is not a plain array archive; rebuild the artifacts.") from e
+    tflite = _read_verified(folder, MODEL_TFLITE, expected)
+    metrics = _read_json(_read_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
+
+    if list(labels) != list(config.get("labels", [])):
+        raise ArtifactError(
+            f"'{LABELS_TXT}' in {folder} lists {len(labels)} labels that differ from {CONFIG_JSON}; rebuild the artifacts."
+        )
+    for key in ("mean", "scale"):
+        if key not in arrays:
+            raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} lacks the '{key}' array; rebuild the artifacts.")
+    return Bundle(path=folder, labels=labels, config=config, arrays=arrays, tflite=tflite, metrics=metrics)
+
+
+def write_bundle(out: str | os.PathLike[str], files: dict[str, bytes]) -> Path:
+    """Write ``files`` (name -> content) plus a manifest as the folder ``out``, atomically.
+
+    The files go to a temporary folder beside ``out``; only when all are written is the
+    old folder (if any) swapped out and removed. Returns the final path.
+    """
+    missing = [name for name in REQUIRED if name not in files]
+    if missing:
+        raise ArtifactError(f"A bundle needs {missing}; this is a bug in the caller.")
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        manifest = {"format_version": FORMAT_VERSION, "files": {n: sha256_bytes(d) for n, d in sorted(files.items())}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        for entry in tmp.iterdir():
+            with open(entry, "rb") as f:
+                os.fsync(f.fileno())
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,343 @@
+"""Decoding and preprocessing: any file or array in, a 3.5 s mono 16 kHz clip out.
+
+The chain is ``decode -> to_mono -> resample -> trim_silence -> normalize -> fix_length``.
+Each step is its own function so it can be tested alone; :func:`prepare` runs the
+steps after decoding and is the one path shared by files and arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioError, ParameterError, SERError
+
+__all__ = [
+    "SAMPLE_RATE",
+    "CLIP_SECONDS",
+    "N_SAMPLES",
+    "MIN_SPEECH_SECONDS",
+    "AUDIO_EXTENSIONS",
+    "decode",
+    "stream",
+    "as_float",
+    "to_mono",
+    "resample",
+    "trim_silence",
+    "normalize",
+    "fix_length",
+    "check_speech",
+    "prepare",
+    "to_clip",
+    "validate_signal",
+]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000  # Hz, what every model in this project sees
+CLIP_SECONDS = 3.5  # length of one analysis window
+N_SAMPLES = int(CLIP_SECONDS * SAMPLE_RATE)  # 56,000
+MIN_SPEECH_SECONDS = 0.3  # shortest sound, after trimming, worth a verdict
+MIN_SPEECH_SAMPLES = int(MIN_SPEECH_SECONDS * SAMPLE_RATE)
+MIN_INPUT_RATE = 4_000  # Hz; below this there is no speech band left to judge
+MAX_INPUT_RATE = 768_000  # Hz; above this a header is lying
+TRIM_TOP_DB = 30.0  # frames quieter than the loudest frame by this much are silence
+TRIM_FRAME_LENGTH = 1024
+TRIM_HOP_LENGTH = 256
+SILENCE_RMS = 1e-4  # about -80 dBFS: a loudest frame below this is digital silence
+PEAK_LEVEL = 1.0  # peak after normalisation
+DECODE_BLOCK_SECONDS = 10.0  # streaming decode block
+RESAMPLE_QUALITY = "HQ"  # soxr quality
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm",
+     ".aif", ".aiff", ".au", ".caf", ".wma", ".mka", ".3gp", ".amr"}
+)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate_sample_rate(sample_rate: object) -> int:
+    """Return ``sample_rate`` as an int, or raise when it cannot be a real rate."""
+    try:
+        rate = float(sample_rate)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"The sample rate {sample_rate!r} is not a number; pass the rate in Hz, such as 16000."
+        ) from None
+    if not np.isfinite(rate) or rate != int(rate) or not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise AudioError(
+            f"The sample rate {sample_rate!r} Hz is not usable; audio must be sampled "
+            f"between {MIN_INPUT_RATE} and {MAX_INPUT_RATE} Hz."
+        )
+    return int(rate)
+
+
+def as_float(samples: object) -> np.ndarray:
+    """Convert integer or float samples to float32 in [-1, 1] scale.
+
+    Integers are scaled by their type's full range (unsigned 8-bit is centred first).
+    Returns an array of the same shape, float32.
+    """
+    y = np.asarray(samples)
+    if y.dtype.kind in "iu":
+        info = np.iinfo(y.dtype)
+        if y.dtype.kind == "u":
+            mid = (int(info.max) + 1) / 2
+            return ((y.astype(np.float64) - mid) / mid).astype(np.float32)
+        return (y.astype(np.float64) / -float(info.min)).astype(np.float32)
+    if y.dtype.kind == "f":
+        return y.astype(np.float32, copy=False)
+    raise AudioError(
+        f"Audio samples of type {y.dtype} are not supported; pass integer or floating-point samples."
+    )
+
+
+def validate_signal(y: np.ndarray) -> np.ndarray:
+    """Check a float signal is usable: non-empty and finite. Returns it unchanged."""
+    if y.size == 0:
+        raise AudioError("The audio is empty; record or choose a file with sound in it.")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(
+            "The audio contains NaN or infinite samples; re-export it from the recording software."
+        )
+    return y
+
+
+# ---------------------------------------------------------------- steps
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average the channels of ``y`` into one.
+
+    ``y``: shape ``(n,)`` or ``(n, channels)``; a 2-D array with at most 8 rows and more
+    columns is read as ``(channels, n)``. Returns shape ``(n,)``.
+    """
+    if y.ndim == 1:
+        return y
+    if y.ndim != 2:
+        raise AudioError(
+            f"Audio must be a 1-D or 2-D array of samples, not {y.ndim}-D; pass (samples,) or (samples, channels)."
+        )
+    if y.shape[0] <= 8 < y.shape[1]:
+        y = y.T
+    return y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
+
+
+def resample(y: np.ndarray, *, sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample a mono signal from ``sr`` to ``target_sr`` with soxr. Shape ``(n,) -> (m,)``."""
+    if sr == target_sr:
+        return y.astype(np.float32, copy=False)
+    import soxr
+
+    return soxr.resample(y, sr, target_sr, quality=RESAMPLE_QUALITY).astype(np.float32, copy=False)
+
+
+def frame_rms(y: np.ndarray, *, frame_length: int = TRIM_FRAME_LENGTH, hop_length: int = TRIM_HOP_LENGTH) -> np.ndarray:
+    """Root-mean-square of centred frames (zero-padded), as librosa.feature.rms. Shape ``(t,)``."""
+    pad = frame_length // 2
+    power = np.concatenate([np.zeros(pad), np.square(y, dtype=np.float64), np.zeros(pad)])
+    csum = np.concatenate([[0.0], np.cumsum(power)])
+    starts = np.arange(0, power.size - frame_length + 1, hop_length)
+    energy = np.maximum(csum[starts + frame_length] - csum[starts], 0.0)
+    return np.sqrt(energy / frame_length)
+
+
+def trim_silence(y: np.ndarray, *, top_db: float = TRIM_TOP_DB) -> np.ndarray:
+    """Cut leading and trailing frames quieter than the loudest by ``top_db`` dB.
+
+    Same rule as librosa.effects.trim with ``frame_length=1024, hop_length=256``.
+    Shape ``(n,) -> (m,)``, ``m`` may be 0 for silence.
+    """
+    rms = frame_rms(y)
+    peak = rms.max(initial=0.0)
+    if peak <= 0.0:
+        return y[:0]
+    loud = np.flatnonzero(rms > peak * 10.0 ** (-top_db / 20.0))
+    start = int(loud[0]) * TRIM_HOP_LENGTH
+    end = min(y.size, (int(loud[-1]) + 1) * TRIM_HOP_LENGTH)
+    return y[start:end]
+
+
+def normalize(y: np.ndarray, *, peak: float = PEAK_LEVEL) -> np.ndarray:
+    """Scale ``y`` so its largest absolute sample is ``peak``. Shape unchanged."""
+    top = float(np.max(np.abs(y), initial=0.0))
+    if top == 0.0:
+        return y
+    return (y * np.float32(peak / top)).astype(np.float32, copy=False)
+
+
+def fix_length(y: np.ndarray, *, n_samples: int = N_SAMPLES) -> np.ndarray:
+    """Centre ``y`` in exactly ``n_samples``: zero-pad both sides or crop the middle."""
+    if y.size >= n_samples:
+        start = (y.size - n_samples) // 2
+        return y[start : start + n_samples]
+    before = (n_samples - y.size) // 2
+    return np.pad(y, (before, n_samples - y.size - before))
+
+
+def check_speech(y: np.ndarray) -> np.ndarray:
+    """Trim ``y`` and check there is enough sound to judge. Returns the trimmed signal.
+
+    Raises :class:`AudioError` for digital silence and for sound shorter than
+    ``MIN_SPEECH_SECONDS``.
+    """
+    if frame_rms(y).max(initial=0.0) < SILENCE_RMS:
+        raise AudioError("The audio is silent; check the microphone and record again while speaking.")
+    voiced = trim_silence(y)
+    if voiced.size < MIN_SPEECH_SAMPLES:
+        raise AudioError(
+            f"The sound is too short to judge ({voiced.size / SAMPLE_RATE:.2f} s after trimming silence); "
+            f"record at least {MIN_SPEECH_SECONDS} s of speech."
+        )
+    return voiced
+
+
+def prepare(samples: object, sample_rate: object) -> np.ndarray:
+    """Any array at any rate -> mono float32 at ``SAMPLE_RATE``, validated. Shape ``(n,)``."""
+    sr = validate_sample_rate(sample_rate)
+    y = validate_signal(to_mono(as_float(samples)))
+    return validate_signal(resample(y, sr=sr))
+
+
+def to_clip(y: np.ndarray) -> np.ndarray:
+    """Preprocessed clip for an already-trimmed 16 kHz signal: normalised, fixed length.
+
+    Shape ``(n,) -> (N_SAMPLES,)``.
+    """
+    return fix_length(normalize(y))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _describe(path: Path) -> str:
+    return f"'{path.name}'"
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(f"{_describe(path)} does not exist; check the path.")
+    if path.is_dir():
+        raise AudioError(f"{_describe(path)} is a folder, not an audio file; pass a file.")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{_describe(path)} is empty (0 bytes); choose a file that holds a recording.")
+
+
+def _soundfile_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        sr = f.samplerate
+        block_frames = max(1, int(block_seconds * sr))
+        for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+            yield block, sr
+
+
+def _pyav_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        if not container.streams.audio:
+            raise AudioError(f"{_describe(path)} holds no audio track; choose a file with sound in it.")
+        stream_ = container.streams.audio[0]
+        resampler = None
+        pending: list[np.ndarray] = []
+        count = 0
+        sr = 0
+        for frame in container.decode(stream_):
+            if resampler is None:
+                sr = frame.sample_rate
+                resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=sr)
+            for out in resampler.resample(frame):
+                block = out.to_ndarray().T  # (n, channels)
+                pending.append(block)
+                count += block.shape[0]
+            if count >= block_seconds * sr:
+                yield np.concatenate(pending), sr
+                pending, count = [], 0
+        if resampler is not None:
+            for out in resampler.resample(None):
+                pending.append(out.to_ndarray().T)
+        if pending:
+            yield np.concatenate(pending), sr
+
+
+def _decoded_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    """Raw decoded blocks ``(n, channels)`` float32 with their rate; soundfile, then PyAV."""
+    import soundfile as sf
+
+    try:
+        sf.info(str(path))
+    except Exception:  # libsndfile cannot read it: hand it to FFmpeg
+        backend = _pyav_blocks
+    else:
+        backend = _soundfile_blocks
+    try:
+        yield from backend(path, block_seconds)
+    except SERError:
+        raise
+    except Exception as e:
+        raise AudioError(
+            f"{_describe(path)} could not be decoded as audio ({type(e).__name__}); "
+            "use WAV, FLAC, MP3, OGG, Opus, M4A or WebM."
+        ) from e
+
+
+def stream(path: str | os.PathLike[str], *, block_seconds: float = DECODE_BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """Decode a file block by block into mono float32 at ``SAMPLE_RATE``.
+
+    Memory stays bounded by the block size however long the file is. Yields arrays of
+    shape ``(m,)``. Raises :class:`AudioError` for anything that is not usable audio.
+    """
+    path = Path(path)
+    _check_file(path)
+    resampler = None
+    got_any = False
+    for block, sr in _decoded_blocks(path, block_seconds):
+        if resampler is None:
+            sr = validate_sample_rate(sr)
+            if sr != SAMPLE_RATE:
+                import soxr
+
+                resampler = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+            else:
+                resampler = False
+        y = validate_signal(to_mono(block)) if block.size else block[:, 0]
+        out = resampler.resample_chunk(y) if resampler else y
+        if out.size:
+            got_any = True
+            yield out
+    if resampler:
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        if tail.size:
+            got_any = True
+            yield tail
+    if not got_any:
+        raise AudioError(f"{_describe(path)} holds no audio samples; choose a file with sound in it.")
+
+
+def decode(path: str | os.PathLike[str], *, max_seconds: float | None = None) -> np.ndarray:
+    """Decode a whole file to mono float32 at ``SAMPLE_RATE``. Shape ``(n,)``.
+
+    ``max_seconds`` bounds the memory a file can claim; longer files raise
+    :class:`AudioError` as soon as the limit is passed.
+    """
+    blocks = []
+    total = 0
+    limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
+    for block in stream(path):
+        blocks.append(block)
+        total += block.size
+        if limit is not None and total > limit:
+            raise AudioError(
+                f"{_describe(Path(path))} is longer than {max_seconds:g} s; cut it shorter "
+                "or use the timeline, which reads recordings of any length."
+            )
+    return np.concatenate(blocks)
+

@@ -1,0 +1,212 @@
+"""RAVDESS by its file names, augmentation, and a cached, parallel feature table.
+
+The feature table holds, for every file, the features of the original clip followed by
+those of its augmented copies; each row remembers its file, so a split by actor keeps
+every copy of a test actor's file out of training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import audio
+from .errors import AudioError, ParameterError
+from .features import FeatureConfig, FeatureExtractor
+
+__all__ = [
+    "RAVDESS_EMOTIONS",
+    "RavdessFile",
+    "scan_ravdess",
+    "AugmentConfig",
+    "augment",
+    "FeatureTable",
+    "extract_table",
+]
+
+log = logging.getLogger(__name__)
+
+RAVDESS_EMOTIONS = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_DATA_EXTENSIONS = {".wav", ".flac"}
+CACHE_VERSION = 1  # bump when feature or augmentation code changes its output
+
+
+@dataclass(frozen=True)
+class RavdessFile:
+    path: Path
+    emotion: str
+    actor: int
+    intensity: int
+    statement: int
+    repetition: int
+
+
+def scan_ravdess(root: str | os.PathLike[str], emotions: tuple[str, ...]) -> list[RavdessFile]:
+    """Every RAVDESS speech file under ``root`` (recursively) whose emotion is in ``emotions``.
+
+    Sorted by path, so the order does not depend on the file system.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ParameterError(f"The data folder {root} does not exist; pass the folder that holds Actor_XX folders.")
+    unknown = set(emotions) - set(RAVDESS_EMOTIONS.values())
+    if unknown:
+        raise ParameterError(f"Unknown emotions {sorted(unknown)}; RAVDESS has {sorted(RAVDESS_EMOTIONS.values())}.")
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in _DATA_EXTENSIONS or not path.is_file():
+            continue
+        match = _NAME.match(path.stem)
+        if not match:
+            continue
+        modality, channel, emo, intensity, statement, repetition, actor = match.groups()
+        if channel != "01" or emo not in RAVDESS_EMOTIONS:
+            continue  # song, or not an emotion code
+        emotion = RAVDESS_EMOTIONS[emo]
+        if emotion in emotions:
+            files.append(RavdessFile(path, emotion, int(actor), int(intensity), int(statement), int(repetition)))
+    if not files:
+        raise ParameterError(f"No RAVDESS speech files (03-01-EE-II-SS-RR-AA.wav/.flac) were found under {root}.")
+    return files
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The augmented copies made of each training file (time stretch, pitch shift, noise)."""
+
+    stretch: tuple[float, float] = (0.85, 1.15)  # playback-rate range
+    semitones: tuple[float, float] = (-2.0, 2.0)
+    noise_snr_db: tuple[float, float] = (15.0, 30.0)
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.stretch[0] <= self.stretch[1] <= 2.0:
+            raise ParameterError("The stretch range must lie within 0.5 to 2.0.")
+        if self.noise_snr_db[0] > self.noise_snr_db[1]:
+            raise ParameterError("The noise SNR range must be (low, high).")
+
+
+def augment(speech: np.ndarray, *, sr: int, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> list[np.ndarray]:
+    """Three copies of trimmed speech: time-stretched, pitch-shifted, with white noise added.
+
+    ``speech``: shape ``(n,)``. Each copy has shape ``(m,)``; lengths may differ.
+    """
+    import librosa
+
+    rate = rng.uniform(*config.stretch)
+    steps = rng.uniform(*config.semitones)
+    snr = rng.uniform(*config.noise_snr_db)
+    stretched = librosa.effects.time_stretch(speech, rate=rate)
+    shifted = librosa.effects.pitch_shift(speech, sr=sr, n_steps=steps)
+    power = float(np.mean(speech.astype(np.float64) ** 2))
+    noise = rng.standard_normal(speech.size) * np.sqrt(power / 10 ** (snr / 10))
+    noisy = (speech + noise).astype(np.float32)
+    return [stretched.astype(np.float32), shifted.astype(np.float32), noisy]
+
+
+@dataclass
+class FeatureTable:
+    """Rows of features with, for each row, its file index and whether it is augmented."""
+
+    features: np.ndarray  # (rows, n_features) float32
+    file_index: np.ndarray  # (rows,) int: index into ``files``
+    augmented: np.ndarray  # (rows,) bool
+    files: list[RavdessFile]
+
+    def labels(self, classes: tuple[str, ...]) -> np.ndarray:
+        lookup = {c: i for i, c in enumerate(classes)}
+        return np.array([lookup[self.files[i].emotion] for i in self.file_index])
+
+    def actors(self) -> np.ndarray:
+        return np.array([self.files[i].actor for i in self.file_index])
+
+
+def _file_rows(path: str, feature_config: dict, filters: dict, augment_config: dict | None, seed: int) -> np.ndarray:
+    """Features of one file and its augmented copies; runs in a worker process."""
+    config = FeatureConfig(**feature_config)
+    extractor = FeatureExtractor(config, filters)
+    y = audio.decode(path)
+    speech = audio.check_speech(y)
+    clips = [speech]
+    if augment_config is not None:
+        aug = AugmentConfig(**{k: tuple(v) for k, v in augment_config.items()})
+        rng = np.random.default_rng([seed, int(hashlib.sha1(Path(path).name.encode()).hexdigest()[:8], 16)])
+        clips += augment(speech, sr=audio.SAMPLE_RATE, rng=rng, config=aug)
+    return extractor(np.stack([audio.to_clip(c) for c in clips]))
+
+
+def _cache_key(files: list[RavdessFile], config: FeatureConfig, augment_config: AugmentConfig | None, seed: int) -> str:
+    h = hashlib.sha256()
+    stamp = {
+        "version": CACHE_VERSION,
+        "features": config.to_dict(),
+        "augment": asdict(augment_config) if augment_config else None,
+        "seed": seed,
+        "preprocess": [audio.SAMPLE_RATE, audio.N_SAMPLES, audio.TRIM_TOP_DB, audio.PEAK_LEVEL],
+    }
+    h.update(json.dumps(stamp, sort_keys=True).encode())
+    for f in files:
+        st = f.path.stat()
+        h.update(f"{f.path.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def extract_table(
+    files: list[RavdessFile],
+    *,
+    extractor: FeatureExtractor,
+    augment_config: AugmentConfig | None,
+    seed: int,
+    cache_dir: Path | None,
+    n_jobs: int = 2,
+) -> FeatureTable:
+    """Features of every file (plus augmented copies), in parallel, cached by content.
+
+    The cache key covers the file names, sizes and times, the feature and augmentation
+    configuration and the seed; a cache file is a plain ``.npz`` read without pickle.
+    """
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"features-{_cache_key(files, extractor.config, augment_config, seed)}.npz"
+        if cache.exists():
+            with np.load(cache, allow_pickle=False) as npz:
+                log.info("feature cache hit: %s", cache)
+                return FeatureTable(npz["features"], npz["file_index"], npz["augmented"], files)
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    aug = asdict(augment_config) if augment_config else None
+    jobs = (delayed(_file_rows)(str(f.path), extractor.config.to_dict(), extractor.filters, aug, seed) for f in files)
+    results = []
+    try:
+        runner = Parallel(n_jobs=n_jobs, return_as="generator")
+        for rows in tqdm(runner(jobs), total=len(files), desc="features", unit="file"):
+            results.append(rows)
+    except AudioError as e:
+        raise AudioError(f"A training file could not be used: {e}") from e
+    features = np.concatenate(results).astype(np.float32)
+    file_index = np.concatenate([np.full(len(r), i) for i, r in enumerate(results)])
+    augmented = np.concatenate([np.arange(len(r)) > 0 for r in results])
+    table = FeatureTable(features, file_index, augmented, files)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, features=features, file_index=file_index, augmented=augmented)
+        os.replace(tmp, cache)
+    return table

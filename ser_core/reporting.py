@@ -1,0 +1,91 @@
+"""Human-readable reports of a training run: the summary train.py prints and MODEL_CARD.md.
+
+Both come from the same ``metrics.json`` content, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+__all__ = ["summary_table", "render_model_card"]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def summary_table(metrics: dict) -> str:
+    """Markdown tables: speaker-independent folds, mean, worst, per-class recall, random split."""
+    lines: list[str] = []
+    si = metrics.get("speaker_independent")
+    if si:
+        lines += [
+            f"Speaker-independent ({si['protocol']}), architecture `{metrics['architecture']}`:",
+            "",
+            "| fold | test actors | accuracy | UAR | macro-F1 | ECE |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for i, f in enumerate(si["folds"], 1):
+            actors = ", ".join(str(a) for a in f["test_actors"])
+            lines.append(f"| {i} | {actors} | {_pct(f['accuracy'])} | {_pct(f['uar'])} | {_pct(f['macro_f1'])} | {f['ece']:.3f} |")
+        m, s = si["mean"], si["std"]
+        lines.append(
+            f"| **mean** | | **{_pct(m['accuracy'])}** ± {_pct(s['accuracy'])} | **{_pct(m['uar'])}** ± {_pct(s['uar'])} "
+            f"| {_pct(m['macro_f1'])} | {m['ece']:.3f} |"
+        )
+        w = si["worst"]
+        lines += ["", f"Worst fold: {w['fold']} (actors {', '.join(map(str, w['test_actors']))}), UAR {_pct(w['uar'])}.", ""]
+        lines += ["| class | recall (mean over folds) |", "| --- | --- |"]
+        lines += [f"| {label} | {_pct(r)} |" for label, r in si["per_class_recall"].items()]
+        lines.append("")
+    rs = metrics.get("speaker_dependent_random_split")
+    if rs:
+        lines += [
+            f"For comparison only, SPEAKER-DEPENDENT ({rs['protocol']}): "
+            f"accuracy {_pct(rs['accuracy'])}, UAR {_pct(rs['uar'])}. The gap to the figure above is "
+            "the network recognising the actors, not the emotions.",
+            "",
+        ]
+    timing = metrics.get("timing")
+    if timing:
+        lines.append(
+            f"Training took {timing['total_seconds']:.0f} s in all ({timing['features_seconds']:.0f} s of feature extraction)."
+        )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_model_card(metrics: dict, training: dict) -> str:
+    """MODEL_CARD.md: what the model is, the data and its licence, the protocol, the numbers, the limits."""
+    labels = ", ".join(metrics["classes"])
+    data = metrics["data"]
+    model = metrics.get("model", {})
+    return f"""# Model card: speech emotion classifier (`{metrics['architecture']}`)
+
+## What it does
+Classifies a speech recording into one of {len(metrics['classes'])} emotions: {labels}.
+Input: any common audio format, mixed to mono, resampled to 16 kHz, silence trimmed,
+peak-normalised, padded or cropped to 3.5 s; longer speech is judged window by window.
+Features: 105 utterance statistics (MFCC, mel bands, spectral centroid/rolloff,
+zero-crossing rate, chroma) standardised with the training set's statistics.
+Network: `{metrics['architecture']}` ({model.get('parameters', '?'):,} parameters), served as TensorFlow Lite
+({model.get('tflite_bytes', 0) / 1e6:.2f} MB).
+
+## Training data
+RAVDESS (Livingstone & Russo, 2018, PLoS ONE 13(5): e0196391), speech only, actors
+{data['actors'][0]:02d}–{data['actors'][-1]:02d}, {data['files']} files of acted English sentences
+("Kids are talking by the door", "Dogs are sitting by the door"), 16 kHz FLAC.
+Licence of the data: CC BY-NC-SA 4.0; a model trained on it inherits the
+non-commercial, share-alike terms. Augmentation (training folds only): time stretch,
+pitch shift and white noise, one copy each: {data['rows_with_augmentation']} training rows in all.
+
+## Evaluation
+{summary_table(metrics)}
+Training configuration: `{training}`.
+
+## Limits
+- Acted emotions from {len(data['actors'])} North American actors reading two neutral sentences:
+  spontaneous speech, other languages, accents, children and noisy rooms will score lower.
+- The speaker-independent figure is the one to expect on a new voice; the random-split
+  figure is inflated by speakers shared between training and test.
+- "Calm" and "neutral" are hard to tell apart, even for people.
+- Not for decisions about people (hiring, health, policing): it reads acted emotion cues,
+  not a person's inner state.
+"""

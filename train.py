@@ -1,0 +1,69 @@
+"""Build the model bundle from a RAVDESS folder and evaluate it speaker-independently.
+
+    python train.py --data ../shared/data/ravdess-speech-16k --out artifacts
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ser_core.classifier import EMOTIONS
+from ser_core.errors import SERError
+from ser_core.model import ARCHITECTURES
+from ser_core.reporting import summary_table
+from ser_core.training import TrainConfig, train
+
+DEFAULTS = TrainConfig()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="RAVDESS folder (searched recursively for WAV/FLAC)")
+    p.add_argument("--out", type=Path, default=Path("artifacts"), help="bundle folder to write (replaced atomically)")
+    p.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated classes, in output order")
+    p.add_argument("--architecture", default=DEFAULTS.architecture, choices=sorted(ARCHITECTURES))
+    p.add_argument("--folds", type=int, default=DEFAULTS.folds, help="cross-validation folds of whole actors")
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmented copies")
+    p.add_argument("--no-evaluate", dest="evaluate", action="store_false", help="skip cross-validation; train the shipped model only")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--jobs", type=int, default=DEFAULTS.jobs, help="processes for feature extraction")
+    p.add_argument("--cache", type=Path, default=Path(".cache/features"), help="feature cache folder ('' to disable)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        config = TrainConfig(
+            architecture=args.architecture,
+            emotions=tuple(e.strip() for e in args.emotions.split(",") if e.strip()),
+            folds=args.folds,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            augment=args.augment,
+            seed=args.seed,
+            jobs=args.jobs,
+            evaluate=args.evaluate,
+        )
+        metrics = train(args.data, args.out, config, cache_dir=args.cache if str(args.cache) else None)
+    except SERError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the previous artifacts were left as they were", file=sys.stderr)
+        return 130
+    print(summary_table(metrics))
+    print(f"Wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
