@@ -155,14 +155,30 @@ def write_bundle(out: str | os.PathLike[str], files: dict[str, bytes]) -> Path:
         for entry in tmp.iterdir():
             with open(entry, "rb") as f:
                 os.fsync(f.fileno())
-        old = None
         if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+            _exchange(tmp, out)  # tmp now holds the previous bundle
+        else:
+            os.replace(tmp, out)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two folders in one step (Linux renameat2 RENAME_EXCHANGE), so ``b`` never goes missing.
+
+    Elsewhere, falls back to two renames with a brief window in which ``b`` is absent.
+    """
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+    if renameat2 is not None:
+        at_fdcwd, rename_exchange = -100, 2
+        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            return
+    aside = b.parent / f".{b.name}.old-{os.getpid()}"
+    os.replace(b, aside)
+    os.replace(a, b)
+    os.replace(aside, a)
