@@ -1,0 +1,47 @@
+"""Start the speech emotion demo: ``python demo.py`` serves it on http://localhost:7860.
+
+The page and its handlers live in :mod:`ser_core.app`; this script only reads options,
+loads the model once and launches the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Speech emotion recognition demo (Gradio): record or upload speech, see its emotion.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST),
+                        help="address to listen on ($GRADIO_SERVER_NAME; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
+                        help="port to listen on ($GRADIO_SERVER_PORT)")
+    parser.add_argument("--share", action="store_true", help="also ask Gradio for a temporary public link")
+    parser.add_argument("--artifacts", default=None,
+                        help="model bundle folder (default: $SER_ARTIFACTS, else the shipped artifacts/)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from ser_core import EmotionClassifier, SERError
+    from ser_core.app import build_app, launch_options
+
+    try:
+        clf = EmotionClassifier.load(args.artifacts)
+    except SERError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    build_app(clf).launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

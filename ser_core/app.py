@@ -1,0 +1,555 @@
+"""The Gradio demo: record or upload speech, see which of seven emotions it carries.
+
+Everything the page does is a plain function here, so tests can call it without a server:
+:func:`analyse` turns audio into an :class:`Analysis`, the ``render_*`` functions turn
+results into HTML and Plotly figures, the ``on_*`` handlers wire them to Gradio events and
+turn every failure into one :class:`gradio.Error` sentence. :func:`build_app` lays out the
+page; :func:`launch_options` holds what ``Blocks.launch`` needs (theme, CSS, upload limit).
+``demo.py`` is only argument parsing around these two.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import audio
+from .classifier import EmotionClassifier, Prediction, Timeline
+from .errors import AudioError, SERError
+
+__all__ = [
+    "Analysis",
+    "LiveSession",
+    "analyse",
+    "api_predict",
+    "build_app",
+    "launch_options",
+    "live_step",
+    "load_signal",
+    "uncertainty",
+]
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- constants (the one place)
+
+EMOJIS = {
+    "neutral": "😐",
+    "calm": "😌",
+    "happy": "😄",
+    "angry": "😠",
+    "fearful": "😨",
+    "disgust": "🤢",
+    "surprised": "😲",
+}
+COLOURS = {  # mid-tone colours readable on light and dark backgrounds
+    "neutral": "#94a3b8",
+    "calm": "#38bdf8",
+    "happy": "#facc15",
+    "angry": "#ef4444",
+    "fearful": "#a855f7",
+    "disgust": "#22c55e",
+    "surprised": "#f97316",
+}
+UNKNOWN_EMOJI = "🤔"
+MUTED_OPACITY = 0.35  # bars that did not win
+
+MIN_CONFIDENCE = 0.40  # below this the verdict is shown as a guess
+MIN_MARGIN = 0.10  # a winner closer than this to the runner-up is a near tie
+
+MAX_UPLOAD_MB = 50  # enforced by Gradio (launch max_file_size) before the handler runs
+MAX_SECONDS = 600.0  # 10 minutes, enforced by the handler while decoding
+ACCEPTED_FORMATS = "WAV, MP3, FLAC, M4A, OGG or WebM"
+
+LIVE_STREAM_EVERY = 1.0  # seconds of microphone audio per live update
+LIVE_TIME_LIMIT = 120  # seconds a live session may run
+LIVE_MIN_SECONDS = 1.0  # sound needed before the first live verdict
+ANALYSIS_CONCURRENCY = 2  # simultaneous uploads/recordings analysed (one per CPU core)
+LIVE_CONCURRENCY = 16  # simultaneous live chunks; each is a few milliseconds of work
+CACHE_SWEEP = (600, 900)  # every 10 min, delete uploads older than 15 min
+
+SUGGESTED_SENTENCES = (
+    ("happy", "Kids are talking by the door!", "smile while you say it, a little faster and higher"),
+    ("angry", "Dogs are sitting by the door!", "clipped, loud, stress on every word"),
+    ("calm", "Kids are talking by the door.", "slow and soft, as if reading at bedtime"),
+    ("fearful", "Dogs are sitting by the door?", "tense and breathy, pitch rising"),
+    ("surprised", "Kids are talking by the door?!", "wide pitch jump on 'door'"),
+    ("disgust", "Dogs are sitting by the door.", "drawn out, nose wrinkled"),
+    ("neutral", "Kids are talking by the door.", "flat, like reading a list"),
+)
+
+FRIENDLY_FAILURE = "Something went wrong while analysing the audio; try again, or try another recording or file."
+NO_AUDIO = "No audio was received; record with the microphone or upload a file, then wait for the upload to finish."
+
+CSS = """
+.ser-verdict {border-radius: 14px; padding: 14px 18px; border: 2px solid var(--ser-colour, #94a3b8);
+  background: color-mix(in srgb, var(--ser-colour, #94a3b8) 14%, transparent);}
+.ser-verdict .ser-head {display: flex; align-items: center; gap: 14px; flex-wrap: wrap;}
+.ser-verdict .ser-emoji {font-size: 3rem; line-height: 1;}
+.ser-verdict .ser-emotion {font-size: 1.8rem; font-weight: 700; text-transform: capitalize;}
+.ser-verdict .ser-confidence {font-size: 1.05rem; opacity: 0.85;}
+.ser-verdict .ser-note {margin-top: 8px; font-size: 0.98rem;}
+.ser-verdict.ser-unsure {border-style: dashed;}
+.ser-verdict.ser-waiting {border-style: dotted; opacity: 0.8;}
+.ser-pill {display: inline-block; padding: 2px 10px; border-radius: 999px; margin: 2px 4px 2px 0;
+  background: var(--ser-colour); color: #111; font-weight: 600; white-space: nowrap;}
+.ser-limits {font-size: 0.9rem; opacity: 0.8;}
+@media (max-width: 640px) { .ser-verdict .ser-emoji {font-size: 2.4rem;} .ser-verdict .ser-emotion {font-size: 1.4rem;} }
+"""
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the page shows for one recording: the verdict and, for long audio, the timeline."""
+
+    prediction: Prediction
+    duration: float
+    timeline: Timeline | None = None
+
+
+def uncertainty(prediction: Prediction) -> str | None:
+    """A sentence saying why the verdict is only a guess, or ``None`` when the model is sure."""
+    ranked = sorted(prediction.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+    (first, p1), (second, p2) = ranked[0], ranked[1]
+    if p1 - p2 < MIN_MARGIN:
+        return (
+            f"The model is unsure: {first} ({p1:.0%}) and {second} ({p2:.0%}) are nearly tied, "
+            "so treat this as a guess; try a longer or more expressive recording."
+        )
+    if p1 < MIN_CONFIDENCE:
+        return (
+            f"The model is unsure: its best guess, {first}, has only {p1:.0%} confidence; "
+            "try a longer or more expressive recording."
+        )
+    return None
+
+
+# ---------------------------------------------------------------- audio in
+
+
+AudioInput = str | os.PathLike | tuple[int, np.ndarray] | None
+
+
+def _too_long() -> AudioError:
+    return AudioError(
+        f"The recording is longer than {MAX_SECONDS / 60:g} minutes, the limit of this demo; "
+        "cut it shorter or use the command line, which reads recordings of any length."
+    )
+
+
+def load_signal(source: AudioInput) -> np.ndarray:
+    """A file path or a Gradio ``(sample_rate, samples)`` pair -> mono float32 at 16 kHz.
+
+    Raises :class:`AudioError` for missing, undecodable or over-long audio. Files are
+    decoded block by block and rejected as soon as they pass :data:`MAX_SECONDS`.
+    """
+    limit = int(MAX_SECONDS * audio.SAMPLE_RATE)
+    if source is None:
+        raise AudioError(NO_AUDIO)
+    if isinstance(source, (str, os.PathLike)):
+        blocks, total = [], 0
+        for block in audio.stream(source):
+            blocks.append(block)
+            total += block.size
+            if total > limit:
+                raise _too_long()
+        return np.concatenate(blocks)
+    if not isinstance(source, (tuple, list)) or len(source) != 2:
+        raise AudioError(NO_AUDIO)
+    sample_rate, samples = source
+    y = audio.prepare(samples, sample_rate)
+    if y.size > limit:
+        raise _too_long()
+    return y
+
+
+def analyse(clf: EmotionClassifier, source: AudioInput) -> Analysis:
+    """The verdict on a recording; longer than one window, also its emotion timeline.
+
+    Up to one 3.5 s window the verdict is :meth:`EmotionClassifier.predict`; longer audio is
+    judged window by window and the verdict is the timeline's summary (the mean).
+    """
+    y = load_signal(source)
+    duration = y.size / audio.SAMPLE_RATE
+    if duration <= audio.CLIP_SECONDS:
+        return Analysis(clf.predict(y, audio.SAMPLE_RATE), duration)
+    timeline = clf.timeline(y, audio.SAMPLE_RATE)
+    return Analysis(timeline.summary, duration, timeline)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _label(emotion: str) -> str:
+    return f"{EMOJIS.get(emotion, '')} {emotion}"
+
+
+def render_verdict(prediction: Prediction, *, detail: str = "") -> str:
+    """An HTML card: emoji, emotion in its colour, confidence, and a note when unsure."""
+    doubt = uncertainty(prediction)
+    colour = COLOURS.get(prediction.emotion, "#94a3b8")
+    emoji = UNKNOWN_EMOJI if doubt else EMOJIS.get(prediction.emotion, "")
+    title = f"maybe {prediction.emotion}?" if doubt else prediction.emotion
+    notes = [f'<div class="ser-note">{doubt}</div>'] if doubt else []
+    if detail:
+        notes.append(f'<div class="ser-note">{detail}</div>')
+    return (
+        f'<div class="ser-verdict{" ser-unsure" if doubt else ""}" style="--ser-colour:{colour}" '
+        f'data-emotion="{prediction.emotion}" data-unsure="{str(bool(doubt)).lower()}">'
+        f'<div class="ser-head"><span class="ser-emoji">{emoji}</span>'
+        f'<span class="ser-emotion">{title}</span>'
+        f'<span class="ser-confidence">{prediction.confidence:.0%} confidence</span></div>'
+        f"{''.join(notes)}</div>"
+    )
+
+
+def render_waiting(message: str) -> str:
+    """A neutral card for the live tab while there is nothing to judge yet."""
+    return f'<div class="ser-verdict ser-waiting"><div class="ser-note">🎙️ {message}</div></div>'
+
+
+def _layout(fig: Any, *, height: int) -> Any:
+    """Transparent background and grey text so a figure reads in light and dark mode."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        font={"color": "#8b95a5", "size": 13},
+        hovermode="closest",
+    )
+    grid = "rgba(139,149,165,0.25)"
+    fig.update_xaxes(gridcolor=grid, zerolinecolor=grid)
+    fig.update_yaxes(gridcolor=grid, zerolinecolor=grid)
+    return fig
+
+
+def probability_chart(prediction: Prediction) -> Any:
+    """Horizontal bars of all class probabilities in fixed order, percentages on the bars,
+    the winner in full colour and the others muted."""
+    import plotly.graph_objects as go
+
+    labels = list(prediction.probabilities)
+    values = [prediction.probabilities[k] * 100 for k in labels]
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=[_label(k) for k in labels],
+            orientation="h",
+            marker={
+                "color": [COLOURS.get(k, "#94a3b8") for k in labels],
+                "opacity": [1.0 if k == prediction.emotion else MUTED_OPACITY for k in labels],
+                "line": {"width": [2 if k == prediction.emotion else 0 for k in labels], "color": "#8b95a5"},
+            },
+            text=[f"{v:.0f}%" for v in values],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.1f}%<extra></extra>",
+        )
+    )
+    fig.update_xaxes(range=[0, 112], ticksuffix="%", fixedrange=True)
+    fig.update_yaxes(autorange="reversed", fixedrange=True)
+    return _layout(fig, height=300)
+
+
+def timeline_chart(times: list[float], probabilities: list[dict[str, float] | None], labels: tuple[str, ...]) -> Any:
+    """One line per emotion over time (window centres, seconds); gaps where there was no speech."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label in labels:
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=[None if p is None else p[label] * 100 for p in probabilities],
+                name=_label(label),
+                mode="lines+markers",
+                line={"color": COLOURS.get(label, "#94a3b8"), "width": 2.5, "shape": "spline", "smoothing": 0.6},
+                marker={"size": 5},
+                connectgaps=False,
+                hovertemplate=f"{_label(label)}: %{{y:.0f}}% at %{{x:.1f}} s<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title_text="seconds", rangemode="tozero")
+    fig.update_yaxes(range=[0, 100], ticksuffix="%")
+    fig.update_layout(legend={"orientation": "h", "y": -0.25, "x": 0}, showlegend=True)
+    return _layout(fig, height=340)
+
+
+def timeline_figure(timeline: Timeline) -> Any:
+    """The timeline chart of a :class:`Timeline` (points at window centres)."""
+    times = [(w.start + w.end) / 2 for w in timeline.windows]
+    probs = [None if w.prediction is None else w.prediction.probabilities for w in timeline.windows]
+    return timeline_chart(times, probs, timeline.labels)
+
+
+def timeline_detail(analysis: Analysis) -> str:
+    """One line about a long recording: duration, windows, and how often each emotion won."""
+    t = analysis.timeline
+    if t is None:
+        return f"{analysis.duration:.1f} s of audio, judged as one window."
+    shares = sorted(((v, k) for k, v in t.shares().items() if v > 0), reverse=True)
+    pills = "".join(
+        f'<span class="ser-pill" style="--ser-colour:{COLOURS.get(k, "#94a3b8")}">{_label(k)} {v:.0%}</span>'
+        for v, k in shares
+    )
+    return (
+        f"Overall verdict for {analysis.duration:.1f} s of audio, the mean of {len(t.voiced)} windows "
+        f"with speech (of {len(t.windows)}). Windows won: {pills}"
+    )
+
+
+def write_csv(timeline: Timeline) -> str:
+    """Write the timeline CSV to a fresh temporary file that Gradio serves and later deletes."""
+    handle, path = tempfile.mkstemp(prefix="emotion-timeline-", suffix=".csv")
+    with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
+        f.write(timeline.to_csv())
+    return path
+
+
+# ---------------------------------------------------------------- live mode
+
+
+@dataclass
+class LiveSession:
+    """One visitor's live stream: the last window of sound and the verdicts so far."""
+
+    buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    elapsed: float = 0.0
+    times: list[float] = field(default_factory=list)
+    probabilities: list[dict[str, float] | None] = field(default_factory=list)
+
+    def add(self, y: np.ndarray) -> None:
+        """Append 16 kHz samples, keeping only the last analysis window."""
+        self.buffer = np.concatenate([self.buffer, y])[-audio.N_SAMPLES :]
+        self.elapsed += y.size / audio.SAMPLE_RATE
+
+
+def live_step(clf: EmotionClassifier, session: LiveSession | None, chunk: AudioInput) -> tuple[LiveSession, Prediction | None, str]:
+    """Add one streamed chunk and judge the last window (at most 3.5 s, a few ms of work).
+
+    Returns the session, the current verdict (``None`` while there is no speech) and a
+    status sentence. Never raises for silence: a live stream keeps going through pauses.
+    """
+    session = session if session is not None else LiveSession()
+    if chunk is None:
+        return session, None, "Waiting for the microphone…"
+    session.add(load_signal(chunk))
+    if session.buffer.size < LIVE_MIN_SECONDS * audio.SAMPLE_RATE:
+        return session, None, "Listening… keep talking."
+    try:
+        speech = audio.check_speech(session.buffer)
+    except AudioError:
+        session.times.append(session.elapsed)
+        session.probabilities.append(None)
+        return session, None, "No speech in the last few seconds; speak closer to the microphone."
+    probs = clf.probabilities(audio.to_clip(speech))[0]
+    prediction = Prediction.from_probabilities(clf.labels, probs)
+    session.times.append(session.elapsed)
+    session.probabilities.append(prediction.probabilities)
+    return session, prediction, f"Last {session.buffer.size / audio.SAMPLE_RATE:.1f} s at {session.elapsed:.0f} s."
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn :class:`SERError` into its sentence and anything unexpected into a generic one, as gr.Error."""
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except SERError as e:
+            raise gr.Error(str(e), title="Cannot analyse this audio", print_exception=False) from None
+        except Exception:
+            log.exception("Unexpected failure in %s", fn.__name__)
+            raise gr.Error(FRIENDLY_FAILURE, title="Cannot analyse this audio", print_exception=False) from None
+
+    return wrapper
+
+
+def on_audio(clf: EmotionClassifier, source: AudioInput) -> tuple:
+    """Upload or finished recording -> (verdict HTML, bar chart, timeline chart, CSV file)."""
+    import gradio as gr
+
+    result = analyse(clf, source)
+    verdict = render_verdict(result.prediction, detail=timeline_detail(result))
+    bars = probability_chart(result.prediction)
+    if result.timeline is None:
+        return verdict, bars, gr.update(value=None, visible=False), gr.update(value=None, visible=False)
+    return (
+        verdict,
+        bars,
+        gr.update(value=timeline_figure(result.timeline), visible=True),
+        gr.update(value=write_csv(result.timeline), visible=True),
+    )
+
+
+def on_clear() -> tuple:
+    """Empty the results before a new analysis, so an error never sits beside an old verdict."""
+    import gradio as gr
+
+    return (
+        render_waiting("Record or upload speech; the result appears here."),
+        gr.update(value=None),
+        gr.update(value=None, visible=False),
+        gr.update(value=None, visible=False),
+    )
+
+
+def on_live_chunk(clf: EmotionClassifier, chunk: AudioInput, session: LiveSession | None) -> tuple:
+    """One live chunk -> (session, verdict HTML, timeline chart). Failures become a status line,
+    so one odd chunk never ends the stream."""
+    try:
+        session, prediction, status = live_step(clf, session, chunk)
+    except SERError as e:
+        return session, render_waiting(str(e)), None
+    except Exception:
+        log.exception("Unexpected failure in a live chunk")
+        return session, render_waiting(FRIENDLY_FAILURE), None
+    verdict = render_verdict(prediction, detail=status) if prediction is not None else render_waiting(status)
+    chart = timeline_chart(session.times, session.probabilities, clf.labels) if session.times else None
+    return session, verdict, chart
+
+
+def on_live_start() -> tuple:
+    """A new recording starts a new live session."""
+    return LiveSession(), render_waiting("Listening… the first verdict comes after about a second of speech."), None
+
+
+def api_predict(clf: EmotionClassifier, source: AudioInput) -> dict:
+    """The ``/predict`` endpoint: ``{"emotion", "confidence", "probabilities"}`` for a file."""
+    return analyse(clf, source).prediction.to_dict()
+
+
+# ---------------------------------------------------------------- page
+
+
+def _intro_markdown(labels: tuple[str, ...]) -> str:
+    emotions = " · ".join(_label(k) for k in labels)
+    return (
+        "## 🎙️ Which emotion does your voice carry?\n"
+        "Record a sentence or upload a file: a small model listens to *how* you speak (pitch, energy, "
+        f"timbre, not the words) and picks one of seven emotions: {emotions}."
+    )
+
+
+def _help_markdown() -> str:
+    rows = "\n".join(
+        f"| {_label(emotion)} | “{sentence}” | {how} |" for emotion, sentence, how in SUGGESTED_SENTENCES
+    )
+    return (
+        "The model was trained on actors saying two sentences in different moods. Say one of them "
+        "the way the mood suggests, about 2–4 seconds, close to the microphone:\n\n"
+        "| mood | say | how |\n|---|---|---|\n"
+        f"{rows}\n\n"
+        "It is a small research model trained on acted English speech: treat the result as a "
+        "guess about the *sound* of your voice, not a judgement of how you feel."
+    )
+
+
+def _limits_markdown() -> str:
+    return (
+        f'<div class="ser-limits">Files: {ACCEPTED_FORMATS}; up to {MAX_UPLOAD_MB} MB and '
+        f"{MAX_SECONDS / 60:g} minutes. Recordings longer than {audio.CLIP_SECONDS:g} s also get an "
+        "emotion timeline. Uploaded audio is analysed and deleted within about 15 minutes; "
+        "nothing is stored.</div>"
+    )
+
+
+def build_app(clf: EmotionClassifier) -> Any:
+    """The Gradio Blocks page for ``clf`` (load the model once, pass it here)."""
+    import gradio as gr
+
+    analyse_audio = friendly(functools.partial(on_audio, clf))
+    live_chunk = functools.partial(on_live_chunk, clf)
+    predict_api = friendly(functools.partial(api_predict, clf))
+    for fn, name in ((analyse_audio, "analyse"), (live_chunk, "live_chunk"), (predict_api, "predict")):
+        fn.__name__ = name  # type: ignore[attr-defined]
+
+    with gr.Blocks(title="Speech emotion recognition", delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
+        gr.Markdown(_intro_markdown(clf.labels), elem_id="intro")
+        with gr.Accordion("What to say (first visit? start here)", open=False, elem_id="help"):
+            gr.Markdown(_help_markdown())
+        with gr.Tabs():
+            with gr.Tab("Record or upload", id="analyse"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=280):
+                        audio_in = gr.Audio(
+                            sources=["microphone", "upload"],
+                            type="filepath",
+                            label="Your speech",
+                            elem_id="audio-in",
+                        )
+                        gr.HTML(_limits_markdown())
+                    with gr.Column(scale=1, min_width=280):
+                        verdict = gr.HTML(render_waiting("Record or upload speech; the result appears here."), elem_id="verdict")
+                        bars = gr.Plot(label="Probability of each emotion", elem_id="bars", show_label=True)
+                timeline_plot = gr.Plot(label="Emotion over time", visible=False, elem_id="timeline")
+                csv_file = gr.File(label="Timeline as CSV", visible=False, elem_id="timeline-csv", interactive=False)
+            with gr.Tab("Live", id="live"):
+                gr.Markdown(
+                    f"Speak and watch the emotion follow you, updated about every {LIVE_STREAM_EVERY:g} s from the "
+                    f"last {audio.CLIP_SECONDS:g} s of sound (up to {LIVE_TIME_LIMIT // 60} minutes a session)."
+                )
+                live_state = gr.State(None)
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=280):
+                        live_in = gr.Audio(sources=["microphone"], type="filepath", streaming=True,
+                                           label="Microphone", elem_id="live-in")
+                    with gr.Column(scale=1, min_width=280):
+                        live_verdict = gr.HTML(render_waiting("Press record and start talking."), elem_id="live-verdict")
+                live_plot = gr.Plot(label="Live emotion timeline", elem_id="live-timeline")
+
+        # hidden, API-only: Client(url).predict(handle_file("x.wav"), api_name="/predict")
+        api_in = gr.Audio(type="filepath", visible=False)
+        api_out = gr.JSON(visible=False)
+        api_trigger = gr.Button(visible=False)
+
+        outputs = [verdict, bars, timeline_plot, csv_file]
+        for event in (audio_in.upload, audio_in.stop_recording):
+            event(on_clear, None, outputs, queue=False, show_progress="hidden", api_visibility="private").then(
+                analyse_audio, audio_in, outputs, concurrency_limit=ANALYSIS_CONCURRENCY,
+                concurrency_id="analysis", api_visibility="private",
+            )
+        audio_in.clear(on_clear, None, outputs, queue=False, api_visibility="private")
+
+        live_in.start_recording(on_live_start, None, [live_state, live_verdict, live_plot],
+                                queue=False, api_visibility="private")
+        live_in.stream(
+            live_chunk, [live_in, live_state], [live_state, live_verdict, live_plot],
+            stream_every=LIVE_STREAM_EVERY, time_limit=LIVE_TIME_LIMIT,
+            concurrency_limit=LIVE_CONCURRENCY, show_progress="hidden", api_visibility="private",
+        )
+
+        api_trigger.click(predict_api, api_in, api_out, api_name="predict",
+                          concurrency_limit=ANALYSIS_CONCURRENCY, concurrency_id="analysis")
+    demo.queue(default_concurrency_limit=ANALYSIS_CONCURRENCY)
+    return demo
+
+
+def launch_options() -> dict[str, Any]:
+    """Keyword arguments for ``Blocks.launch``: look, upload limit, and no extra served paths."""
+    import gradio as gr
+
+    return {
+        "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
+        "css": CSS,
+        "max_file_size": f"{MAX_UPLOAD_MB}mb",
+        "allowed_paths": [],
+        "footer_links": ["api"],
+    }
