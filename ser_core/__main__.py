@@ -84,6 +84,7 @@ def _results(items: list[tuple[str, str | None]], artifacts: str | None, jobs: i
         return
     import multiprocessing as mp
 
+    _worker_init(artifacts)  # bad artifacts fail here: a failing pool initializer is respawned forever
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ctx.Pool(jobs, initializer=_worker_init, initargs=(artifacts,)) as pool:
         yield from pool.imap(_classify, items, chunksize=8)

@@ -84,7 +84,10 @@ def as_float(samples: object) -> np.ndarray:
     Integers are scaled by their type's full range (unsigned 8-bit is centred first).
     Returns an array of the same shape, float32.
     """
-    y = np.asarray(samples)
+    try:
+        y = np.asarray(samples)
+    except (TypeError, ValueError):  # ragged lists, objects numpy cannot stack
+        raise AudioError("The audio samples cannot be read as one array; pass a 1-D or 2-D numeric array.") from None
     if y.dtype.kind in "iu":
         info = np.iinfo(y.dtype)
         if y.dtype.kind == "u":
@@ -126,6 +129,8 @@ def to_mono(y: np.ndarray) -> np.ndarray:
         )
     if y.shape[0] <= 8 < y.shape[1]:
         y = y.T
+    if y.shape[1] == 0:
+        raise AudioError("The audio has no channels; pass (samples,) or (samples, channels) with at least one channel.")
     return y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
 
 
