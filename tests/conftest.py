@@ -57,3 +57,14 @@ def classifier():
     from ser_core import EmotionClassifier
 
     return EmotionClassifier.load()
+
+
+@pytest.fixture(scope="session")
+def bundle_dir() -> Path:
+    """The model bundle the tests load: ``$SER_ARTIFACTS`` or the shipped ``artifacts/``."""
+    from ser_core.artifacts import default_artifacts_dir
+
+    folder = default_artifacts_dir()
+    if not (folder / "manifest.json").is_file():
+        pytest.skip(f"no model bundle at {folder}; run train.py or set SER_ARTIFACTS")
+    return folder
