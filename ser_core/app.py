@@ -367,6 +367,8 @@ def friendly(fn: Callable) -> Callable:
     """Turn :class:`SERError` into its sentence and anything unexpected into a generic one, as gr.Error."""
     import gradio as gr
 
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "handler")
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -376,7 +378,7 @@ def friendly(fn: Callable) -> Callable:
         except SERError as e:
             raise gr.Error(str(e), title="Cannot analyse this audio", print_exception=False) from None
         except Exception:
-            log.exception("Unexpected failure in %s", fn.__name__)
+            log.exception("Unexpected failure in %s", name)
             raise gr.Error(FRIENDLY_FAILURE, title="Cannot analyse this audio", print_exception=False) from None
 
     return wrapper
