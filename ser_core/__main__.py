@@ -1,4 +1,4 @@
-"""Command line: ``python -m ser_core predict|timeline ...``.
+"""Command line: ``python -m ser_core predict|timeline|serve|export ...``.
 
 Every problem with an input becomes one readable line (or a JSON error object) and the
 run carries on; exit status 0 when every input was classified, 1 when any failed,
@@ -96,22 +96,80 @@ def _format_row(result: dict, width: int) -> str:
     return f"{result['path']:<{width}}  {result['emotion']:<10} {100 * result['confidence']:5.1f}%"
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from .errors import SERError
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse report/summary options that cannot work, before any file is analysed."""
+    from . import batch
+    from .errors import ParameterError
 
-    items = list(iter_inputs(args.paths))
+    if args.resume and not args.report:
+        raise ParameterError("--resume continues a report; name it with --report FILE.")
+    if args.report:
+        batch.report_format(args.report)
+    if args.summary:
+        batch.summary_format(args.summary)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from . import batch
+    from .errors import ParameterError, SERError
+
     try:
+        _check_outputs(args)
+    except ParameterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    items = list(iter_inputs(args.paths))
+    report = None
+    collected: list[dict] = []
+    try:
+        labels: tuple[str, ...] = ()
+        if args.report or args.summary:
+            from .artifacts import load_bundle
+
+            labels = load_bundle(args.artifacts).labels
+        if args.report:
+            if args.resume:
+                done = batch.done_paths(args.report)
+                before = len(items)
+                items = list(batch.iter_pending(items, done))
+                print(f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr)
+            report = batch.open_report(args.report, labels, resume=args.resume)
         results = _results(items, args.artifacts, args.jobs)
         width = min(60, max((len(p) for p, _ in items), default=4))
         failed = 0
         if not args.json:
             print(f"{'file':<{width}}  {'emotion':<10} confidence")
-        for result in results:
-            failed += "error" in result
-            print(json.dumps(result, ensure_ascii=False) if args.json else _format_row(result, width), flush=True)
+        from tqdm import tqdm
+
+        show = args.progress or sys.stderr.isatty()
+        with tqdm(total=len(items), unit="file", file=sys.stderr, disable=not show, dynamic_ncols=True) as bar:
+            for result in results:
+                failed += "error" in result
+                print(json.dumps(result, ensure_ascii=False) if args.json else _format_row(result, width), flush=True)
+                if report is not None:
+                    report.write(result)
+                elif args.summary:
+                    collected.append(result)
+                bar.update()
+    except ParameterError as e:  # a report that cannot be continued
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except SERError as e:  # artifacts unusable: nothing can be classified
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as e:  # the report or summary cannot be written
+        print(f"error: cannot write {e.filename or 'the report'} ({e.strerror}); check the folder and free space.", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if report is not None:
+            report.close()
+    if args.summary:
+        try:
+            rows = batch.read_report(args.report) if args.report else collected
+            batch.write_summary(args.summary, rows, labels)
+        except (SERError, OSError) as e:
+            print(f"error: the summary could not be written ({e}).", file=sys.stderr)
+            return EXIT_FAILED
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -144,6 +202,31 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .errors import SERError
+    from .server import serve
+
+    try:
+        serve(host=args.host, port=args.port, artifacts=args.artifacts, max_upload_bytes=int(args.max_upload_mb * 2**20))
+    except SERError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .errors import SERError
+    from .export import export_model
+
+    try:
+        out = export_model(args.out, args.format, artifacts=args.artifacts)
+    except SERError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .audio import CLIP_SECONDS
     from .classifier import DEFAULT_HOP_SECONDS
@@ -156,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
     p.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for many files")
+    p.add_argument("--report", metavar="FILE", help="also write every result to FILE (.csv or .jsonl), a line at a time")
+    p.add_argument("--resume", action="store_true", help="continue the --report FILE: skip inputs already in it, append")
+    p.add_argument("--summary", metavar="FILE", help="write a summary chart (.html, self-contained, or .png)")
+    p.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal")
     p.set_defaults(func=cmd_predict)
 
     t = sub.add_parser("timeline", help="emotion over time for one recording", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -167,6 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="step between windows in seconds")
     t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     t.set_defaults(func=cmd_timeline)
+
+    from .server import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES
+
+    v = sub.add_parser("serve", help="REST API (FastAPI, uvicorn)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    v.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    v.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
+    v.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_BYTES / 2**20, help="largest accepted upload, MiB")
+    v.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    v.set_defaults(func=cmd_serve)
+
+    from .export import EXPORT_FORMATS
+
+    e = sub.add_parser("export", help="the model for other runtimes", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("--format", required=True, choices=sorted(EXPORT_FORMATS), help="model file format")
+    e.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically if it is an earlier export)")
+    e.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    e.set_defaults(func=cmd_export)
     return parser
 
 

@@ -1,0 +1,164 @@
+"""``python -m ser_core export``: the model and everything needed to feed it, for other runtimes.
+
+The folder holds the network (``model.tflite`` or ``model.onnx``; input ``(batch, 105)``
+standardised features, output ``(batch, classes)`` probabilities), ``labels.txt``,
+``features.json`` (feature and preprocessing configuration, feature names) and
+``features.npz`` (filter banks, standardisation mean and scale, and the derived DCT matrix
+and delta-mean weights), plus ``export.json`` with the SHA-256 of every file.
+docs/FEATURES.md describes the computation; docs/tflite_example.py runs it without ser_core.
+
+The folder is written beside its destination and renamed into place, so a failure leaves
+the previous export untouched; a destination that is not an earlier export is never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import audio
+from .artifacts import MANIFEST, MODEL_KERAS, Bundle, _read_verified, load_bundle, sha256_bytes
+from .errors import ArtifactError, ParameterError
+from .features import FeatureConfig, FeatureExtractor, feature_names
+
+__all__ = ["EXPORT_FORMATS", "export_model", "EXPORT_JSON"]
+
+EXPORT_FORMATS = {"tflite": "model.tflite", "onnx": "model.onnx"}
+EXPORT_JSON = "export.json"
+EXPORT_VERSION = 1
+
+
+def _feature_files(bundle: Bundle) -> dict[str, bytes]:
+    """labels.txt, features.json and features.npz for a bundle."""
+    config = FeatureConfig.from_dict(bundle.config["features"])
+    extractor = FeatureExtractor(config, bundle.arrays)
+    description = {
+        "features": config.to_dict(),
+        "n_features": config.n_features,
+        "feature_names": list(feature_names(config)),
+        "preprocessing": {
+            "sample_rate": audio.SAMPLE_RATE,
+            "clip_seconds": audio.CLIP_SECONDS,
+            "n_samples": audio.N_SAMPLES,
+            "mono": "mean of the channels",
+            "resampler": f"soxr, quality {audio.RESAMPLE_QUALITY}",
+            "trim_top_db": audio.TRIM_TOP_DB,
+            "trim_frame_length": audio.TRIM_FRAME_LENGTH,
+            "trim_hop_length": audio.TRIM_HOP_LENGTH,
+            "silence_rms": audio.SILENCE_RMS,
+            "min_speech_seconds": audio.MIN_SPEECH_SECONDS,
+            "peak_level": audio.PEAK_LEVEL,
+        },
+        "standardisation": "x = (features - mean) / scale, arrays 'mean' and 'scale' in features.npz",
+        "labels": list(bundle.labels),
+        "model_input": "float32 (batch, n_features) standardised features",
+        "model_output": "float32 (batch, n_labels) probabilities, in the order of labels.txt",
+    }
+    arrays = {
+        "mel_mfcc": extractor.filters["mel_mfcc"],
+        "mel": extractor.filters["mel"],
+        "chroma": extractor.filters["chroma"],
+        "mean": np.asarray(bundle.arrays["mean"], np.float32),
+        "scale": np.asarray(bundle.arrays["scale"], np.float32),
+        "dct": extractor._dct_t.T.copy(),
+        "delta_mean_weights": extractor._delta_w,
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return {
+        "labels.txt": ("\n".join(bundle.labels) + "\n").encode("utf-8"),
+        "features.json": (json.dumps(description, indent=2) + "\n").encode("utf-8"),
+        "features.npz": buffer.getvalue(),
+    }
+
+
+def load_keras_model(bundle: Bundle):  # -> keras.Model
+    """The bundle's Keras network, checksum-verified, built (called once) and ready to export."""
+    from .model import quiet_tensorflow
+
+    manifest = json.loads((bundle.path / MANIFEST).read_bytes())
+    data = _read_verified(bundle.path, MODEL_KERAS, manifest.get("files", {}))
+    quiet_tensorflow()
+    import keras
+
+    with tempfile.TemporaryDirectory(prefix="ser-keras-") as tmp:
+        path = Path(tmp) / MODEL_KERAS
+        path.write_bytes(data)
+        try:
+            model = keras.saving.load_model(path, safe_mode=True)
+        except Exception as e:
+            raise ArtifactError(f"'{MODEL_KERAS}' in {bundle.path} cannot be loaded by Keras ({type(e).__name__}); rebuild the artifacts.") from e
+    model(np.zeros((1, model.input_shape[-1]), np.float32))  # ONNX export needs a called model
+    return model
+
+
+def _onnx_bytes(bundle: Bundle) -> bytes:
+    try:
+        import onnx  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        raise ParameterError("ONNX export needs the tf2onnx and onnx packages; pip install -r requirements.txt.") from None
+    model = load_keras_model(bundle)
+    with tempfile.TemporaryDirectory(prefix="ser-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            model.export(str(path), format="onnx", verbose=False)
+        return path.read_bytes()
+
+
+def _is_export(folder: Path) -> bool:
+    return (folder / EXPORT_JSON).is_file()
+
+
+def export_model(out: str | os.PathLike[str], fmt: str, *, artifacts: str | os.PathLike[str] | None = None) -> Path:
+    """Write the model in ``fmt`` (``'tflite'`` or ``'onnx'``) with its feature files to the folder ``out``."""
+    if fmt not in EXPORT_FORMATS:
+        raise ParameterError(f"Unknown export format '{fmt}'; choose one of {', '.join(sorted(EXPORT_FORMATS))}.")
+    out = Path(out).resolve()
+    if out.exists() and not (out.is_dir() and (_is_export(out) or not any(out.iterdir()))):
+        raise ParameterError(f"'{out}' exists and is not an earlier export; choose a new or empty folder for --out.")
+    bundle = load_bundle(artifacts)
+    files = _feature_files(bundle)
+    model_name = EXPORT_FORMATS[fmt]
+    files[model_name] = bundle.tflite if fmt == "tflite" else _onnx_bytes(bundle)
+    from . import __version__
+
+    files[EXPORT_JSON] = (json.dumps({
+        "export_version": EXPORT_VERSION,
+        "format": fmt,
+        "model": model_name,
+        "ser_core_version": __version__,
+        "source_bundle": str(bundle.path),
+        "source_versions": bundle.config.get("versions", {}),
+        "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+    }, indent=2) + "\n").encode("utf-8")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
+        for name, data in files.items():
+            with open(tmp / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,278 @@
+"""REST API: ``python -m ser_core serve`` runs :func:`create_app` with uvicorn.
+
+``POST /v1/predict`` and ``POST /v1/timeline`` take a multipart upload in the field ``file``
+and answer with the same JSON as ``predict --json`` and ``timeline --json``;
+``GET /v1/health`` and ``GET /v1/model`` describe the service. Every error is a JSON object
+``{"error": sentence}`` with a fitting status: 413 for an upload over the limit (counted
+while the body is read, never buffered whole), 415 for something that is not audio,
+422 for audio that cannot be used or bad parameters.
+
+The model is loaded once, when the app is built; inference runs in the threadpool so the
+event loop keeps answering while a long recording is analysed. FastAPI is imported only
+here, so the rest of the package does not need it. (No ``from __future__ import annotations``:
+FastAPI reads the endpoints' annotations at run time.)
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from . import audio
+from .errors import AudioError, ParameterError, SERError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastapi import FastAPI
+
+    from .classifier import EmotionClassifier
+
+__all__ = ["create_app", "serve", "DEFAULT_HOST", "DEFAULT_PORT", "MAX_UPLOAD_BYTES"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+MAX_UPLOAD_BYTES = 64 * 2**20  # a 30-minute 16-bit 16 kHz WAV is 55 MiB
+UPLOAD_PATHS = ("/v1/predict", "/v1/timeline")
+COPY_CHUNK = 2**20
+NON_AUDIO_TYPES = ("text/", "image/", "application/json", "application/xml", "application/pdf")
+
+
+def _json_error(status: int, message: str) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(status_code=status, content={"error": message})
+
+
+class UploadLimit:
+    """ASGI middleware: 415 for an upload that is not multipart, 413 once the body passes the limit.
+
+    The limit is checked against ``Content-Length`` before anything is read and against the
+    bytes actually received, so a chunked or lying request cannot push more through.
+    """
+
+    def __init__(self, app: Any, *, max_bytes: int, paths: tuple[str, ...] = UPLOAD_PATHS) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.paths = paths
+
+    def _too_large(self) -> str:
+        return f"The upload is larger than {self.max_bytes / 2**20:g} MiB; send a shorter recording or a compressed format."
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        from fastapi import HTTPException
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if not headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            response = _json_error(415, "Send the audio as a multipart/form-data upload in a field named 'file'.")
+            await response(scope, receive, send)
+            return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await _json_error(413, self._too_large())(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(status_code=413, detail=self._too_large())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _check_upload(filename: str, content_type: str | None) -> str:
+    """The suffix to give the temporary file; raises 415 for what is plainly not audio."""
+    from fastapi import HTTPException
+
+    suffix = Path(filename).suffix.lower()
+    if suffix in audio.AUDIO_EXTENSIONS:
+        return suffix
+    kind = (content_type or "").lower()
+    if suffix or kind.startswith(NON_AUDIO_TYPES):
+        raise HTTPException(
+            status_code=415,
+            detail=f"'{filename}' is not a supported audio file; send WAV, FLAC, MP3, OGG, Opus, M4A or WebM.",
+        )
+    return ""  # no extension: let the decoders sniff the content
+
+
+def _temp_name(filename: str, suffix: str) -> str:
+    """The upload's own base name when it is a plain one, so error messages name the client's file."""
+    name = Path(filename.replace("\\", "/")).name
+    plain = name not in ("", ".", "..") and len(name) <= 200 and name.isprintable() and "/" not in name
+    return name if plain else f"upload{suffix}"
+
+
+async def _saved(upload: Any) -> Path:
+    """Copy an upload to a file in a fresh temporary folder (the caller removes it) off the event loop."""
+    from starlette.concurrency import run_in_threadpool
+
+    filename = upload.filename or "upload"
+    suffix = _check_upload(filename, upload.content_type)
+    folder = Path(tempfile.mkdtemp(prefix="ser-upload-"))
+    path = folder / _temp_name(filename, suffix)
+    try:
+        with open(path, "xb") as out:
+            await run_in_threadpool(shutil.copyfileobj, upload.file, out, COPY_CHUNK)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return path
+
+
+def create_app(
+    classifier: "EmotionClassifier | None" = None,
+    *,
+    artifacts: str | os.PathLike[str] | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+) -> "FastAPI":
+    """The API around ``classifier`` (default: the bundle in ``artifacts``, loaded now, once)."""
+    from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import BaseModel, Field
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from . import __version__
+    from .classifier import DEFAULT_HOP_SECONDS, EmotionClassifier
+
+    if max_upload_bytes <= 0:
+        raise ParameterError("The upload limit must be positive.")
+    clf = classifier if classifier is not None else EmotionClassifier.load(artifacts)
+    labels = list(clf.labels)
+
+    class Error(BaseModel):
+        error: str = Field(description="one sentence: what is wrong and what to do")
+
+    class PredictionOut(BaseModel):
+        path: str = Field(description="the uploaded file's name")
+        emotion: str
+        confidence: float
+        probabilities: dict[str, float]
+
+    class WindowOut(BaseModel):
+        start: float
+        end: float
+        speech: bool
+        emotion: str | None = None
+        confidence: float | None = None
+        probabilities: dict[str, float] | None = None
+
+    class SummaryOut(BaseModel):
+        emotion: str
+        confidence: float
+        probabilities: dict[str, float]
+
+    class TimelineOut(BaseModel):
+        path: str
+        duration: float
+        window: float
+        hop: float
+        summary: SummaryOut | None = Field(description="mean over windows with speech; null when none has any")
+        shares: dict[str, float]
+        windows: list[WindowOut]
+
+    class ModelOut(BaseModel):
+        labels: list[str]
+        version: str = Field(description="ser_core version")
+        model: dict[str, Any] = Field(description="bundle: feature configuration, training configuration, versions")
+        metrics: dict[str, Any]
+
+    errors = {
+        413: {"model": Error, "description": "upload too large"},
+        415: {"model": Error, "description": "not an audio upload"},
+        422: {"model": Error, "description": "unusable audio or parameters"},
+    }
+    app = FastAPI(
+        title="ser_core",
+        version=__version__,
+        description=f"Speech emotion recognition: {', '.join(labels)}.",
+    )
+    app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
+    app.state.classifier = clf
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        return _json_error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Any:
+        problems = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors())
+        return _json_error(422, f"The request is not valid ({problems}); see /docs for the expected form.")
+
+    @app.exception_handler(SERError)
+    async def ser_error(request: Request, exc: SERError) -> Any:
+        return _json_error(422 if isinstance(exc, (AudioError, ParameterError)) else 500, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Any:
+        log.exception("unexpected error on %s", request.url.path)
+        return _json_error(500, f"The server failed ({type(exc).__name__}); please report it with the file.")
+
+    upload_help = "an audio file (WAV, FLAC, MP3, OGG, Opus, M4A, WebM)"
+
+    async def _run(upload: UploadFile, job: Any) -> Any:
+        path = await _saved(upload)
+        try:
+            return await run_in_threadpool(job, path)
+        except MemoryError:
+            raise HTTPException(status_code=413, detail="The recording is too large to analyse here; cut it into parts.") from None
+        except (SERError, HTTPException):
+            raise
+        except Exception as e:  # a decoder bug is a bad file for the client, not a crash
+            log.exception("analysis failed")
+            raise AudioError(f"The file could not be analysed ({type(e).__name__}); check it is a valid recording.") from e
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+    @app.post("/v1/predict", response_model=PredictionOut, responses=errors, summary="Emotion of one recording")
+    async def predict(file: Annotated[UploadFile, File(description=upload_help)]) -> dict:
+        prediction = await _run(file, clf.predict)
+        return {"path": file.filename or "", **prediction.to_dict()}
+
+    @app.post("/v1/timeline", response_model=TimelineOut, responses=errors, summary="Emotion over time")
+    async def timeline(
+        file: Annotated[UploadFile, File(description=upload_help)],
+        window: Annotated[float, Query(ge=audio.MIN_SPEECH_SECONDS, le=60.0, description="seconds")] = audio.CLIP_SECONDS,
+        hop: Annotated[float, Query(ge=0.05, le=60.0, description="seconds, at most the window")] = DEFAULT_HOP_SECONDS,
+    ) -> dict:
+        result = await _run(file, lambda path: clf.timeline(path, window=window, hop=hop))
+        return {"path": file.filename or "", **result.to_dict()}
+
+    @app.get("/v1/health", summary="Liveness")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/model", response_model=ModelOut, summary="Labels, version and metrics of the loaded model")
+    async def model() -> dict:
+        config = clf.bundle.config
+        info = {key: config[key] for key in ("features", "training", "versions", "preprocessing") if key in config}
+        return {"labels": labels, "version": __version__, "model": info, "metrics": clf.metrics}
+
+    return app
+
+
+def serve(
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    artifacts: str | os.PathLike[str] | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+) -> None:
+    """Load the model, then serve the API with uvicorn until interrupted."""
+    import uvicorn
+
+    if not 0 < port < 65536:
+        raise ParameterError(f"The port {port} is not usable; choose one between 1 and 65535.")
+    app = create_app(artifacts=artifacts, max_upload_bytes=max_upload_bytes)
+    uvicorn.run(app, host=host, port=port, log_level="info")
