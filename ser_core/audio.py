@@ -95,7 +95,8 @@ def as_float(samples: object) -> np.ndarray:
             return ((y.astype(np.float64) - mid) / mid).astype(np.float32)
         return (y.astype(np.float64) / -float(info.min)).astype(np.float32)
     if y.dtype.kind == "f":
-        return y.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused by validate_signal
+            return y.astype(np.float32, copy=False)
     raise AudioError(
         f"Audio samples of type {y.dtype} are not supported; pass integer or floating-point samples."
     )
