@@ -1,0 +1,248 @@
+"""The verified bundle: damaged, swapped or inconsistent files give one clear ArtifactError."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_core import EMOTIONS, EmotionClassifier
+from ser_core import artifacts as art
+from ser_core.errors import ArtifactError
+
+
+@pytest.fixture
+def bundle(bundle_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the bundle that a test may damage."""
+    return Path(shutil.copytree(bundle_dir, tmp_path / "bundle"))
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / art.MANIFEST).read_text())
+
+
+def replace_file(folder: Path, name: str, data: bytes) -> None:
+    """Swap a file and record its new checksum, as an attacker with write access could."""
+    (folder / name).write_bytes(data)
+    m = manifest(folder)
+    m["files"][name] = hashlib.sha256(data).hexdigest()
+    (folder / art.MANIFEST).write_text(json.dumps(m))
+
+
+def test_loads_and_names_seven_labels(bundle):
+    loaded = art.load_bundle(bundle)
+    assert loaded.labels == EMOTIONS
+    assert {"mean", "scale"} <= set(loaded.arrays)
+    assert EmotionClassifier.load(bundle).labels == EMOTIONS
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ArtifactError, match="No artifacts folder at .*nowhere"):
+        art.load_bundle(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name", [art.MANIFEST, *art.REQUIRED])
+def test_missing_file_is_named(bundle, name):
+    (bundle / name).unlink()
+    with pytest.raises(ArtifactError, match=f"'{name}' is missing"):
+        EmotionClassifier.load(bundle)
+
+
+@pytest.mark.parametrize("name", [*art.REQUIRED, art.METRICS_JSON])
+def test_corrupt_file_fails_its_checksum(bundle, name):
+    data = bytearray((bundle / name).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bundle / name).write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=f"'{name}' in .* does not match its checksum"):
+        EmotionClassifier.load(bundle)
+
+
+def test_checksum_mismatch_in_manifest(bundle):
+    m = manifest(bundle)
+    m["files"][art.LABELS_TXT] = "0" * 64
+    (bundle / art.MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(ArtifactError, match="'labels.txt' .* does not match its checksum"):
+        art.load_bundle(bundle)
+
+
+def test_file_not_in_manifest(bundle):
+    m = manifest(bundle)
+    del m["files"][art.FEATURES_NPZ]
+    (bundle / art.MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(ArtifactError, match="'features.npz' is not listed in manifest.json"):
+        art.load_bundle(bundle)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("{not json", "'manifest.json' is not valid JSON"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"format_version": 2, "files": {}}', "format version 2, this library reads version 1"),
+        ('{"files": {}}', "format version None"),
+        ('{"format_version": 1}', "lists no files"),
+    ],
+    ids=["not-json", "not-object", "newer-version", "no-version", "no-files"],
+)
+def test_manifest_rule(bundle, content, match):
+    (bundle / art.MANIFEST).write_text(content)
+    with pytest.raises(ArtifactError, match=match):
+        art.load_bundle(bundle)
+
+
+def test_labels_differ_from_config(bundle):
+    replace_file(bundle, art.LABELS_TXT, "\n".join(EMOTIONS[:6]).encode() + b"\n")
+    with pytest.raises(ArtifactError, match="'labels.txt' .* lists 6 labels that differ from config.json"):
+        art.load_bundle(bundle)
+
+
+def test_label_count_differs_from_model(bundle):
+    labels = list(EMOTIONS[:6])
+    config = json.loads((bundle / art.CONFIG_JSON).read_text())
+    config["labels"] = labels
+    replace_file(bundle, art.CONFIG_JSON, json.dumps(config).encode())
+    replace_file(bundle, art.LABELS_TXT, "\n".join(labels).encode())
+    with pytest.raises(ArtifactError, match="has 7 outputs but labels.txt lists 6 labels"):
+        EmotionClassifier.load(bundle)
+
+
+def test_config_not_json(bundle):
+    replace_file(bundle, art.CONFIG_JSON, b"\xff\xfe not json")
+    with pytest.raises(ArtifactError, match="'config.json' is not valid JSON"):
+        art.load_bundle(bundle)
+
+
+def test_unusable_feature_config(bundle):
+    config = json.loads((bundle / art.CONFIG_JSON).read_text())
+    config["features"] = {"n_fft": "large"}
+    replace_file(bundle, art.CONFIG_JSON, json.dumps(config).encode())
+    with pytest.raises(ArtifactError, match="feature configuration .* is unusable"):
+        EmotionClassifier.load(bundle)
+
+
+def test_model_not_tflite(bundle):
+    replace_file(bundle, art.MODEL_TFLITE, b"TFL3" + bytes(1000))
+    with pytest.raises(ArtifactError, match="not a valid TensorFlow Lite model"):
+        EmotionClassifier.load(bundle)
+
+
+def test_features_missing_array(bundle):
+    with np.load(bundle / art.FEATURES_NPZ) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "scale"}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    replace_file(bundle, art.FEATURES_NPZ, buffer.getvalue())
+    with pytest.raises(ArtifactError, match="lacks the 'scale' array"):
+        art.load_bundle(bundle)
+
+
+def test_feature_count_mismatch(bundle):
+    with np.load(bundle / art.FEATURES_NPZ) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["mean"] = arrays["mean"][:-1]
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    replace_file(bundle, art.FEATURES_NPZ, buffer.getvalue())
+    with pytest.raises(ArtifactError, match="disagree on the feature count"):
+        EmotionClassifier.load(bundle)
+
+
+class Payload:
+    """Unpickling this creates ``marker``: proof that a loader executed code from a file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def pickled_npz(marker: Path, arrays: dict[str, np.ndarray]) -> bytes:
+    evil = np.empty(1, dtype=object)
+    evil[0] = Payload(str(marker))
+    buffer = io.BytesIO()
+    np.savez(buffer, **{**arrays, "mean": evil})
+    return buffer.getvalue()
+
+
+def test_payload_would_run_if_pickle_were_allowed(tmp_path):
+    """Control for the test below: the crafted archive does execute code under allow_pickle=True."""
+    marker = tmp_path / "pwned"
+    with np.load(io.BytesIO(pickled_npz(marker, {"scale": np.ones(3)})), allow_pickle=True) as npz:
+        npz["mean"]
+    assert marker.exists()
+
+
+def test_swapped_npz_with_pickle_is_refused_not_executed(bundle, tmp_path):
+    marker = tmp_path / "pwned"
+    with np.load(bundle / art.FEATURES_NPZ) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    replace_file(bundle, art.FEATURES_NPZ, pickled_npz(marker, arrays))  # checksum is correct
+    with pytest.raises(ArtifactError, match="'features.npz' .* is not a plain array archive"):
+        EmotionClassifier.load(bundle)
+    assert not marker.exists()
+
+
+def test_no_file_in_the_bundle_is_a_pickle(bundle_dir):
+    for path in bundle_dir.iterdir():
+        head = path.read_bytes()[:2]
+        assert head not in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), path.name
+
+
+# ---------------------------------------------------------------- write_bundle
+
+
+def bundle_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != art.MANIFEST}
+
+
+def test_write_then_load_round_trip(bundle_dir, tmp_path):
+    files = bundle_files(bundle_dir)
+    out = art.write_bundle(tmp_path / "new", files)
+    loaded = art.load_bundle(out)
+    assert loaded.labels == EMOTIONS
+    assert manifest(out)["files"] == {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
+    assert manifest(out)["format_version"] == art.FORMAT_VERSION
+
+
+def test_write_replaces_previous_bundle(bundle_dir, tmp_path):
+    out = tmp_path / "out"
+    art.write_bundle(out, bundle_files(bundle_dir))
+    files = bundle_files(bundle_dir)
+    files["metrics.json"] = b'{"accuracy": 0.5}'
+    art.write_bundle(out, files)
+    assert art.load_bundle(out).metrics == {"accuracy": 0.5}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary or old folder left
+
+
+def test_write_failure_leaves_previous_bundle_intact(bundle, tmp_path, monkeypatch):
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    files = bundle_files(bundle)
+    files["config.json"] = b'{"labels": []}'
+    calls = {"n": 0}
+    real_write = Path.write_bytes
+
+    def failing_write(self: Path, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing_write)
+    with pytest.raises(OSError, match="No space left"):
+        art.write_bundle(bundle, files)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    assert art.load_bundle(bundle).labels == EMOTIONS
+
+
+def test_write_refuses_incomplete_bundle(tmp_path):
+    with pytest.raises(ArtifactError, match="needs \\['model.tflite'"):
+        art.write_bundle(tmp_path / "x", {"labels.txt": b"a\n"})
+    assert not (tmp_path / "x").exists()
