@@ -1,0 +1,234 @@
+"""The classifier's API contract: predictions, one path for files and arrays, windows, timeline."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import speech_like
+
+from ser_core import EMOTIONS, EmotionClassifier, Prediction, Timeline
+from ser_core import audio
+from ser_core.errors import AudioError, ParameterError
+
+SR = audio.SAMPLE_RATE
+
+
+@pytest.fixture(scope="module")
+def clf(bundle_dir) -> EmotionClassifier:
+    return EmotionClassifier.load(bundle_dir)
+
+
+def assert_valid(p: Prediction) -> None:
+    assert p.emotion in EMOTIONS
+    assert list(p.probabilities) == list(EMOTIONS)
+    values = list(p.probabilities.values())
+    assert all(isinstance(v, float) and math.isfinite(v) and 0.0 <= v <= 1.0 for v in values)
+    assert sum(values) == pytest.approx(1.0, abs=1e-6)
+    assert isinstance(p.confidence, float)
+    assert p.confidence == max(values) == p.probabilities[p.emotion]
+
+
+@pytest.fixture
+def spy(clf, monkeypatch):
+    """Records every batch of clips the model is asked about and the rows it returns."""
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    real = clf.probabilities
+
+    def probabilities(clips: np.ndarray) -> np.ndarray:
+        out = real(clips)
+        calls.append((np.atleast_2d(clips).copy(), out.copy()))
+        return out
+
+    monkeypatch.setattr(clf, "probabilities", probabilities)
+    return calls
+
+
+def test_load_default_reads_shipped_or_env_bundle(bundle_dir):
+    assert EmotionClassifier.load().bundle.path.resolve() == bundle_dir.resolve()
+
+
+def test_predict_array_contract(clf, speech):
+    p = clf.predict(speech, SR)
+    assert_valid(p)
+    assert p.to_dict() == {"emotion": p.emotion, "confidence": p.confidence, "probabilities": p.probabilities}
+
+
+@pytest.mark.parametrize(("sr", "subtype"), [(16_000, "FLOAT"), (44_100, "FLOAT"), (8_000, "PCM_16")])
+def test_file_and_array_agree(clf, tmp_path, sr, subtype):
+    y = speech_like(2.0, sr)
+    if subtype == "PCM_16":
+        y = np.round(y * 32767) / 32767  # what the file will hold
+    path = tmp_path / "s.wav"
+    sf.write(str(path), y, sr, subtype=subtype)
+    from_file = clf.predict(path)
+    from_array = clf.predict(y, sr)
+    assert from_file.emotion == from_array.emotion
+    for k in EMOTIONS:
+        assert from_file.probabilities[k] == pytest.approx(from_array.probabilities[k], abs=1e-4)
+
+
+def test_str_path_and_pathlike_agree(clf, tmp_path, speech):
+    path = tmp_path / "s.wav"
+    sf.write(str(path), speech, SR)
+    assert clf.predict(str(path)) == clf.predict(path)
+
+
+def test_integer_and_float_arrays_agree(clf, speech):
+    pcm = np.round(speech * 32767).astype(np.int16)
+    a, b = clf.predict(pcm, SR), clf.predict(pcm / 32768.0, SR)
+    for k in EMOTIONS:
+        assert a.probabilities[k] == pytest.approx(b.probabilities[k], abs=1e-5)
+
+
+def test_stereo_and_channels_first_agree(clf, speech):
+    stereo = np.stack([speech, speech], axis=1)
+    a, b, c = clf.predict(speech, SR), clf.predict(stereo, SR), clf.predict(stereo.T, SR)
+    assert a.probabilities == pytest.approx(b.probabilities, abs=1e-6)
+    assert a.probabilities == pytest.approx(c.probabilities, abs=1e-6)
+
+
+def test_loudness_does_not_change_the_verdict(clf, speech):
+    """Clips are peak-normalised, so a quiet and a loud take are judged alike."""
+    a, b = clf.predict(speech * 0.05, SR), clf.predict(speech, SR)
+    assert a.probabilities == pytest.approx(b.probabilities, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        (("file.wav", 16_000), ParameterError, "sample_rate only with an array"),
+        ((np.zeros(10),), ParameterError, "needs its sample_rate"),
+        ((np.zeros(2 * SR), SR), AudioError, "silent"),
+        ((np.zeros(0), SR), AudioError, "empty"),
+    ],
+)
+def test_predict_rule(clf, args, error, match):
+    with pytest.raises(error, match=match):
+        clf.predict(*args)
+
+
+def test_short_audio_is_one_window(clf, spy, speech):
+    clf.predict(speech, SR)
+    assert [clips.shape for clips, _ in spy] == [(1, audio.N_SAMPLES)]
+
+
+def test_long_audio_is_judged_over_windows(clf, spy):
+    y = speech_like(9.0, SR)  # 9.5 s of sound after trimming: longer than one 3.5 s window
+    p = clf.predict(y, SR)
+    clips = np.concatenate([c for c, _ in spy])
+    rows = np.concatenate([r for _, r in spy])
+    assert len(clips) >= 6  # windows every second
+    assert clips.shape[1] == audio.N_SAMPLES
+    expected = rows.mean(axis=0) / rows.mean(axis=0).sum()
+    assert [p.probabilities[k] for k in EMOTIONS] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert_valid(p)
+
+
+def test_long_file_streamed_equals_array(clf, tmp_path):
+    y = speech_like(80.0, SR)  # longer than IN_MEMORY_SECONDS: the file is read as a stream
+    path = tmp_path / "long.wav"
+    sf.write(str(path), y, SR, subtype="FLOAT")
+    a, b = clf.predict(path), clf.predict(y, SR)
+    assert a.emotion == b.emotion
+    assert a.probabilities == pytest.approx(b.probabilities, abs=0.02)
+    assert_valid(a)
+
+
+# ---------------------------------------------------------------- timeline
+
+
+@pytest.fixture(scope="module")
+def gap_signal() -> np.ndarray:
+    """3.5 s of speech, 6 s of digital silence, 3.5 s of speech."""
+    return np.concatenate([speech_like(3.0, SR, seed=1), np.zeros(6 * SR, np.float32), speech_like(3.0, SR, seed=2)])
+
+
+def test_timeline_windows(clf, gap_signal):
+    t = clf.timeline(gap_signal, SR, window=3.5, hop=1.0)
+    assert isinstance(t, Timeline)
+    starts = [w.start for w in t.windows]
+    assert starts == pytest.approx(np.arange(len(starts)).tolist())
+    assert all(w.end - w.start <= 3.5 + 1e-9 for w in t.windows)
+    assert t.windows[-1].end == pytest.approx(gap_signal.size / SR)
+    assert t.duration == pytest.approx(gap_signal.size / SR)
+    silent = [w for w in t.windows if 3.5 <= w.start and w.end <= 9.5]
+    assert silent and all(w.prediction is None for w in silent)
+    assert t.windows[0].prediction is not None and t.voiced[-1].end > 9.5
+    for w in t.voiced:
+        assert_valid(w.prediction)
+
+
+def test_timeline_summary_is_mean_of_voiced_windows(clf, gap_signal):
+    t = clf.timeline(gap_signal, SR)
+    mean = np.mean([[w.prediction.probabilities[k] for k in EMOTIONS] for w in t.voiced], axis=0)
+    assert [t.summary.probabilities[k] for k in EMOTIONS] == pytest.approx(mean.tolist(), abs=1e-9)
+    shares = t.shares()
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares[t.voiced[0].prediction.emotion] > 0
+
+
+def test_timeline_csv_columns(clf, gap_signal):
+    t = clf.timeline(gap_signal, SR)
+    rows = list(csv.reader(io.StringIO(t.to_csv())))
+    assert rows[0] == ["start", "end", "speech", "emotion", "confidence", *EMOTIONS]
+    assert len(rows) == 1 + len(t.windows)
+    for row, w in zip(rows[1:], t.windows):
+        assert float(row[0]) == pytest.approx(w.start, abs=1e-3)
+        assert row[2] == ("1" if w.prediction else "0")
+        if w.prediction:
+            assert row[3] == w.prediction.emotion
+            assert sum(float(x) for x in row[5:]) == pytest.approx(1.0, abs=1e-3)
+        else:
+            assert row[3:] == [""] * (2 + len(EMOTIONS))
+
+
+def test_timeline_dict(clf, gap_signal):
+    d = clf.timeline(gap_signal, SR).to_dict()
+    assert set(d) == {"duration", "window", "hop", "summary", "shares", "windows"}
+    assert d["summary"]["emotion"] in EMOTIONS
+    assert {w["speech"] for w in d["windows"]} == {True, False}
+
+
+def test_timeline_of_file_equals_array(clf, tmp_path, gap_signal):
+    path = tmp_path / "g.wav"
+    sf.write(str(path), gap_signal, SR, subtype="FLOAT")
+    a, b = clf.timeline(path), clf.timeline(gap_signal, SR)
+    assert [(w.start, w.end, w.prediction) for w in a.windows] == [(w.start, w.end, w.prediction) for w in b.windows]
+
+
+def test_timeline_short_clip_has_one_window(clf, speech):
+    t = clf.timeline(speech, SR)
+    assert len(t.windows) == 1 and t.windows[0].end == pytest.approx(speech.size / SR)
+
+
+def test_timeline_of_silence_has_no_summary(clf):
+    t = clf.timeline(np.zeros(5 * SR, np.float32), SR)
+    assert t.voiced == [] and t.to_dict()["summary"] is None
+    with pytest.raises(AudioError, match="No speech was found"):
+        t.summary
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"window": 0.1}, "window must be between"), ({"window": 120.0}, "window must be between"),
+     ({"hop": 0.0}, "hop must be"), ({"hop": 5.0}, "hop must be"), ({"window": 2.0, "hop": 2.5}, "hop must be")],
+)
+def test_timeline_parameter_rule(clf, speech, kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        clf.timeline(speech, SR, **kwargs)
+
+
+def test_timeline_array_needs_rate(clf, speech):
+    with pytest.raises(ParameterError, match="needs its sample_rate"):
+        clf.timeline(speech)
+
+
+def test_prediction_from_probabilities_normalises():
+    p = Prediction.from_probabilities(EMOTIONS, np.array([1, 1, 2, 0, 0, 0, 0], np.float32))
+    assert p.emotion == "happy" and p.confidence == pytest.approx(0.5)
+    assert sum(p.probabilities.values()) == pytest.approx(1.0)
