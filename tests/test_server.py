@@ -1,0 +1,242 @@
+"""The REST API over real HTTP on loopback: uvicorn in a background thread, httpx as client."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import speech_like
+
+LIMIT = 1_000_000  # bytes; small so the 413 tests stay cheap
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Server:
+    """A uvicorn server for ``app`` in a daemon thread, on a free loopback port."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        for _ in range(400):
+            if self.server.started:
+                return self
+            time.sleep(0.025)
+        raise RuntimeError("uvicorn did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def clf(bundle_dir):
+    from ser_core import EmotionClassifier
+
+    return EmotionClassifier.load(bundle_dir)
+
+
+@pytest.fixture(scope="module")
+def base(clf):
+    from ser_core.server import create_app
+
+    with _Server(create_app(clf, max_upload_bytes=LIMIT)) as server:
+        yield server.url
+
+
+def _wav(y: np.ndarray, sr: int = 16_000) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, y, sr, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _uploads() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("ser-upload-*")}
+
+
+def test_predict_matches_cli_json(base, bundle_dir, tmp_path, capsys, monkeypatch):
+    from ser_core.__main__ import main
+
+    data = _wav(speech_like(2.0, f0=180.0, seed=3))
+    path = tmp_path / "take 1.wav"
+    path.write_bytes(data)
+    monkeypatch.setenv("SER_ARTIFACTS", str(bundle_dir))
+    assert main(["predict", "--json", "--jobs", "1", str(path)]) == 0
+    expected = json.loads(capsys.readouterr().out.strip())
+    before = _uploads()
+    r = httpx.post(f"{base}/v1/predict", files={"file": ("take 1.wav", data, "audio/wav")})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["path"] == "take 1.wav"
+    assert got["emotion"] == expected["emotion"]
+    assert got["probabilities"].keys() == expected["probabilities"].keys()
+    assert np.allclose(list(got["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-9)
+    assert _uploads() <= before  # the temporary copy is gone
+
+
+def test_timeline_matches_library(base, clf, tmp_path):
+    y = np.concatenate([speech_like(3.0, seed=1), np.zeros(48_000, np.float32), speech_like(3.0, seed=2)])
+    path = tmp_path / "long.wav"
+    path.write_bytes(_wav(y))
+    expected = clf.timeline(path, window=2.0, hop=0.5).to_dict()
+    r = httpx.post(f"{base}/v1/timeline", params={"window": 2.0, "hop": 0.5}, files={"file": ("long.wav", path.read_bytes())})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["path"] == "long.wav" and got["window"] == 2.0 and got["hop"] == 0.5
+    assert [(w["start"], w["end"], w["speech"]) for w in got["windows"]] == [
+        (w["start"], w["end"], w["speech"]) for w in expected["windows"]
+    ]
+    assert not all(w["speech"] for w in got["windows"])  # the silent second is skipped
+    assert got["summary"]["emotion"] == expected["summary"]["emotion"]
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [({"window": 2.0, "hop": 3.0}, "hop"), ({"window": 0.1}, "window"), ({"hop": "abc"}, "hop")],
+)
+def test_timeline_bad_parameters_are_422(base, params, needle):
+    r = httpx.post(f"{base}/v1/timeline", params=params, files={"file": ("a.wav", _wav(speech_like(1.0)))})
+    assert r.status_code == 422
+    assert needle in r.json()["error"]
+
+
+def test_silent_audio_is_422_with_a_sentence(base):
+    r = httpx.post(f"{base}/v1/predict", files={"file": ("quiet.wav", _wav(np.zeros(16_000, np.float32)))})
+    assert r.status_code == 422
+    assert "silent" in r.json()["error"]
+
+
+def test_undecodable_audio_is_422_and_names_the_file(base):
+    r = httpx.post(f"{base}/v1/predict", files={"file": ("broken.flac", b"not really flac" * 10, "audio/flac")})
+    assert r.status_code == 422
+    assert "'broken.flac'" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"files": {"file": ("notes.txt", b"hello", "text/plain")}}, "not a supported audio file"),
+        ({"files": {"file": ("picture", b"\x89PNG....", "image/png")}}, "not a supported audio file"),
+        ({"json": {"file": "a.wav"}}, "multipart/form-data"),
+        ({"content": b"RIFF....", "headers": {"content-type": "audio/wav"}}, "multipart/form-data"),
+    ],
+)
+def test_non_audio_is_415(base, kwargs, needle):
+    r = httpx.post(f"{base}/v1/predict", **kwargs)
+    assert r.status_code == 415
+    assert needle in r.json()["error"]
+
+
+def test_missing_file_field_is_422(base):
+    r = httpx.post(f"{base}/v1/predict", files={"audio": ("a.wav", _wav(speech_like(1.0)))})
+    assert r.status_code == 422
+    assert "file" in r.json()["error"]
+
+
+def test_too_large_upload_is_413(base):
+    r = httpx.post(f"{base}/v1/predict", files={"file": ("big.wav", b"\0" * (LIMIT + 1), "audio/wav")})
+    assert r.status_code == 413
+    assert "larger than" in r.json()["error"]
+
+
+def test_too_large_chunked_upload_is_413_while_reading(base):
+    """No Content-Length: the limit must be enforced on the bytes as they arrive."""
+    head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+    sent = 0
+
+    def body():
+        nonlocal sent
+        yield head
+        for _ in range(4 * LIMIT // 65_536):
+            sent += 65_536
+            yield b"\1" * 65_536
+
+    before = _uploads()
+    r = httpx.post(f"{base}/v1/predict", content=body(), headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 413
+    assert "larger than" in r.json()["error"]
+    assert _uploads() <= before
+
+
+def test_health_model_and_openapi(base, clf):
+    assert httpx.get(f"{base}/v1/health").json() == {"status": "ok"}
+    model = httpx.get(f"{base}/v1/model").json()
+    from ser_core import __version__
+
+    assert model["labels"] == list(clf.labels)
+    assert model["version"] == __version__
+    assert model["metrics"] == json.loads(json.dumps(clf.metrics))
+    paths = httpx.get(f"{base}/openapi.json").json()["paths"]
+    assert {"/v1/predict", "/v1/timeline", "/v1/health", "/v1/model"} <= set(paths)
+    assert "multipart/form-data" in paths["/v1/predict"]["post"]["requestBody"]["content"]
+
+
+class _BlockingClassifier:
+    """Stands in for the model to prove inference runs off the event loop: predict blocks until released."""
+
+    def __init__(self, clf) -> None:
+        self.labels, self.bundle, self.metrics = clf.labels, clf.bundle, clf.metrics
+        self._clf = clf
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def predict(self, path):
+        self.entered.set()
+        assert self.release.wait(30)
+        return self._clf.predict(path)
+
+
+def test_event_loop_answers_while_inference_runs(clf):
+    from ser_core.server import create_app
+
+    blocking = _BlockingClassifier(clf)
+    with _Server(create_app(blocking)) as server:
+        result = {}
+        worker = threading.Thread(
+            target=lambda: result.update(r=httpx.post(f"{server.url}/v1/predict", files={"file": ("a.wav", _wav(speech_like()))}, timeout=60))
+        )
+        worker.start()
+        assert blocking.entered.wait(30)
+        health = httpx.get(f"{server.url}/v1/health", timeout=30)  # answered while predict is still blocked
+        assert health.status_code == 200 and worker.is_alive()
+        blocking.release.set()
+        worker.join(60)
+        assert result["r"].status_code == 200
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_errors(base):
+    """Property-based requests generated from the OpenAPI document: no 5xx."""
+    exe = Path(sys.executable).with_name("schemathesis")
+    if not exe.exists():
+        pytest.skip("schemathesis is not installed; pip install -r requirements-dev.txt")
+    run = subprocess.run(
+        [str(exe), "run", f"{base}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "15",
+         "--seed", "1", "--workers", "1", "--no-color"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
