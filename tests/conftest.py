@@ -68,3 +68,27 @@ def bundle_dir() -> Path:
     if not (folder / "manifest.json").is_file():
         pytest.skip(f"no model bundle at {folder}; run train.py or set SER_ARTIFACTS")
     return folder
+
+
+@pytest.fixture(scope="session")
+def cli(bundle_dir):
+    """Run ``python -m ser_core ARGS`` in a fresh process with the test bundle; never a traceback.
+
+    ``cli("predict", "--json", path, timeout=60)`` returns the CompletedProcess
+    (text stdout/stderr); ``--artifacts`` is added to predict/timeline unless given.
+    """
+    import subprocess
+    import sys
+
+    def run(*args: str, timeout: float = 120, artifacts: bool = True) -> subprocess.CompletedProcess:
+        argv = [str(a) for a in args]
+        if artifacts and argv and argv[0] in ("predict", "timeline") and "--artifacts" not in argv:
+            argv[1:1] = ["--artifacts", str(bundle_dir)]
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "ser_core", *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    return run
