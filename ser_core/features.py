@@ -39,6 +39,8 @@ DELTA_WIDTH = 9
 AMIN = 1e-10  # power floor before dB
 TOP_DB = 80.0  # dB range kept below the peak, as librosa.power_to_db
 ZC_THRESHOLD = 1e-10  # |sample| at or below this counts as zero
+CHUNK_CLIPS = 4  # clips per pass through the fast path (speed only)
+ROLLOFF_BLOCK = 16  # bins per block of the rolloff's running sum (speed only, not the definition)
 
 
 @dataclass(frozen=True)
@@ -103,28 +105,24 @@ N_FEATURES = len(FEATURE_NAMES)  # 105
 
 
 def delta_mean_weights(n_frames: int, width: int) -> np.ndarray:
-    """Weights ``w`` such that ``x @ w`` is the time mean of librosa.feature.delta(x).
+    """Weights ``w`` such that ``x @ w`` is the time mean of librosa.feature.delta(x, width=width).
 
-    librosa's delta is a Savitzky-Golay first derivative (order 2) with polynomial
-    fits at the edges (``mode='interp'``); it is linear in ``x``, so its mean is too.
-    Shape ``(n_frames,)``.
+    librosa's delta is ``scipy.signal.savgol_filter(x, width, polyorder=1, deriv=1, mode='interp')``:
+    the least-squares slope over ``width`` frames centred on each frame, and at the first and
+    last ``width // 2`` frames the slope of a straight line fitted to the first/last ``width``
+    frames. It is linear in ``x``, so its mean is too. Shape ``(n_frames,)``.
     """
     if n_frames < width:
         raise ParameterError(f"A clip needs at least {width} frames for deltas.")
     half = width // 2
-    operator = np.zeros((n_frames, n_frames))
     k = np.arange(-half, half + 1)
-    centre = k / np.sum(k**2)
+    slope = k / np.sum(k**2)  # least-squares slope of a line through `width` points
+    weights = np.zeros(n_frames)
     for t in range(half, n_frames - half):
-        operator[t, t - half : t + half + 1] = centre
-    # Edges: fit a quadratic to the first/last `width` points, differentiate it.
-    pos = np.arange(width, dtype=float)
-    fit = np.linalg.pinv(np.vander(pos, 3))  # (3, width): coefficients a, b, c of a t^2 + b t + c
-    for t in range(half):
-        slope = 2 * fit[0] * t + fit[1]
-        operator[t, :width] = slope
-        operator[n_frames - half + t, n_frames - width :] = 2 * fit[0] * (width - half + t) + fit[1]
-    return operator.mean(axis=0)
+        weights[t - half : t + half + 1] += slope
+    weights[:width] += half * slope  # the first `half` frames share the first window's slope
+    weights[n_frames - width :] += half * slope
+    return weights / n_frames
 
 
 def build_filters(config: FeatureConfig) -> dict[str, np.ndarray]:
@@ -172,28 +170,33 @@ class FeatureExtractor:
             if name not in filters or filters[name].shape != shape:
                 raise ParameterError(f"Filter bank '{name}' must have shape {shape} for this feature configuration.")
         self.filters = {name: np.asarray(filters[name], dtype=np.float32) for name in expected}
-        self._mel_mfcc_t = self.filters["mel_mfcc"].T.copy()
-        self._mel_t = self.filters["mel"].T.copy()
-        self._chroma_t = self.filters["chroma"].T.copy()
+        # all banks side by side, so one matrix product applies them: (bins, 128 + 48 + 12)
+        self._banks_t = np.concatenate([self.filters[name] for name in expected]).T.copy()
         self._dct_t = _dct_matrix(config.n_mfcc, config.n_mels_mfcc).T.astype(np.float32)
         self._delta_w = delta_mean_weights(config.n_frames, config.delta_width).astype(np.float32)
         n = np.arange(config.n_fft)
         # float64: NumPy's pocketfft is several times faster in double than in single precision
         self._window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / config.n_fft)
         self._freqs = np.linspace(0, config.sample_rate / 2, bins).astype(np.float32)
+        self._moments_t = np.stack([np.ones(bins, np.float32), self._freqs], axis=1)  # (bins, 2)
 
     @classmethod
     def build(cls, config: FeatureConfig = FeatureConfig()) -> FeatureExtractor:
         """An extractor with freshly built filter banks (imports librosa)."""
         return cls(config, build_filters(config))
 
-    def _frames(self, clips: np.ndarray, mode: str) -> np.ndarray:
-        """Centred frames ``(batch, frames, n_fft)`` of padded clips."""
+    def _power(self, clips: np.ndarray) -> np.ndarray:
+        """Power spectrogram of centred, zero-padded, Hann-windowed frames. ``(b, t, bins)`` float32."""
         cfg = self.config
         pad = cfg.n_fft // 2
-        padded = np.pad(clips, ((0, 0), (pad, pad)), mode=mode)
-        frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=1)
-        return frames[:, :: cfg.hop_length]
+        padded = np.zeros((clips.shape[0], clips.shape[1] + 2 * pad))
+        padded[:, pad:-pad] = clips
+        frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=1)[:, :: cfg.hop_length]
+        # float64: NumPy's pocketfft is several times faster in double than in single precision
+        spectrum = np.fft.rfft(frames * self._window, axis=-1)
+        parts = spectrum.view(np.float64).astype(np.float32)  # (b, t, 2 * bins): re, im interleaved
+        np.square(parts, out=parts)
+        return parts[..., 0::2] + parts[..., 1::2]
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         """Features of preprocessed clips.
@@ -208,50 +211,90 @@ class FeatureExtractor:
             clips = clips[None]
         if clips.ndim != 2 or clips.shape[1] != cfg.n_samples:
             raise ParameterError(f"Clips must have {cfg.n_samples} samples each; preprocess them first.")
-        spectrum = np.fft.rfft(self._frames(clips, "constant") * self._window, axis=-1)
-        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)  # (b, t, bins)
+        if clips.shape[0] > CHUNK_CLIPS:  # keep the float64 frames of a chunk in cache
+            out = np.concatenate(
+                [self._features(clips[i : i + CHUNK_CLIPS]) for i in range(0, len(clips), CHUNK_CLIPS)]
+            )
+        else:
+            out = self._features(clips)
+        return out[0] if single else out
+
+    def _features(self, clips: np.ndarray) -> np.ndarray:
+        """Features of a few validated clips ``(b, n_samples)`` float32 -> ``(b, n_features)`` float32."""
+        cfg = self.config
+        b, t = clips.shape[0], cfg.n_frames
+        power = self._power(clips)  # (b, t, bins)
         magnitude = np.sqrt(power)
 
-        mel_db = _power_to_db(power @ self._mel_mfcc_t)
+        # every filter bank in one product: 128 mel bands (MFCC), 48 mel bands, chroma
+        banks = (power.reshape(b * t, -1) @ self._banks_t).reshape(b, t, -1)
+        n1, n2 = cfg.n_mels_mfcc, cfg.n_mels_mfcc + cfg.n_mels
+        mel_db = _power_to_db(banks[..., :n1])
         mfcc = mel_db @ self._dct_t  # (b, t, n_mfcc)
         mfcc_mean = mfcc.mean(axis=1)
         mfcc_std = mfcc.std(axis=1)
         mfcc_delta = np.einsum("btc,t->bc", mfcc, self._delta_w)
+        mel_mean = _power_to_db(banks[..., n1:n2]).mean(axis=1)
 
-        mel_mean = _power_to_db(power @ self._mel_t).mean(axis=1)
-
-        total = magnitude.sum(axis=2)
-        safe_total = np.where(total > 0, total, 1.0)
-        centroid = np.where(total > 0, (magnitude @ self._freqs) / safe_total, 0.0)
-        cumulative = np.cumsum(magnitude, axis=2)
-        reached = cumulative >= (cfg.roll_percent * total)[..., None]
-        rolloff = self._freqs[np.argmax(reached, axis=2)]
-
-        zcr = self._zero_crossing_rate(clips)
-
-        chroma = power @ self._chroma_t
+        chroma = banks[..., n2:]
         peak = chroma.max(axis=2, keepdims=True)
         chroma = np.where(peak > np.finfo(np.float32).tiny, chroma / np.where(peak > 0, peak, 1.0), chroma)
         chroma_mean = chroma.mean(axis=1)
+
+        moments = magnitude @ self._moments_t  # (b, t, 2): sum of magnitudes, sum of freq * magnitude
+        total = moments[..., 0]
+        centroid = np.where(total > 0, moments[..., 1] / np.where(total > 0, total, 1.0), 0.0)
+        rolloff = self._freqs[self._rolloff_bins(magnitude)]
+        zcr = self._zero_crossing_rate(clips)
 
         stats = np.stack(
             [centroid.mean(1), centroid.std(1), rolloff.mean(1), rolloff.std(1), zcr.mean(1), zcr.std(1)], axis=1
         )
         out = np.concatenate([mfcc_mean, mfcc_std, mfcc_delta, mel_mean, stats, chroma_mean], axis=1)
-        out = out.astype(np.float32)
-        return out[0] if single else out
+        return out.astype(np.float32)
+
+    def _rolloff_bins(self, magnitude: np.ndarray) -> np.ndarray:
+        """First bin whose cumulative magnitude reaches ``roll_percent`` of the frame's total. ``(b, t)``.
+
+        As librosa.feature.spectral_rolloff, but the running sum is taken in blocks of
+        :data:`ROLLOFF_BLOCK` bins: a full cumulative sum over every bin costs more than the FFT.
+        """
+        b, t, bins = magnitude.shape
+        n_blocks = (bins - 1) // ROLLOFF_BLOCK  # the last bin (Nyquist) stays outside the blocks
+        body = magnitude[..., : n_blocks * ROLLOFF_BLOCK].reshape(b * t, n_blocks, ROLLOFF_BLOCK)
+        running = np.cumsum(body.sum(axis=2), axis=1)  # (b*t, n_blocks)
+        total = running[:, -1] + magnitude[..., n_blocks * ROLLOFF_BLOCK :].reshape(b * t, -1).sum(axis=1)
+        threshold = self.config.roll_percent * total
+        reached = running >= threshold[:, None]
+        block = np.argmax(reached, axis=1)  # first block that reaches it
+        rows = np.arange(b * t)
+        before = np.where(block > 0, running[rows, block - 1], 0.0)
+        inside = np.cumsum(body[rows, block], axis=1) + before[:, None]
+        found = reached.any(axis=1)
+        bin_ = block * ROLLOFF_BLOCK + np.argmax(inside >= threshold[:, None], axis=1)
+        return np.where(found, bin_, n_blocks * ROLLOFF_BLOCK).reshape(b, t)
 
     def _zero_crossing_rate(self, clips: np.ndarray) -> np.ndarray:
         """librosa.feature.zero_crossing_rate on the same frames (edge-padded). ``(b, t)``."""
         cfg = self.config
+        b, n = clips.shape
         pad = cfg.n_fft // 2
-        padded = np.pad(clips, ((0, 0), (pad, pad)), mode="edge")
-        clean = np.where(np.abs(padded) <= ZC_THRESHOLD, 0.0, padded)
-        crossing = np.signbit(clean[:, 1:]) != np.signbit(clean[:, :-1])  # between i-1 and i
-        csum = np.concatenate([np.zeros((clips.shape[0], 1)), np.cumsum(crossing, axis=1)], axis=1)
+        negative = clips < -ZC_THRESHOLD  # librosa's signbit after zeroing |y| <= threshold
+        # crossing[:, i] is 1 when samples i-1 and i of the padded clip differ in sign; the
+        # edge padding repeats the end samples, so crossings only occur inside the clip
+        crossing = np.zeros((b, n + 2 * pad), np.int32)
+        crossing[:, pad + 1 : pad + n] = negative[:, 1:] != negative[:, :-1]
         starts = np.arange(cfg.n_frames) * cfg.hop_length
-        # crossings inside a frame [s, s + n_fft): pairs (i-1, i) with s < i < s + n_fft
-        counts = csum[:, starts + cfg.n_fft - 1] - csum[:, starts]
+        if cfg.n_fft % cfg.hop_length == 0:
+            # frame [s, s + n_fft) counts crossings s < i < s + n_fft: whole hops, minus i = s
+            k = cfg.n_fft // cfg.hop_length
+            n_hops = cfg.n_frames - 1 + k
+            hops = crossing[:, : n_hops * cfg.hop_length].reshape(b, n_hops, cfg.hop_length).sum(axis=2)
+            window = np.lib.stride_tricks.sliding_window_view(hops, k, axis=1).sum(axis=2)
+            counts = window[:, : cfg.n_frames] - crossing[:, starts]
+        else:
+            csum = np.cumsum(crossing, axis=1)
+            counts = csum[:, starts + cfg.n_fft - 1] - csum[:, starts]
         return counts / cfg.n_fft
 
 
