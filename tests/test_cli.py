@@ -1,0 +1,171 @@
+"""The command line contract: one JSON object per input, errors as sentences, exit codes."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import speech_like
+
+from ser_core import EMOTIONS
+
+SR = 16_000
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    """Two good files in nested folders, a bad file, an empty folder, a missing path."""
+    root = tmp_path_factory.mktemp("cli")
+    (root / "good" / "deeper").mkdir(parents=True)
+    sf.write(str(root / "good" / "a.wav"), speech_like(1.5, SR, seed=1), SR)
+    sf.write(str(root / "good" / "deeper" / "b.flac"), speech_like(2.0, 44_100, seed=2), 44_100)
+    (root / "good" / "notes.txt").write_text("not audio, and not listed")
+    (root / "bad.mp3").write_text("this is text, not audio")
+    (root / "quiet.wav").write_bytes(b"")
+    sf.write(str(root / "silence.wav"), np.zeros(SR), SR)
+    (root / "empty").mkdir()
+    (root / "empty" / "readme.md").write_text("nothing to hear")
+    return {
+        "root": root,
+        "good": root / "good",
+        "a": root / "good" / "a.wav",
+        "b": root / "good" / "deeper" / "b.flac",
+        "bad": root / "bad.mp3",
+        "silence": root / "silence.wav",
+        "empty": root / "empty",
+        "missing": root / "no such file.wav",
+    }
+
+
+def json_lines(stdout: str) -> list[dict]:
+    lines = stdout.splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def assert_line_contract(obj: dict) -> None:
+    if "error" in obj:
+        assert set(obj) == {"path", "error"}
+        message = obj["error"]
+        assert message and "\n" not in message and message.rstrip().endswith(".")
+        assert message[0].isupper() or message[0] == "'"
+    else:
+        assert set(obj) == {"path", "emotion", "confidence", "probabilities"}
+        assert obj["emotion"] in EMOTIONS
+        assert list(obj["probabilities"]) == list(EMOTIONS)
+        assert all(math.isfinite(v) for v in obj["probabilities"].values())
+        assert sum(obj["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert obj["confidence"] == max(obj["probabilities"].values())
+
+
+def test_json_one_line_per_input_and_carries_on(cli, inputs):
+    args = [inputs["missing"], inputs["good"], inputs["bad"], inputs["empty"], inputs["silence"]]
+    proc = cli("predict", "--json", *args)
+    assert proc.returncode == 1
+    lines = json_lines(proc.stdout)
+    for obj in lines:
+        assert_line_contract(obj)
+    assert [Path(o["path"]).name for o in lines] == ["no such file.wav", "a.wav", "b.flac", "bad.mp3", "empty", "silence.wav"]
+    by_name = {Path(o["path"]).name: o for o in lines}
+    assert "does not exist" in by_name["no such file.wav"]["error"]
+    assert "holds no audio files" in by_name["empty"]["error"]
+    assert "could not be decoded" in by_name["bad.mp3"]["error"]
+    assert "silent" in by_name["silence.wav"]["error"]
+    assert "emotion" in by_name["a.wav"] and "emotion" in by_name["b.flac"]
+
+
+def test_exit_0_when_all_classified(cli, inputs):
+    proc = cli("predict", "--json", inputs["a"], inputs["b"])
+    assert proc.returncode == 0
+    assert [o["path"] for o in json_lines(proc.stdout)] == [str(inputs["a"]), str(inputs["b"])]
+
+
+def test_cli_agrees_with_api(cli, inputs, bundle_dir):
+    from ser_core import EmotionClassifier
+
+    (obj,) = json_lines(cli("predict", "--json", inputs["b"]).stdout)
+    api = EmotionClassifier.load(bundle_dir).predict(inputs["b"])
+    assert obj["emotion"] == api.emotion
+    assert obj["probabilities"] == pytest.approx(api.probabilities, abs=1e-9)
+
+
+def test_table_without_json(cli, inputs):
+    proc = cli("predict", inputs["a"], inputs["missing"])
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["file", "emotion", "confidence"]
+    assert len(lines) == 3
+    row_a, row_missing = lines[1], lines[2]
+    assert row_a.startswith(str(inputs["a"])) and row_a.split()[-2] in EMOTIONS and row_a.endswith("%")
+    assert "error: " in row_missing and "does not exist" in row_missing
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(lines[1])
+
+
+def test_many_files_with_worker_processes_keep_order(cli, inputs, tmp_path):
+    for i in range(10):
+        shutil.copy(inputs["a"] if i % 3 else inputs["bad"], tmp_path / f"f{i:02d}{'.wav' if i % 3 else '.mp3'}")
+    serial = json_lines(cli("predict", "--json", "--jobs", "1", tmp_path).stdout)
+    parallel = cli("predict", "--json", "--jobs", "2", tmp_path)
+    assert parallel.returncode == 1
+    assert json_lines(parallel.stdout) == serial
+    assert len(serial) == 10 and sum("error" in o for o in serial) == 4
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_unusable_artifacts_one_line_no_hang(cli, inputs, tmp_path, jobs):
+    files = [inputs["a"]] * 9  # enough to start the worker pool
+    proc = cli("predict", "--json", "--jobs", jobs, "--artifacts", tmp_path / "nowhere", *files, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No artifacts folder" in errors[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["predict"], ["classify", "x.wav"], ["predict", "--jobs", "many", "x.wav"], ["timeline"],
+     ["timeline", "--json", "--csv", "x.wav"], ["predict", "--no-such-flag", "x.wav"]],
+    ids=["nothing", "no-paths", "unknown-command", "bad-jobs", "timeline-no-file", "json-and-csv", "unknown-flag"],
+)
+def test_usage_errors_exit_2(cli, args):
+    proc = cli(*args, artifacts=False)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_help_exits_0(cli):
+    proc = cli("predict", "--help", artifacts=False)
+    assert proc.returncode == 0 and "--json" in proc.stdout
+
+
+def test_timeline_csv_and_json(cli, tmp_path):
+    y = np.concatenate([speech_like(3.0, SR), np.zeros(5 * SR, np.float32), speech_like(2.0, SR)])
+    path = tmp_path / "talk.wav"
+    sf.write(str(path), y, SR)
+    csv_proc = cli("timeline", "--csv", path)
+    assert csv_proc.returncode == 0
+    rows = csv_proc.stdout.splitlines()
+    assert rows[0].split(",") == ["start", "end", "speech", "emotion", "confidence", *EMOTIONS]
+    assert {r.split(",")[2] for r in rows[1:]} == {"0", "1"}
+    obj = json.loads(cli("timeline", "--json", path).stdout)
+    assert obj["path"] == str(path) and obj["summary"]["emotion"] in EMOTIONS
+    assert len(obj["windows"]) == len(rows) - 1
+    text = cli("timeline", path).stdout
+    assert "(no speech)" in text and text.splitlines()[-1].startswith("overall: ")
+
+
+@pytest.mark.parametrize("flag", ["--json", None])
+def test_timeline_bad_file_is_one_error(cli, inputs, flag):
+    proc = cli("timeline", *([flag] if flag else []), inputs["bad"])
+    assert proc.returncode == 1
+    if flag:
+        obj = json.loads(proc.stdout)
+        assert set(obj) == {"path", "error"} and "could not be decoded" in obj["error"]
+    else:
+        assert [line for line in proc.stderr.splitlines() if line.startswith("error:")]
