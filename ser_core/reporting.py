@@ -39,7 +39,7 @@ def summary_table(metrics: dict) -> str:
     rs = metrics.get("speaker_dependent_random_split")
     if rs:
         lines += [
-            f"For comparison only, SPEAKER-DEPENDENT ({rs['protocol']}): "
+            f"For comparison only ({rs['protocol']}): "
             f"accuracy {_pct(rs['accuracy'])}, UAR {_pct(rs['uar'])}. The gap to the figure above is "
             "the network recognising the actors, not the emotions.",
             "",

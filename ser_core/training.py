@@ -136,7 +136,10 @@ def fit(x: np.ndarray, y: np.ndarray, config: TrainConfig, *, desc: str):
     import keras
     from tqdm.auto import tqdm
 
+    import tensorflow as tf
+
     keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
     mean, scale = standardiser(x)
     model = build_model(config.architecture, x.shape[1], len(config.emotions), learning_rate=config.learning_rate)
 
