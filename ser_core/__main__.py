@@ -128,12 +128,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
             labels = load_bundle(args.artifacts).labels
         if args.report:
-            if args.resume:
-                done = batch.done_paths(args.report)
-                before = len(items)
-                items = list(batch.iter_pending(items, done))
-                print(f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr)
             report = batch.open_report(args.report, labels, resume=args.resume)
+            if args.resume:
+                before = len(items)
+                items = list(batch.iter_pending(items, report.done))
+                print(f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr)
         results = _results(items, args.artifacts, args.jobs)
         width = min(60, max((len(p) for p, _ in items), default=4))
         failed = 0

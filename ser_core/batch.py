@@ -103,6 +103,7 @@ class ReportWriter:
         self._stream = stream
         self.fmt = fmt
         self.labels = labels
+        self.done: set[str] = set()  # keys of the inputs already in the report (see open_report)
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         if self._csv is not None and header:
             self._csv.writerow(["path", "emotion", "confidence", *labels, "error"])
@@ -131,8 +132,21 @@ class ReportWriter:
         self.close()
 
 
+def _lock(fd: int, path: Path) -> None:
+    """Hold an exclusive advisory lock on the report, so two runs cannot interleave their rows."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ParameterError(f"The report '{path}' is being written by another run; wait for it or choose another name.") from None
+
+
 def open_report(path: str | os.PathLike[str], labels: tuple[str, ...], *, resume: bool) -> ReportWriter:
-    """Open a report for writing.
+    """Open (and lock) a report for writing; ``.done`` holds the keys of the inputs it already has.
 
     Without ``resume`` an existing non-empty file is refused rather than overwritten. With
     ``resume`` the file is cut after its last complete row (a row torn by a kill) and appended to.
@@ -142,21 +156,27 @@ def open_report(path: str | os.PathLike[str], labels: tuple[str, ...], *, resume
     exists = path.exists() and path.stat().st_size > 0
     if exists and not resume:
         raise ParameterError(f"The report '{path}' already exists; pass --resume to continue it or choose another name.")
-    if exists:
-        read_report(path)  # refuse a file that is not a report before touching it
-        if fmt == "csv":
-            with open(path, newline="", encoding="utf-8") as f:
-                header = next(csv.reader(f), [])
-            if header[3:-1] != list(labels):
-                raise ParameterError(f"The report '{path}' was written for other labels; choose another name.")
-        _, end = _complete_text(path)
-        with open(path, "r+b") as f:
-            f.truncate(end)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    empty = not path.exists() or path.stat().st_size == 0
-    stream = open(path, "a", encoding="utf-8", newline="")
-    return ReportWriter(stream, fmt, labels, header=empty)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    _lock(fd, path)
+    try:
+        done: set[str] = set()
+        if exists:
+            done = {path_key(row["path"]) for row in read_report(path)}  # refuses a file that is not a report
+            if fmt == "csv":
+                with open(path, newline="", encoding="utf-8") as f:
+                    header = next(csv.reader(f), [])
+                if header[3:-1] != list(labels):
+                    raise ParameterError(f"The report '{path}' was written for other labels; choose another name.")
+            os.ftruncate(fd, _complete_text(path)[1])
+        empty = os.fstat(fd).st_size == 0
+        stream = open(fd, "a", encoding="utf-8", newline="")
+    except BaseException:
+        os.close(fd)
+        raise
+    writer = ReportWriter(stream, fmt, labels, header=empty)
+    writer.done = done
+    return writer
 
 
 # ---------------------------------------------------------------- summary

@@ -181,3 +181,14 @@ def test_cli_existing_report_is_kept(folder, tmp_path, bundle_dir, capsys, monke
     assert main(["predict", str(folder), "--report", str(report)]) == 2
     assert "--resume" in capsys.readouterr().err
     assert report.read_text() == "precious\n"
+
+
+def test_a_report_in_use_by_another_run_is_refused(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with batch.open_report(path, LABELS, resume=False) as first:
+        first.write(_result(0))
+        with pytest.raises(ParameterError, match="another run"):
+            batch.open_report(path, LABELS, resume=True)
+        first.write(_result(1))
+    with batch.open_report(path, LABELS, resume=True) as again:  # free once the first run ends
+        assert again.done == {batch.path_key("/data/f0.wav"), batch.path_key("/data/f1.wav")}
