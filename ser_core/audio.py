@@ -132,7 +132,9 @@ def to_mono(y: np.ndarray) -> np.ndarray:
         y = y.T
     if y.shape[1] == 0:
         raise AudioError("The audio has no channels; pass (samples,) or (samples, channels) with at least one channel.")
-    return y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
+    if y.shape[1] == 1:
+        return y[:, 0]
+    return y.mean(axis=1, dtype=np.float64).astype(np.float32)  # float64 sum: huge finite samples stay finite
 
 
 def resample(y: np.ndarray, *, sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -79,6 +79,12 @@ def test_to_mono_reads_channels_by_samples():
     np.testing.assert_allclose(audio.to_mono(y), np.full(100, 0.5))
 
 
+def test_to_mono_of_huge_finite_samples_stays_finite():
+    y = np.full((10, 2), 3e38, np.float32)
+    out = audio.to_mono(y)
+    assert out.dtype == np.float32 and np.all(np.isfinite(out))
+
+
 def test_to_mono_single_channel_column():
     y = np.arange(20, dtype=np.float32)[:, None]
     np.testing.assert_array_equal(audio.to_mono(y), np.arange(20))
