@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,7 @@ COLOURS = {  # mid-tone colours readable on light and dark backgrounds
 }
 UNKNOWN_EMOJI = "🤔"
 MUTED_OPACITY = 0.35  # bars that did not win
+PLOT_TOP_MARGIN = 46  # px left free under the Gradio label that overlays a plot's top
 
 MIN_CONFIDENCE = 0.40  # below this the verdict is shown as a guess
 MIN_MARGIN = 0.10  # a winner closer than this to the runner-up is a near tie
@@ -222,7 +224,7 @@ def _layout(fig: Any, *, height: int) -> Any:
     """Transparent background and grey text so a figure reads in light and dark mode."""
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        margin={"l": 10, "r": 10, "t": PLOT_TOP_MARGIN, "b": 10},
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         font={"color": "#8b95a5", "size": 13},
@@ -281,7 +283,7 @@ def timeline_chart(times: list[float], probabilities: list[dict[str, float] | No
             )
         )
     fig.update_xaxes(title_text="seconds", rangemode="tozero")
-    fig.update_yaxes(range=[0, 100], ticksuffix="%")
+    fig.update_yaxes(range=[0, 104], ticksuffix="%")
     fig.update_layout(legend={"orientation": "h", "y": -0.25, "x": 0}, showlegend=True)
     return _layout(fig, height=340)
 
@@ -322,42 +324,56 @@ def write_csv(timeline: Timeline) -> str:
 
 @dataclass
 class LiveSession:
-    """One visitor's live stream: the last window of sound and the verdicts so far."""
+    """One visitor's live stream: the last window of sound and the verdicts so far.
+
+    Times are wall-clock seconds since the first chunk: the browser sends short chunks and
+    may drop some under load, so the sound received is not a clock.
+    """
 
     buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    elapsed: float = 0.0
+    started: float | None = None
+    last_judged: float | None = None
     times: list[float] = field(default_factory=list)
     probabilities: list[dict[str, float] | None] = field(default_factory=list)
+    current: Prediction | None = None
+    status: str = "Listening… keep talking."
 
     def add(self, y: np.ndarray) -> None:
         """Append 16 kHz samples, keeping only the last analysis window."""
         self.buffer = np.concatenate([self.buffer, y])[-audio.N_SAMPLES :]
-        self.elapsed += y.size / audio.SAMPLE_RATE
 
 
-def live_step(clf: EmotionClassifier, session: LiveSession | None, chunk: AudioInput) -> tuple[LiveSession, Prediction | None, str]:
-    """Add one streamed chunk and judge the last window (at most 3.5 s, a few ms of work).
-
-    Returns the session, the current verdict (``None`` while there is no speech) and a
-    status sentence. Never raises for silence: a live stream keeps going through pauses.
+def live_step(clf: EmotionClassifier, session: LiveSession | None, chunk: AudioInput,
+              *, now: float | None = None) -> tuple[LiveSession, bool]:
+    """Add one streamed chunk; about once every :data:`LIVE_STREAM_EVERY` seconds, judge the
+    last window (at most 3.5 s: a few ms of work). Returns the session and whether a new
+    timeline point was added. Silence is a status, not an error: the stream keeps going.
     """
     session = session if session is not None else LiveSession()
+    now = time.monotonic() if now is None else now
     if chunk is None:
-        return session, None, "Waiting for the microphone…"
+        return session, False
     session.add(load_signal(chunk))
+    if session.started is None:
+        session.started = now
     if session.buffer.size < LIVE_MIN_SECONDS * audio.SAMPLE_RATE:
-        return session, None, "Listening… keep talking."
+        return session, False
+    if session.last_judged is not None and now - session.last_judged < LIVE_STREAM_EVERY:
+        return session, False
+    session.last_judged = now
+    session.times.append(round(now - session.started, 2))
     try:
         speech = audio.check_speech(session.buffer)
     except AudioError:
-        session.times.append(session.elapsed)
         session.probabilities.append(None)
-        return session, None, "No speech in the last few seconds; speak closer to the microphone."
+        session.current = None
+        session.status = "No speech in the last few seconds; speak closer to the microphone."
+        return session, True
     probs = clf.probabilities(audio.to_clip(speech))[0]
-    prediction = Prediction.from_probabilities(clf.labels, probs)
-    session.times.append(session.elapsed)
-    session.probabilities.append(prediction.probabilities)
-    return session, prediction, f"Last {session.buffer.size / audio.SAMPLE_RATE:.1f} s at {session.elapsed:.0f} s."
+    session.current = Prediction.from_probabilities(clf.labels, probs)
+    session.probabilities.append(session.current.probabilities)
+    session.status = f"The last {session.buffer.size / audio.SAMPLE_RATE:.1f} s of sound, at {session.times[-1]:.0f} s."
+    return session, True
 
 
 # ---------------------------------------------------------------- handlers
@@ -414,18 +430,24 @@ def on_clear() -> tuple:
 
 
 def on_live_chunk(clf: EmotionClassifier, chunk: AudioInput, session: LiveSession | None) -> tuple:
-    """One live chunk -> (session, verdict HTML, timeline chart). Failures become a status line,
-    so one odd chunk never ends the stream."""
+    """One live chunk -> (session, verdict HTML, timeline chart); the page is only redrawn when a
+    new point is added. Failures become a status line, so one odd chunk never ends the stream."""
+    import gradio as gr
+
     try:
-        session, prediction, status = live_step(clf, session, chunk)
+        session, updated = live_step(clf, session, chunk)
     except SERError as e:
-        return session, render_waiting(str(e)), None
+        return session, render_waiting(str(e)), gr.skip()
     except Exception:
         log.exception("Unexpected failure in a live chunk")
-        return session, render_waiting(FRIENDLY_FAILURE), None
-    verdict = render_verdict(prediction, detail=status) if prediction is not None else render_waiting(status)
-    chart = timeline_chart(session.times, session.probabilities, clf.labels) if session.times else None
-    return session, verdict, chart
+        return session, render_waiting(FRIENDLY_FAILURE), gr.skip()
+    if not updated:
+        return session, gr.skip(), gr.skip()
+    if session.current is None:
+        verdict = render_waiting(session.status)
+    else:
+        verdict = render_verdict(session.current, detail=session.status)
+    return session, verdict, timeline_chart(session.times, session.probabilities, clf.labels)
 
 
 def on_live_start() -> tuple:
@@ -451,14 +473,13 @@ def _intro_markdown(labels: tuple[str, ...]) -> str:
 
 
 def _help_markdown() -> str:
-    rows = "\n".join(
-        f"| {_label(emotion)} | “{sentence}” | {how} |" for emotion, sentence, how in SUGGESTED_SENTENCES
+    lines = "\n".join(
+        f"- {_label(emotion)}: “{sentence}” ({how})" for emotion, sentence, how in SUGGESTED_SENTENCES
     )
     return (
         "The model was trained on actors saying two sentences in different moods. Say one of them "
-        "the way the mood suggests, about 2–4 seconds, close to the microphone:\n\n"
-        "| mood | say | how |\n|---|---|---|\n"
-        f"{rows}\n\n"
+        "the way the mood suggests, for 2 to 4 seconds, close to the microphone:\n\n"
+        f"{lines}\n\n"
         "It is a small research model trained on acted English speech: treat the result as a "
         "guess about the *sound* of your voice, not a judgement of how you feel."
     )
@@ -526,7 +547,7 @@ def build_app(clf: EmotionClassifier) -> Any:
         for event in (audio_in.upload, audio_in.stop_recording):
             event(on_clear, None, outputs, queue=False, show_progress="hidden", api_visibility="private").then(
                 analyse_audio, audio_in, outputs, concurrency_limit=ANALYSIS_CONCURRENCY,
-                concurrency_id="analysis", api_visibility="private",
+                concurrency_id="analysis", api_visibility="private", scroll_to_output=True,
             )
         audio_in.clear(on_clear, None, outputs, queue=False, api_visibility="private")
 

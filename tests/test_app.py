@@ -242,45 +242,50 @@ def chunks(y: np.ndarray, sr: int, seconds: float = app.LIVE_STREAM_EVERY):
         yield sr, as_type(y[i : i + step], "int16")
 
 
-def test_live_session_updates_every_chunk_and_keeps_one_window(classifier):
+def test_live_session_judges_about_once_a_second_and_keeps_one_window(classifier):
     sr = 48_000
-    session = None
-    verdicts = []
-    for chunk in chunks(speech_like(6.0, sr), sr, seconds=0.5):
-        session, prediction, status = app.live_step(classifier, session, chunk)
-        verdicts.append(prediction)
+    session, added, judged = None, [], None
+    for i, chunk in enumerate(chunks(speech_like(6.0, sr), sr, seconds=0.1)):  # what Gradio sends
+        session, updated = app.live_step(classifier, session, chunk, now=100.0 + 0.1 * i)
+        added.append(updated)
+        judged = session.buffer.copy() if updated else judged
         assert session.buffer.size <= N_SAMPLES
-    assert session.elapsed == pytest.approx(6.5, abs=0.01)  # 6 s plus the fixture's 0.5 s of padding
-    assert verdicts[0] is None  # under LIVE_MIN_SECONDS of sound: nothing to judge yet
-    judged = [v for v in verdicts if v is not None]
-    assert len(judged) == len(session.times) - sum(p is None for p in session.probabilities) >= 8
-    last = Prediction.from_probabilities(EMOTIONS, classifier.probabilities(app.audio.to_clip(app.audio.check_speech(session.buffer)))[0])
-    assert judged[-1] == last
+    assert not any(added[:9])  # under LIVE_MIN_SECONDS of sound: nothing to judge yet
+    assert np.diff(session.times) == pytest.approx(np.full(len(session.times) - 1, app.LIVE_STREAM_EVERY), abs=0.11)
+    assert sum(added) == len(session.times) == len(session.probabilities) >= 5
+    expected = classifier.probabilities(app.audio.to_clip(app.audio.check_speech(judged)))[0]
+    assert session.current == Prediction.from_probabilities(EMOTIONS, expected)
+    assert session.probabilities[-1] == session.current.probabilities
 
 
 def test_live_silence_is_a_status_not_an_error(classifier):
     session = None
-    for _ in range(3):
-        session, prediction, status = app.live_step(classifier, session, (44_100, np.zeros(44_100, np.int16)))
-    assert prediction is None and "No speech" in status
-    assert session.probabilities[-1] is None
+    for i in range(3):
+        session, updated = app.live_step(classifier, session, (44_100, np.zeros(44_100, np.int16)), now=float(i))
+    assert updated and session.current is None and "No speech" in session.status
+    assert session.probabilities == [None, None, None] and session.times == [0.0, 1.0, 2.0]
 
 
-def test_live_handler_survives_bad_chunks_and_draws_the_timeline(classifier):
+def test_live_handler_survives_bad_chunks_and_redraws_only_with_new_points(classifier):
     handler = functools.partial(app.on_live_chunk, classifier)
     session, html, chart = handler((48_000, np.full(48_000, np.nan, np.float32)), None)
-    assert "NaN" in html and chart is None
+    assert "NaN" in html and isinstance(chart, type(gr.skip()))
     sr = 48_000
-    for chunk in chunks(speech_like(4.0, sr), sr):
-        session, html, chart = handler(chunk, session)
-    assert "data-emotion" in html
+    outputs = []
+    for chunk in chunks(speech_like(1.5, sr), sr, seconds=0.5):
+        outputs.append(handler(chunk, session))
+        session = outputs[-1][0]
+    redrawn = [out for out in outputs if not isinstance(out[2], type(gr.skip()))]
+    assert len(redrawn) == len(session.times) >= 1
+    html, chart = redrawn[-1][1], redrawn[-1][2]
+    assert f'data-emotion="{session.current.emotion}"' in html
     assert [t.name.split()[-1] for t in chart.data] == list(EMOTIONS)
     assert list(chart.data[0].x) == session.times
 
 
 def test_live_start_resets_the_session():
     session, html, chart = app.on_live_start()
-    assert session.elapsed == 0 and session.times == [] and chart is None
+    assert session.started is None and session.times == [] and chart is None
 
 
 # ---------------------------------------------------------------- page
