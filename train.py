@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-evaluate", dest="evaluate", action="store_false", help="skip cross-validation; train the shipped model only")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--jobs", type=int, default=DEFAULTS.jobs, help="processes for feature extraction")
-    p.add_argument("--cache", type=Path, default=Path(".cache/features"), help="feature cache folder ('' to disable)")
+    p.add_argument("--cache", default=".cache/features", help="feature cache folder ('' to disable)")
     return p.parse_args(argv)
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs=args.jobs,
             evaluate=args.evaluate,
         )
-        metrics = train(args.data, args.out, config, cache_dir=args.cache if str(args.cache) else None)
+        metrics = train(args.data, args.out, config, cache_dir=Path(args.cache) if args.cache else None)
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

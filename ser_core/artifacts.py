@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import ArtifactError
 
-__all__ = ["Bundle", "load_bundle", "write_bundle", "default_artifacts_dir", "FORMAT_VERSION"]
+__all__ = ["Bundle", "load_bundle", "read_verified", "write_bundle", "default_artifacts_dir", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -67,7 +67,8 @@ class Bundle:
     metrics: dict
 
 
-def _read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
+def read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
+    """The bytes of ``folder/name`` after checking them against the manifest's ``expected`` checksums."""
     path = folder / name
     if name not in expected:
         raise ArtifactError(f"'{name}' is not listed in {MANIFEST} of {folder}; rebuild the artifacts with train.py.")
@@ -114,16 +115,16 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
         raise ArtifactError(f"'{MANIFEST}' in {folder} lists no files; rebuild the artifacts.")
 
     labels = tuple(
-        line.strip() for line in _read_verified(folder, LABELS_TXT, expected).decode("utf-8").splitlines() if line.strip()
+        line.strip() for line in read_verified(folder, LABELS_TXT, expected).decode("utf-8").splitlines() if line.strip()
     )
-    config = _read_json(_read_verified(folder, CONFIG_JSON, expected), CONFIG_JSON)
+    config = _read_json(read_verified(folder, CONFIG_JSON, expected), CONFIG_JSON)
     try:
-        with np.load(io.BytesIO(_read_verified(folder, FEATURES_NPZ, expected)), allow_pickle=False) as npz:
+        with np.load(io.BytesIO(read_verified(folder, FEATURES_NPZ, expected)), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except ValueError as e:
         raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} is not a plain array archive; rebuild the artifacts.") from e
-    tflite = _read_verified(folder, MODEL_TFLITE, expected)
-    metrics = _read_json(_read_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
+    tflite = read_verified(folder, MODEL_TFLITE, expected)
+    metrics = _read_json(read_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
 
     if list(labels) != list(config.get("labels", [])):
         raise ArtifactError(

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import audio
-from .artifacts import MANIFEST, MODEL_KERAS, Bundle, _read_verified, load_bundle, sha256_bytes
+from .artifacts import MANIFEST, MODEL_KERAS, Bundle, read_verified, load_bundle, sha256_bytes
 from .errors import ArtifactError, ParameterError
 from .features import FeatureConfig, FeatureExtractor, feature_names
 
@@ -85,7 +85,7 @@ def load_keras_model(bundle: Bundle):  # -> keras.Model
     from .model import quiet_tensorflow
 
     manifest = json.loads((bundle.path / MANIFEST).read_bytes())
-    data = _read_verified(bundle.path, MODEL_KERAS, manifest.get("files", {}))
+    data = read_verified(bundle.path, MODEL_KERAS, manifest.get("files", {}))
     quiet_tensorflow()
     import keras
 
