@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 from conftest import speech_like
 
-from ser_core import EMOTIONS, EmotionClassifier, Prediction, Timeline
-from ser_core import audio
+from ser_core import EMOTIONS, EmotionClassifier, Prediction, Timeline, audio
 from ser_core.errors import AudioError, ParameterError
 
 SR = audio.SAMPLE_RATE
@@ -177,7 +176,7 @@ def test_timeline_csv_columns(clf, gap_signal):
     rows = list(csv.reader(io.StringIO(t.to_csv())))
     assert rows[0] == ["start", "end", "speech", "emotion", "confidence", *EMOTIONS]
     assert len(rows) == 1 + len(t.windows)
-    for row, w in zip(rows[1:], t.windows):
+    for row, w in zip(rows[1:], t.windows, strict=True):
         assert float(row[0]) == pytest.approx(w.start, abs=1e-3)
         assert row[2] == ("1" if w.prediction else "0")
         if w.prediction:
@@ -210,7 +209,7 @@ def test_timeline_of_silence_has_no_summary(clf):
     t = clf.timeline(np.zeros(5 * SR, np.float32), SR)
     assert t.voiced == [] and t.to_dict()["summary"] is None
     with pytest.raises(AudioError, match="No speech was found"):
-        t.summary
+        _ = t.summary
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,7 @@ def test_cli_on_corpus(cli, corpus):
     lines = [strict_json(line) for line in proc.stdout.splitlines()]
     assert [line["path"] for line in lines] == [str(item.path) for item in corpus]
     wrong = []
-    for item, line in zip(corpus, lines):
+    for item, line in zip(corpus, lines, strict=True):
         if "error" in line:
             assert set(line) == {"path", "error"} and is_sentence(line["error"]), line
             outcome = ERROR
