@@ -1,0 +1,327 @@
+"""Speed benchmark (issue 5): every target measured against the straightforward pipeline in the same run.
+
+    .venv/bin/python benchmarks/bench.py [--artifacts DIR] [--clips 1000] [--skip-hour]
+
+The straightforward pipeline ("reference") is what the project started from: librosa
+decoding, one librosa call per feature (:func:`ser_core.features.reference_features`) and
+Keras ``model.predict`` per clip. The fast pipeline is the library as shipped
+(:class:`ser_core.EmotionClassifier`: NumPy features, LiteRT). All timings are medians;
+the machine is shared, so read the ratios, which come from the same run. Temporary
+audio goes to a temporary folder, never into the repository. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI does: small products, threads only contend
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ser_core import EmotionClassifier, audio  # noqa: E402
+from ser_core.artifacts import MODEL_KERAS  # noqa: E402
+from ser_core.features import reference_features  # noqa: E402
+
+PYTHON = sys.executable
+RATE_IN = 44_100  # the generated files' rate, so decoding includes resampling
+
+
+# ---------------------------------------------------------------- signals
+
+
+def speech_like(seconds: float, sr: int, *, seed: int) -> np.ndarray:
+    """Voiced, speech-like sound: a gliding harmonic tone under a syllable envelope, noise,
+    and short pauses. Shape ``(n,)`` float32 in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = rng.uniform(90, 250)
+    pitch = f0 * (1 + 0.15 * np.sin(2 * np.pi * rng.uniform(0.3, 1.2) * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / sr
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    syllables = 0.5 * (1 - np.cos(2 * np.pi * rng.uniform(2.5, 5.0) * t))
+    pauses = (np.sin(2 * np.pi * 0.13 * t + rng.uniform(0, 6)) > -0.8).astype(float)  # a pause every ~8 s
+    y = 0.3 * voiced * syllables * pauses + 0.003 * rng.standard_normal(n)
+    return y.astype(np.float32)
+
+
+def write_wav(path: Path, y: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+
+    sf.write(str(path), y, sr, subtype="PCM_16")
+
+
+def write_long_wav(path: Path, seconds: float, sr: int) -> None:
+    """A long recording written block by block (bounded memory here too)."""
+    import soundfile as sf
+
+    block = 60.0
+    with sf.SoundFile(str(path), "w", samplerate=sr, channels=1, subtype="PCM_16") as f:
+        for i in range(int(np.ceil(seconds / block))):
+            f.write(speech_like(min(block, seconds - i * block), sr, seed=1000 + i))
+
+
+# ---------------------------------------------------------------- timing
+
+
+def median_ms(fn: Callable[[], object], *, repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def wall_s(cmd: list[str], *, repeat: int, env: dict | None = None) -> float:
+    """Median wall time of a command, hyperfine-style (one warm-up run for the file cache)."""
+    times = []
+    for i in range(repeat + 1):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+        if i:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Reference:
+    """The straightforward pipeline: librosa decode, librosa features, Keras predict per clip."""
+
+    def __init__(self, clf: EmotionClassifier) -> None:
+        import keras
+
+        self.model = keras.saving.load_model(clf.bundle.path / MODEL_KERAS, compile=False)
+        self.mean, self.scale = clf._mean, clf._scale
+
+    def clip_probabilities(self, clip: np.ndarray) -> np.ndarray:
+        x = (reference_features(clip, sr=audio.SAMPLE_RATE) - self.mean) / self.scale
+        return self.model.predict(x[None], verbose=0)[0]
+
+    def predict_file(self, path: Path) -> np.ndarray:
+        import librosa
+
+        y, _ = librosa.load(str(path), sr=audio.SAMPLE_RATE)
+        return self.clip_probabilities(audio.to_clip(audio.check_speech(y)))
+
+
+# ---------------------------------------------------------------- the table
+
+ROWS: list[tuple[str, str, str, str, str]] = []
+
+
+def row(name: str, reference: str, fast: str, ratio: str, target: str) -> None:
+    ROWS.append((name, reference, fast, ratio, target))
+    print(f"  {name}: reference {reference}, fast {fast}, {ratio} (target {target})", file=sys.stderr, flush=True)
+
+
+def print_table() -> None:
+    head = ("measurement", "reference", "fast", "ratio", "target")
+    widths = [max(len(r[i]) for r in [head, *ROWS]) for i in range(5)]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    print(line)
+    for r in ROWS:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print(line)
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def bench_warm(clf: EmotionClassifier, ref: Reference) -> None:
+    clip = audio.to_clip(audio.check_speech(audio.prepare(speech_like(3.5, RATE_IN, seed=1), RATE_IN)))
+    gap = np.max(np.abs(clf.probabilities(clip)[0] - ref.clip_probabilities(clip)))
+    print(f"  fast vs reference probabilities on this clip: max difference {gap:.1e}", file=sys.stderr)
+    slow = median_ms(lambda: ref.clip_probabilities(clip), repeat=30)
+    fast = median_ms(lambda: clf.probabilities(clip), repeat=300)
+    feats_ref = median_ms(lambda: reference_features(clip, sr=audio.SAMPLE_RATE), repeat=30)
+    feats = median_ms(lambda: clf.extractor(clip), repeat=300)
+    row("warm clip: features", f"{feats_ref:.2f} ms", f"{feats:.2f} ms", f"{feats_ref / feats:.1f}x", "-")
+    row("warm clip: features + model", f"{slow:.2f} ms", f"{fast:.2f} ms", f"{slow / fast:.1f}x", "<= 3 ms, >= 15x")
+    clips = np.stack([clip] * 32)
+    batch = median_ms(lambda: clf.probabilities(clips), repeat=20) / 32
+    row("warm clip, batch of 32 (timeline)", "-", f"{batch:.2f} ms/clip", f"{slow / batch:.1f}x", "-")
+
+
+def bench_upload(clf: EmotionClassifier, ref: Reference, tmp: Path) -> None:
+    path = tmp / "upload.wav"
+    write_wav(path, speech_like(3.5, RATE_IN, seed=2), RATE_IN)
+    slow = median_ms(lambda: ref.predict_file(path), repeat=15)
+    fast = median_ms(lambda: clf.predict(path), repeat=100)
+    row(
+        "3.5 s upload (44.1 kHz WAV), server time",
+        f"{slow:.1f} ms",
+        f"{fast:.1f} ms",
+        f"{slow / fast:.1f}x",
+        "< 100 ms",
+    )
+
+
+def bench_timeline(clf: EmotionClassifier, ref: Reference, tmp: Path) -> None:
+    path = tmp / "ten_minutes.wav"
+    write_long_wav(path, 600.0, RATE_IN)
+    start = time.perf_counter()
+    timeline = clf.timeline(path)
+    fast = time.perf_counter() - start
+    # reference: the same windows one by one; measured on 10 windows and scaled
+    y = next(audio.stream(path, block_seconds=20.0))  # the first 20 s
+    win, hop = audio.N_SAMPLES, int(audio.SAMPLE_RATE)
+    windows = [y[s : s + win] for s in range(0, 10 * hop, hop)]
+    per = (
+        median_ms(lambda: [ref.clip_probabilities(audio.to_clip(audio.check_speech(w))) for w in windows], repeat=3)
+        / 10
+    )
+    slow = per * len(timeline.windows) / 1e3
+    row(
+        f"10-min timeline ({len(timeline.windows)} windows)",
+        f"{slow:.1f} s (est.)",
+        f"{fast:.2f} s",
+        f"{slow / fast:.1f}x",
+        "< 3 s",
+    )
+
+
+def bench_folder(clf: EmotionClassifier, ref: Reference, tmp: Path, n_clips: int) -> None:
+    folder = tmp / "clips"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(n_clips):
+        write_wav(folder / f"clip{i:04d}.wav", speech_like(rng.uniform(2.0, 3.0), RATE_IN, seed=10 + i), RATE_IN)
+    files = sorted(folder.iterdir())
+    cmd = [PYTHON, "-m", "ser_core", "predict", "--json", "--jobs", "2", str(folder)]
+    if clf.bundle.path != REPO / "artifacts":
+        cmd += ["--artifacts", str(clf.bundle.path)]
+    start = time.perf_counter()
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO)
+    fast = n_clips / (time.perf_counter() - start)
+    results = [json.loads(line) for line in out.stdout.splitlines()]
+    errors = sum("error" in r for r in results)
+    assert len(results) == n_clips and not errors, f"{len(results)} results, {errors} errors: {out.stderr[-500:]}"
+    sample = files[:20]
+    per = median_ms(lambda: [ref.predict_file(f) for f in sample], repeat=1, warmup=0) / len(sample)
+    slow = 2 * 1e3 / per  # as if the reference ran perfectly on both cores
+    row(
+        f"{n_clips} clips of 2-3 s, CLI --jobs 2",
+        f"{slow:.0f} clips/s (2 x 1 core)",
+        f"{fast:.0f} clips/s",
+        f"{fast / slow:.1f}x",
+        ">= 400 clips/s",
+    )
+
+
+def bench_cold(clf: EmotionClassifier, tmp: Path) -> None:
+    path = tmp / "one.wav"
+    write_wav(path, speech_like(3.0, RATE_IN, seed=4), RATE_IN)
+    args = [] if clf.bundle.path == REPO / "artifacts" else ["--artifacts", str(clf.bundle.path)]
+    fast = wall_s([PYTHON, "-m", "ser_core", "predict", str(path), *args], repeat=10)
+    reference_script = (
+        "import sys, numpy as np, librosa, keras\n"
+        "from ser_core import audio\nfrom ser_core.features import reference_features\n"
+        "from ser_core.artifacts import load_bundle\n"
+        f"b = load_bundle({str(clf.bundle.path)!r})\n"
+        "m = keras.saving.load_model(b.path / 'model.keras', compile=False)\n"
+        "y, _ = librosa.load(sys.argv[1], sr=16000)\n"
+        "x = (reference_features(audio.to_clip(audio.check_speech(y)), sr=16000) - b.arrays['mean']) / b.arrays['scale']\n"
+        "print(b.labels[int(np.argmax(m.predict(x[None], verbose=0)))])\n"
+    )
+    slow = wall_s([PYTHON, "-c", reference_script, str(path)], repeat=3)
+    row("cold start: process to verdict", f"{slow:.2f} s", f"{fast:.2f} s", f"{slow / fast:.1f}x", "<= 1.0 s")
+    probe = subprocess.run(
+        [PYTHON, "-X", "importtime", "-m", "ser_core", "predict", str(path), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    heavy = sorted(
+        {line.split("|")[-1].strip().split(".")[0] for line in probe.stderr.splitlines() if "|" in line}
+        & {"tensorflow", "keras", "librosa", "scipy", "sklearn", "numba"}
+    )
+    print(f"  heavy modules imported on the inference path: {heavy or 'none'}", file=sys.stderr)
+    assert not heavy, heavy
+
+
+HOUR_SCRIPT = """
+import resource, sys, time
+from ser_core import EmotionClassifier
+clf = EmotionClassifier.load(sys.argv[2])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+t = clf.timeline(sys.argv[1])
+print(time.perf_counter() - start, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(t.windows))
+"""
+
+
+def bench_hour(clf: EmotionClassifier, tmp: Path) -> None:
+    path = tmp / "one_hour.wav"
+    write_long_wav(path, 3600.0, RATE_IN)
+    size_mb = path.stat().st_size / 2**20
+    out = subprocess.run(
+        [PYTHON, "-c", HOUR_SCRIPT, str(path), str(clf.bundle.path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    seconds, base_kb, peak_kb, n = out.stdout.split()
+    decoded_mb = 3600 * audio.SAMPLE_RATE * 4 / 2**20
+    row(
+        f"1-hour timeline ({n} windows, {size_mb:.0f} MB WAV)",
+        f"whole file decoded: {decoded_mb:.0f} MB",
+        f"peak RSS {int(peak_kb) / 1024:.0f} MB (after load {int(base_kb) / 1024:.0f} MB), {float(seconds):.0f} s",
+        "-",
+        "bounded memory",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    parser.add_argument("--clips", type=int, default=1000, help="clips in the folder benchmark")
+    parser.add_argument("--skip-hour", action="store_true", help="skip the 1-hour memory run")
+    args = parser.parse_args()
+
+    clf = EmotionClassifier.load(args.artifacts)
+    print("loading Keras for the reference pipeline...", file=sys.stderr, flush=True)
+    ref = Reference(clf)
+    tmp = Path(tempfile.mkdtemp(prefix="ser-bench-"))
+    try:
+        bench_warm(clf, ref)
+        bench_upload(clf, ref, tmp)
+        bench_timeline(clf, ref, tmp)
+        bench_folder(clf, ref, tmp, args.clips)
+        bench_cold(clf, tmp)
+        if not args.skip_hour:
+            bench_hour(clf, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; medians; "
+        f"bench peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
+    print_table()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
