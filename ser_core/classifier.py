@@ -247,6 +247,8 @@ class EmotionClassifier:
         if not (0.05 <= hop <= window):
             raise ParameterError("The hop must be at least 0.05 s and no longer than the window.")
         if isinstance(source, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
             blocks: Iterable[np.ndarray] = audio.stream(Path(source))
         else:
             if sample_rate is None:

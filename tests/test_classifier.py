@@ -227,6 +227,13 @@ def test_timeline_array_needs_rate(clf, speech):
         clf.timeline(speech)
 
 
+def test_timeline_file_takes_no_rate(clf, tmp_path, speech):
+    path = tmp_path / "s.wav"
+    sf.write(str(path), speech, SR)
+    with pytest.raises(ParameterError, match="sample_rate only with an array"):
+        clf.timeline(path, 8_000)
+
+
 def test_prediction_from_probabilities_normalises():
     p = Prediction.from_probabilities(EMOTIONS, np.array([1, 1, 2, 0, 0, 0, 0], np.float32))
     assert p.emotion == "happy" and p.confidence == pytest.approx(0.5)
