@@ -150,9 +150,15 @@ def frame_rms(y: np.ndarray, *, frame_length: int = TRIM_FRAME_LENGTH, hop_lengt
     """Root-mean-square of centred frames (zero-padded), as librosa.feature.rms. Shape ``(t,)``."""
     pad = frame_length // 2
     power = np.concatenate([np.zeros(pad), np.square(y, dtype=np.float64), np.zeros(pad)])
-    csum = np.concatenate([[0.0], np.cumsum(power)])
-    starts = np.arange(0, power.size - frame_length + 1, hop_length)
-    energy = np.maximum(csum[starts + frame_length] - csum[starts], 0.0)
+    n_frames = (power.size - frame_length) // hop_length + 1
+    if frame_length % hop_length == 0:  # sums of whole hops: no running sum over the whole signal
+        k = frame_length // hop_length
+        hops = power[: (n_frames - 1 + k) * hop_length].reshape(-1, hop_length).sum(axis=1)
+        energy = np.lib.stride_tricks.sliding_window_view(hops, k).sum(axis=1)
+    else:
+        csum = np.concatenate([[0.0], np.cumsum(power)])
+        starts = np.arange(n_frames) * hop_length
+        energy = np.maximum(csum[starts + frame_length] - csum[starts], 0.0)
     return np.sqrt(energy / frame_length)
 
 
