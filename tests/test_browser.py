@@ -1,0 +1,210 @@
+"""The demo in a real browser: headless Debian Chromium driven by Playwright.
+
+The microphone is Chromium's fake capture device playing a WAV made here, so "record, stop"
+sends real browser-recorded audio through the page. Screenshots go to ``tmp_path`` and,
+for the lead to look at, to ``$SER_SCREENS`` when set (desktop, phone, dark mode).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from conftest import speech_like
+
+from ser_core import EMOTIONS, app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("SER_CHROMIUM", "/usr/bin/chromium"))
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+VERDICT_TIMEOUT_MS = 60_000  # generous: the machine is shared; times are reported, not asserted
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def fake_microphone(tmp_path_factory) -> Path:
+    """Four seconds of speech-like sound, 48 kHz 16-bit, for Chromium's fake capture device."""
+    path = tmp_path_factory.mktemp("mic") / "voice.wav"
+    sf.write(path, speech_like(4.0, 48_000), 48_000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(classifier) -> str:
+    demo = app.build_app(classifier)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                **app.launch_options())
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser(fake_microphone):
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium is not at {CHROMIUM} (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={fake_microphone}",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def open_page(browser, server, *, viewport=DESKTOP, dark=False):
+    context = browser.new_context(viewport=viewport, color_scheme="dark" if dark else "light", permissions=["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(VERDICT_TIMEOUT_MS)
+    page.goto(server)
+    page.wait_for_selector("#audio-in button.record-button")
+    return context, page
+
+
+def shoot(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    target = os.environ.get("SER_SCREENS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / path.name)
+    return path
+
+
+def wait_for_result(page) -> str:
+    """Wait for a verdict and its bar chart; return the verdict's emotion."""
+    page.wait_for_selector("#verdict [data-emotion]")
+    page.wait_for_selector("#bars .js-plotly-plot")
+    return page.locator("#verdict [data-emotion]").get_attribute("data-emotion")
+
+
+def assert_bars(page) -> None:
+    def texts(selector: str) -> list[str]:
+        return page.eval_on_selector_all(selector, "els => els.map(e => e.textContent)")
+
+    top_to_bottom = page.eval_on_selector_all(
+        "#bars .ytick text",
+        "els => els.map(e => [e.getBoundingClientRect().y, e.textContent]).sort((a, b) => a[0] - b[0]).map(p => p[1])",
+    )
+    assert [label.split()[-1] for label in top_to_bottom] == list(EMOTIONS)
+    bar_texts = texts("#bars text.bartext")
+    assert len(bar_texts) == len(EMOTIONS) and all(t.endswith("%") for t in bar_texts)
+
+
+def upload(page, path: Path) -> None:
+    page.locator("#audio-in button[aria-label='Upload file']").click()
+    page.locator("#audio-in input[type=file]").set_input_files(str(path))
+
+
+def test_record_stop_shows_verdict_and_chart(browser, server, tmp_path):
+    context, page = open_page(browser, server)
+    page.locator("#audio-in button.record-button").click()
+    page.wait_for_timeout(3_000)
+    page.locator("#audio-in button.stop-button").click()
+    emotion = wait_for_result(page)
+    assert emotion in EMOTIONS
+    assert "confidence" in page.locator("#verdict").inner_text()
+    assert_bars(page)
+    shoot(page, tmp_path, "desktop-recorded")
+    context.close()
+
+
+def test_upload_shows_verdict_chart_and_timeline(browser, server, classifier, tmp_path):
+    short = tmp_path / "short.wav"
+    sf.write(short, speech_like(3.0, 44_100), 44_100, subtype="PCM_16")  # 3.5 s with its padding
+    context, page = open_page(browser, server)
+    started = time.perf_counter()
+    upload(page, short)
+    emotion = wait_for_result(page)
+    print(f"\nbrowser: upload of 3.5 s WAV to verdict {time.perf_counter() - started:.2f} s")
+    assert emotion == classifier.predict(short).emotion
+    assert_bars(page)
+    assert not page.locator("#timeline").is_visible()
+    shoot(page, tmp_path, "desktop-upload")
+
+    long = tmp_path / "long.wav"
+    sf.write(long, speech_like(9.0, 44_100), 44_100, subtype="PCM_16")
+    page.locator("#audio-in button[aria-label='Clear']").click()
+    page.wait_for_selector("#verdict [data-emotion]", state="detached")
+    upload(page, long)
+    emotion = wait_for_result(page)
+    assert emotion == classifier.timeline(long).summary.emotion
+    page.wait_for_selector("#timeline .js-plotly-plot")
+    assert page.locator("#timeline-csv").is_visible()
+    shoot(page, tmp_path, "desktop-timeline")
+    context.close()
+
+
+def test_bad_upload_shows_the_sentence_and_the_page_keeps_working(browser, server, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio\n" * 50)
+    context, page = open_page(browser, server)
+    upload(page, bad)
+    toast = page.get_by_text("could not be decoded")
+    toast.wait_for()
+    assert "Traceback" not in page.content()
+    assert page.locator("#verdict [data-emotion]").count() == 0
+    page.locator("#audio-in button[aria-label='Clear']").click()
+    good = tmp_path / "good.wav"
+    sf.write(good, speech_like(2.0, 48_000), 48_000)
+    upload(page, good)
+    assert wait_for_result(page) in EMOTIONS
+    context.close()
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_phone_and_dark_mode_render(browser, server, tmp_path, dark):
+    context, page = open_page(browser, server, viewport=PHONE if dark is False else DESKTOP, dark=dark)
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speech_like(6.0, 44_100), 44_100)
+    upload(page, clip)
+    wait_for_result(page)
+    page.wait_for_selector("#timeline .js-plotly-plot")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"]  # no sideways scrolling
+    if dark:
+        assert page.evaluate("document.body.classList.contains('dark') || document.documentElement.classList.contains('dark')")
+    page.locator("#help").get_by_text("What to say").click()
+    page.get_by_text("Kids are talking by the door").first.wait_for()
+    shoot(page, tmp_path, "dark" if dark else "phone")
+    context.close()
+
+
+def test_live_timeline_grows_while_speaking(browser, server, tmp_path):
+    context, page = open_page(browser, server)
+    page.get_by_role("tab", name="Live").click()
+    page.locator("#live-in button.record-button").click()
+    page.wait_for_selector("#live-timeline .js-plotly-plot", timeout=VERDICT_TIMEOUT_MS)
+    counts, started = [], time.perf_counter()
+    for _ in range(6):
+        page.wait_for_timeout(1_000)
+        counts.append(page.evaluate(
+            "() => { const p = document.querySelector('#live-timeline .js-plotly-plot');"
+            " return p && p.data ? p.data[0].x.length : 0; }"
+        ))
+    print(f"\nbrowser: live timeline points once a second over {time.perf_counter() - started:.1f} s: {counts}")
+    assert counts[-1] > counts[0]  # new points keep arriving while the microphone streams
+    html = page.locator("#live-verdict").inner_html()
+    assert "data-emotion" in html or "No speech" in html
+    shoot(page, tmp_path, "live")
+    page.locator("#live-in button.stop-button").click()
+    page.wait_for_timeout(1_000)  # let the last chunk upload finish before the tab closes
+    context.close()
