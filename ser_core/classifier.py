@@ -195,7 +195,14 @@ class EmotionClassifier:
         return self.model((features - self._mean) / self._scale)
 
     def _classify_signal(self, y: np.ndarray) -> Prediction:
-        """Verdict on a mono 16 kHz signal of any length."""
+        """Verdict on a mono 16 kHz signal of any length.
+
+        Up to ``IN_MEMORY_SECONDS``: silence is trimmed first, so a clip that fits one window
+        is judged exactly as in training. Longer signals are judged as a stream of windows,
+        the same way a long file is, so a file and its samples always agree.
+        """
+        if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
+            return self._timeline_from_blocks([y]).summary
         speech = audio.check_speech(y)
         if speech.size <= audio.N_SAMPLES:
             return Prediction.from_probabilities(self.labels, self.probabilities(audio.to_clip(speech))[0])

@@ -134,7 +134,7 @@ def test_long_file_streamed_equals_array(clf, tmp_path):
     sf.write(str(path), y, SR, subtype="FLOAT")
     a, b = clf.predict(path), clf.predict(y, SR)
     assert a.emotion == b.emotion
-    assert a.probabilities == pytest.approx(b.probabilities, abs=0.02)
+    assert a.probabilities == pytest.approx(b.probabilities, abs=1e-6)
     assert_valid(a)
 
 
