@@ -6,9 +6,17 @@
 'happy'
 """
 
-from .audio import CLIP_SECONDS, MIN_SPEECH_SECONDS, SAMPLE_RATE
-from .classifier import EMOTIONS, EmotionClassifier, Prediction, Timeline, Window
-from .errors import ArtifactError, AudioError, ParameterError, SERError
+import os as _os
+
+# The work is many small matrix products: extra BLAS threads only contend with each other
+# and with concurrent requests (measured 10-30x slower filter-bank products under load).
+# Effective only when NumPy is not loaded yet; an explicit setting by the user wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    _os.environ.setdefault(_var, "1")
+
+from .audio import CLIP_SECONDS  # noqa: E402, MIN_SPEECH_SECONDS, SAMPLE_RATE
+from .classifier import EMOTIONS, EmotionClassifier, Prediction, Timeline, Window  # noqa: E402
+from .errors import ArtifactError, AudioError, ParameterError, SERError  # noqa: E402
 
 __all__ = [
     "EmotionClassifier",

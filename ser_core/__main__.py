@@ -19,12 +19,6 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _limit_threads() -> None:
-    """One BLAS thread per process: the work is many small products, threads only contend."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-
-
 def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
     """``(path, error)`` for each file named or found in a folder, recursively and sorted.
 
@@ -274,7 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _limit_threads()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -168,7 +168,11 @@ def trim_silence(y: np.ndarray, *, top_db: float = TRIM_TOP_DB) -> np.ndarray:
     Same rule as librosa.effects.trim with ``frame_length=1024, hop_length=256``.
     Shape ``(n,) -> (m,)``, ``m`` may be 0 for silence.
     """
-    rms = frame_rms(y)
+    return _trim_with(y, frame_rms(y), top_db=top_db)
+
+
+def _trim_with(y: np.ndarray, rms: np.ndarray, *, top_db: float = TRIM_TOP_DB) -> np.ndarray:
+    """:func:`trim_silence` given the frame RMS of ``y`` already computed."""
     peak = rms.max(initial=0.0)
     if peak <= 0.0:
         return y[:0]
@@ -201,9 +205,10 @@ def check_speech(y: np.ndarray) -> np.ndarray:
     Raises :class:`AudioError` for digital silence and for sound shorter than
     ``MIN_SPEECH_SECONDS``.
     """
-    if frame_rms(y).max(initial=0.0) < SILENCE_RMS:
+    rms = frame_rms(y)
+    if rms.max(initial=0.0) < SILENCE_RMS:
         raise AudioError("The audio is silent; check the microphone and record again while speaking.")
-    voiced = trim_silence(y)
+    voiced = _trim_with(y, rms)
     if voiced.size < MIN_SPEECH_SAMPLES:
         raise AudioError(
             f"The sound is too short to judge ({voiced.size / SAMPLE_RATE:.2f} s after trimming silence); "
