@@ -254,7 +254,12 @@ def _soundfile_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.nda
     with sf.SoundFile(str(path)) as f:
         sr = f.samplerate
         block_frames = max(1, int(block_seconds * sr))
-        for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+        # read() returns only the frames really decoded; SoundFile.blocks() trusts the header's
+        # frame count and, for a truncated file, yields the unfilled rest of its buffer
+        while True:
+            block = f.read(block_frames, dtype="float32", always_2d=True)
+            if not len(block):
+                return
             yield block, sr
 
 

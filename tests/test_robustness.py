@@ -115,7 +115,8 @@ def test_ten_minutes(cli, clf, tmp_path):
     check_prediction(api)
     (line,) = [json.loads(x) for x in cli("predict", "--json", path, timeout=300).stdout.splitlines()]
     assert line["emotion"] == api.emotion
-    assert line["probabilities"] == pytest.approx(api.probabilities, abs=1e-9)
+    # float32 features: BLAS may sum in another order in another process
+    assert line["probabilities"] == pytest.approx(api.probabilities, abs=1e-6)
 
 
 @pytest.mark.slow
