@@ -1,0 +1,497 @@
+"""The "rich" utterance descriptor: 1308 features from one STFT, NumPy only at inference.
+
+A port of the research extractor ``extract(y, sr, extended=True)`` ("rich2"; 66.8% UAR
+speaker-independent with logistic regression on RAVDESS). Order (see
+:attr:`RichFeatureExtractor.names`):
+
+* MFCC 1..n_mfcc: mean, std, p10, p50, p90, slope (each block over all coefficients);
+  delta std, delta-delta std, mean |delta|.
+* log-mel bands: mean, std, and the mean of the frame-mean-removed spectrum (spectral shape).
+* 8 frame descriptors (centroid, bandwidth, rolloff, log-flatness, log-mel flux, ZCR,
+  RMS dB, 1-5 kHz vs 0-1 kHz ratio): mean, std, p10, p50, p90, slope.
+* spectral contrast (octave bands): mean, std.
+* pitch (YIN) and voicing on voiced frames, in semitones re 55 Hz; voicing rate, onset
+  rate, duration, mean harmonicity.
+* 13 functionals (skew, kurtosis, p1, p25, p75, p99, IQR, range, curvature, up-level time,
+  mean |delta|, mean rise, mean fall) of 64 frame descriptors, of the F0 contour and of its
+  frame-to-frame change.
+
+The clips come centred and zero-padded from :func:`ser_core.audio.to_clip`; the exact-zero
+padding is stripped at both ends first, so the descriptors see only the speech. The filter
+banks are built once with librosa at training time (:meth:`RichFeatureExtractor.build`),
+stored with the model, and applied with matrix products; YIN is re-implemented exactly as
+``librosa.yin`` (cumulative mean normalised difference, absolute threshold, parabolic
+interpolation), on the voiced frames only because only those are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .audio import N_SAMPLES, SAMPLE_RATE, frame_rms
+from .errors import ParameterError
+
+__all__ = ["RichFeatureConfig", "RichFeatureExtractor", "rich_feature_names"]
+
+KIND = "rich"
+SPEC_NAMES = ("centroid", "bandwidth", "rolloff", "log_flatness", "flux", "zcr", "rms_db", "alpha_ratio")
+STATS = ("mean", "std", "p10", "p50", "p90", "slope")
+FUNCTIONALS = (
+    "skew", "kurtosis", "p1", "p25", "p75", "p99", "iqr", "range_1_99",
+    "curvature", "uplevel_time", "mean_abs_delta", "mean_rise", "mean_fall",
+)  # fmt: skip
+F0_NAMES = (
+    "f0_st_mean", "f0_st_std", "f0_st_p10", "f0_st_p50", "f0_st_p90", "f0_st_range", "f0_st_slope",
+    "f0_st_median_abs_delta", "harm_voiced_mean", "harm_voiced_std", "rms_voiced_rel_db_mean",
+    "rms_voiced_db_std",
+)  # fmt: skip
+GLOBAL_NAMES = ("voiced_ratio", "voiced_onset_rate", "duration_s", "harm_mean")
+EPS = 1e-12  # floor inside ratios and logs of powers
+AMIN = 1e-10  # power floor before dB
+F0_REFERENCE_HZ = 55.0  # semitone scale origin
+MIN_VOICED_FRAMES = 3  # fewer voiced frames: the pitch block is all zeros
+
+
+@dataclass(frozen=True)
+class RichFeatureConfig:
+    """Everything that defines the rich feature vector; saved with every model."""
+
+    kind: str = KIND
+    sample_rate: int = SAMPLE_RATE
+    n_samples: int = N_SAMPLES
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 64
+    n_mfcc: int = 20
+    fmin_f0: float = 60.0
+    fmax_f0: float = 500.0
+    top_db: float = 80.0  # log-mel range kept below its maximum
+    delta_width: int = 9
+    roll_percent: float = 0.85
+    alpha_low_hz: float = 1000.0  # alpha ratio: energy in [low, high) over energy below low
+    alpha_high_hz: float = 5000.0
+    contrast_fmin: float = 200.0
+    contrast_bands: int = 6
+    contrast_quantile: float = 0.02
+    yin_threshold: float = 0.1
+    loud_db: float = 35.0  # a frame is loud when its RMS is within this of the loudest
+    voicing_threshold: float = 0.45  # normalised autocorrelation peak for a voiced frame
+    min_seconds: float = 0.25  # shortest stretch analysed after stripping the padding
+
+    def __post_init__(self) -> None:
+        if self.kind != KIND:
+            raise ParameterError(f"RichFeatureConfig.kind must be '{KIND}', not {self.kind!r}.")
+        if self.sample_rate <= 0 or self.n_samples <= 0:
+            raise ParameterError("sample_rate and n_samples must be positive.")
+        if self.n_fft <= 0 or self.hop_length <= 0 or self.hop_length > self.n_fft:
+            raise ParameterError("n_fft and hop_length must be positive with hop_length <= n_fft.")
+        if self.n_mels <= 0 or not 0 < self.n_mfcc <= self.n_mels:
+            raise ParameterError("n_mels must be positive and n_mfcc between 1 and n_mels.")
+        if not 0.0 < self.fmin_f0 < self.fmax_f0 <= self.sample_rate / 2:
+            raise ParameterError("fmin_f0 and fmax_f0 must satisfy 0 < fmin_f0 < fmax_f0 <= sample_rate / 2.")
+        if self.sample_rate / self.fmin_f0 >= self.n_fft:
+            raise ParameterError("fmin_f0 is too low for n_fft: the longest pitch period must fit in one frame.")
+        if self.top_db <= 0 or self.loud_db <= 0:
+            raise ParameterError("top_db and loud_db must be positive.")
+        if self.delta_width < 3 or self.delta_width % 2 == 0:
+            raise ParameterError("delta_width must be an odd number of at least 3.")
+        if not 0.0 < self.roll_percent < 1.0 or not 0.0 < self.contrast_quantile < 1.0:
+            raise ParameterError("roll_percent and contrast_quantile must lie strictly between 0 and 1.")
+        if not 0.0 < self.alpha_low_hz < self.alpha_high_hz <= self.sample_rate / 2:
+            raise ParameterError("alpha_low_hz and alpha_high_hz must satisfy 0 < low < high <= sample_rate / 2.")
+        if self.contrast_bands < 1 or self.contrast_fmin <= 0:
+            raise ParameterError("contrast_bands must be at least 1 and contrast_fmin positive.")
+        if self.contrast_fmin * 2.0 ** (self.contrast_bands - 1) >= self.sample_rate / 2:
+            raise ParameterError("The spectral contrast bands exceed the Nyquist frequency; lower contrast_fmin or contrast_bands.")
+        if self.yin_threshold <= 0 or not 0.0 < self.voicing_threshold < 1.0:
+            raise ParameterError("yin_threshold must be positive and voicing_threshold between 0 and 1.")
+        min_len = int(self.min_seconds * self.sample_rate)
+        if not self.delta_width * self.hop_length <= min_len <= self.n_samples:
+            raise ParameterError(
+                "min_seconds must cover at least delta_width frames and fit in one clip."
+            )
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def n_features(self) -> int:
+        return len(rich_feature_names(self))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RichFeatureConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ParameterError(f"Unknown rich feature settings {sorted(unknown)}; the bundle is from another version.")
+        return cls(**data)
+
+
+def rich_feature_names(config: RichFeatureConfig = RichFeatureConfig()) -> tuple[str, ...]:
+    """Names of the feature vector's entries, in order."""
+    mfcc = [f"mfcc{i}" for i in range(config.n_mfcc)]
+    contrast = [f"contrast{k}" for k in range(config.contrast_bands + 1)]
+    names = [f"{m}_{s}" for s in STATS for m in mfcc]
+    names += [f"{m}_{s}" for s in ("d1_std", "d2_std", "d1_abs_mean") for m in mfcc]
+    names += [f"mel{i}_{s}" for s in ("db_mean", "db_std", "shape_mean") for i in range(config.n_mels)]
+    names += [f"{n}_{s}" for s in STATS for n in SPEC_NAMES]
+    names += [f"{c}_{s}" for s in ("mean", "std") for c in contrast]
+    names += list(F0_NAMES) + list(GLOBAL_NAMES)
+    lld = mfcc + [f"{m}_d1" for m in mfcc] + list(SPEC_NAMES) + [f"{n}_diff" for n in SPEC_NAMES] + contrast + ["harm"]
+    for rows in (lld, ["f0_st"], ["f0_st_diff"]):
+        names += [f"{r}_{f}" for f in FUNCTIONALS for r in rows]
+    return tuple(names)
+
+
+def contrast_band_table(config: RichFeatureConfig) -> np.ndarray:
+    """Bin range and quantile count of each spectral contrast band, as librosa.feature.spectral_contrast.
+
+    Returns int64 ``(contrast_bands + 1, 3)``: first bin, end bin (exclusive), bins averaged per side.
+    """
+    freq = np.linspace(0, config.sample_rate / 2, config.n_bins)
+    n_bands = config.contrast_bands
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = config.contrast_fmin * 2.0 ** np.arange(n_bands + 1)
+    table = np.zeros((n_bands + 1, 3), np.int64)
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+        band = np.logical_and(freq >= f_low, freq <= f_high)
+        idx = np.flatnonzero(band)
+        if idx.size == 0:
+            raise ParameterError("A spectral contrast band holds no FFT bin; raise n_fft or contrast_fmin.")
+        if k > 0:
+            band[idx[0] - 1] = True
+        if k == n_bands:
+            band[idx[-1] + 1 :] = True
+        used = np.flatnonzero(band)
+        start, stop = int(used[0]), int(used[-1]) + 1
+        count = max(int(np.rint(config.contrast_quantile * band.sum())), 1)
+        if k < n_bands:
+            stop -= 1  # librosa drops each lower band's top bin
+        table[k] = (start, stop, count)
+    return table
+
+
+def build_rich_filters(config: RichFeatureConfig) -> dict[str, np.ndarray]:
+    """Every array the extractor needs, built with librosa/scipy (training time only)."""
+    import librosa
+    import scipy.fft
+    import scipy.signal
+
+    w = config.delta_width
+    return {
+        "mel": librosa.filters.mel(
+            sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=0.0, fmax=config.sample_rate / 2
+        ),
+        "dct": scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[: config.n_mfcc],
+        # savgol_filter convolves with these; reversed, they are correlation kernels
+        "delta1": scipy.signal.savgol_coeffs(w, 1, deriv=1)[::-1].copy(),
+        "delta2": scipy.signal.savgol_coeffs(w, 2, deriv=2)[::-1].copy(),
+        "contrast_bands": contrast_band_table(config),
+    }
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def _percentiles(sorted_x: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """np.percentile(method='linear') of each row, given the rows sorted. ``(d, T) -> [(d,)]``."""
+    n = sorted_x.shape[1]
+    out = []
+    for q in qs:
+        pos = (n - 1) * q / 100.0
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, n - 1)
+        t = pos - lo
+        a, b = sorted_x[:, lo], sorted_x[:, hi]
+        out.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))  # NumPy's _lerp
+    return out
+
+
+def _stats(x: np.ndarray, sorted_x: np.ndarray) -> np.ndarray:
+    """Per-row mean, std, p10, p50, p90 and slope over normalised time. ``(d, T) -> (6 d,)``."""
+    T = x.shape[1]
+    out = [x.mean(1), x.std(1), *_percentiles(sorted_x, (10, 50, 90))]
+    if T > 1:
+        t = np.linspace(-0.5, 0.5, T)
+        out.append((x - x.mean(1, keepdims=True)) @ t / (t @ t))
+    else:
+        out.append(np.zeros(x.shape[0]))
+    return np.concatenate(out)
+
+
+def _functionals(x: np.ndarray, sorted_x: np.ndarray | None = None) -> np.ndarray:
+    """13 functionals per row (see the module docstring). ``(d, T) -> (13 d,)``."""
+    x = np.atleast_2d(x)
+    if sorted_x is None:
+        sorted_x = np.sort(x, axis=1)
+    T = x.shape[1]
+    mu = x.mean(1, keepdims=True)
+    sd = x.std(1, keepdims=True) + 1e-9
+    z = (x - mu) / sd
+    z2 = z * z
+    p1, p25, p75, p99 = _percentiles(sorted_x, (1, 25, 75, 99))
+    t = np.linspace(-1, 1, T)
+    t2 = t**2 - (t**2).mean()
+    curv = (x - mu) @ t2 / (t2 @ t2 + 1e-9)
+    up = ((x - p1[:, None]) > 0.5 * (p99 - p1)[:, None]).mean(1)
+    dx = np.diff(x, axis=1) if T > 1 else np.zeros((x.shape[0], 1))
+    pos, neg = dx > 0, dx < 0
+    rise = np.where(pos, dx, 0).sum(1) / np.maximum(pos.sum(1), 1)
+    fall = np.where(neg, dx, 0).sum(1) / np.maximum(neg.sum(1), 1)
+    return np.concatenate(
+        [(z2 * z).mean(1), (z2 * z2).mean(1), p1, p25, p75, p99, p75 - p25, p99 - p1,
+         curv, up, np.abs(dx).mean(1), rise, fall]
+    )  # fmt: skip
+
+
+def _filter_nearest(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Correlate each row with ``kernel``, edges repeated (scipy mode='nearest'). ``(d, T) -> (d, T)``."""
+    half = len(kernel) // 2
+    T = x.shape[1]
+    padded = np.concatenate([np.repeat(x[:, :1], half, 1), x, np.repeat(x[:, -1:], half, 1)], axis=1)
+    out = np.zeros_like(x)
+    for j, c in enumerate(kernel):
+        out += c * padded[:, j : j + T]
+    return out
+
+
+def _power_to_db(power: np.ndarray, top_db: float) -> np.ndarray:
+    """librosa.power_to_db with ref=1, amin=1e-10: floored at its own max - top_db."""
+    db = 10.0 * np.log10(np.maximum(power, AMIN))
+    return np.maximum(db, db.max() - top_db)
+
+
+# ---------------------------------------------------------------- extractor
+
+
+class RichFeatureExtractor:
+    """Computes the rich feature vector of preprocessed clips (NumPy only)."""
+
+    def __init__(self, config: RichFeatureConfig, filters: dict[str, np.ndarray]) -> None:
+        if not isinstance(config, RichFeatureConfig):
+            raise ParameterError("RichFeatureExtractor needs a RichFeatureConfig.")
+        self.config = config
+        bins = config.n_bins
+        expected = {
+            "mel": (config.n_mels, bins),
+            "dct": (config.n_mfcc, config.n_mels),
+            "delta1": (config.delta_width,),
+            "delta2": (config.delta_width,),
+            "contrast_bands": (config.contrast_bands + 1, 3),
+        }
+        for name, shape in expected.items():
+            if name not in filters or np.shape(filters[name]) != shape:
+                raise ParameterError(f"Filter '{name}' must have shape {shape} for this rich feature configuration.")
+        self.filters = {name: np.asarray(filters[name]) for name in expected}
+        bands = self.filters["contrast_bands"]
+        if (
+            bands.dtype.kind not in "iu"
+            or np.any(bands[:, 0] < 0)
+            or np.any(bands[:, 1] > bins)
+            or np.any(bands[:, 2] < 1)
+            or np.any(bands[:, 1] - bands[:, 0] < bands[:, 2])
+        ):
+            raise ParameterError("Filter 'contrast_bands' holds band edges outside the spectrum; rebuild the filters.")
+        for name in expected:
+            if not np.all(np.isfinite(self.filters[name])):
+                raise ParameterError(f"Filter '{name}' holds NaN or infinite values; rebuild the filters.")
+        self.names = rich_feature_names(config)
+
+        sr, n_fft = config.sample_rate, config.n_fft
+        self._mel = self.filters["mel"].astype(np.float64)
+        self._dct = self.filters["dct"].astype(np.float64)
+        self._delta1 = self.filters["delta1"].astype(np.float64)
+        self._delta2 = self.filters["delta2"].astype(np.float64)
+        self._bands = [tuple(int(v) for v in row) for row in bands]
+        # float64 throughout: NumPy's pocketfft is several times faster in double than in single
+        self._window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+        self._freqs = np.linspace(0, sr / 2, bins)
+        self._freqs2 = self._freqs**2
+        self._lo_end = int(np.count_nonzero(self._freqs < config.alpha_low_hz))
+        self._hi_end = int(np.count_nonzero(self._freqs < config.alpha_high_hz))
+        self._lag_min = int(sr / config.fmax_f0)  # harmonicity lag range
+        self._lag_max = int(sr / config.fmin_f0)
+        self._min_period = int(np.floor(sr / config.fmax_f0))  # YIN period range, as librosa.yin
+        self._max_period = min(int(np.ceil(sr / config.fmin_f0)), n_fft - 1)
+        self._acf_len = 1 << int(np.ceil(np.log2(n_fft + self._max_period + 1)))  # no circular wrap-around
+        self._min_len = int(config.min_seconds * sr)
+
+    @classmethod
+    def build(cls, config: RichFeatureConfig = RichFeatureConfig()) -> RichFeatureExtractor:
+        """An extractor with freshly built filters (imports librosa and scipy)."""
+        return cls(config, build_rich_filters(config))
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
+
+    def __call__(self, clips: np.ndarray) -> np.ndarray:
+        """Features of preprocessed clips.
+
+        ``clips``: shape ``(batch, n_samples)`` or ``(n_samples,)``, float.
+        Returns float32, shape ``(batch, n_features)`` or ``(n_features,)``.
+        """
+        n = self.config.n_samples
+        clips = np.asarray(clips, dtype=np.float32)
+        single = clips.ndim == 1
+        if single:
+            clips = clips[None]
+        if clips.ndim != 2 or clips.shape[1] != n:
+            raise ParameterError(f"Clips must have {n} samples each; preprocess them first.")
+        out = np.empty((clips.shape[0], self.n_features), np.float32)
+        for i, clip in enumerate(clips):
+            out[i] = self._features(clip)
+        return out[0] if single else out
+
+    def strip_padding(self, clip: np.ndarray) -> np.ndarray:
+        """The clip without the exact-zero padding at either end, keeping at least ``min_seconds``."""
+        nz = np.flatnonzero(clip)
+        n = clip.size
+        if nz.size == 0:
+            return clip
+        start, end = int(nz[0]), int(nz[-1]) + 1
+        if end - start < self._min_len:  # as the research code: extend with the padding after the sound
+            end = min(n, start + self._min_len)
+            start = max(0, end - self._min_len)
+        return clip[start:end]
+
+    def _features(self, clip: np.ndarray) -> np.ndarray:
+        """Feature vector of one validated clip ``(n_samples,)`` -> ``(n_features,)`` float32."""
+        cfg = self.config
+        sr, n_fft, hop = cfg.sample_rate, cfg.n_fft, cfg.hop_length
+        y = self.strip_padding(clip).astype(np.float64)
+        dur = y.size / sr
+
+        pad = n_fft // 2
+        padded = np.concatenate([np.zeros(pad), y, np.zeros(pad)])
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (T, n_fft), centred
+        T = frames.shape[0]
+        spectrum = np.fft.rfft(frames * self._window, axis=1)
+        parts = spectrum.view(np.float64)
+        np.square(parts, out=parts)
+        P = parts[:, 0::2] + parts[:, 1::2]  # (T, bins) power
+
+        # --- mel / MFCC ---
+        logM = _power_to_db(self._mel @ P.T, cfg.top_db)  # (n_mels, T)
+        mfcc = self._dct @ logM  # (n_mfcc, T)
+        d1 = _filter_nearest(mfcc, self._delta1)
+        d2 = _filter_nearest(mfcc, self._delta2)
+        cm_mean = logM.mean(1) - logM.mean()  # time mean of the frame-mean-removed log-mel
+
+        # --- spectral shape descriptors ---
+        Ps = P.sum(1) + EPS
+        m1 = P @ self._freqs
+        centroid = m1 / Ps
+        # sum (f - c)^2 P = sum f^2 P - 2 c sum f P + c^2 sum P
+        var = (P @ self._freqs2 - 2 * centroid * m1 + centroid**2 * (Ps - EPS)) / Ps
+        bw = np.sqrt(np.maximum(var, 0.0))
+        cum = np.cumsum(P, axis=1)
+        rolloff = self._freqs[np.argmax(cum >= cfg.roll_percent * cum[:, -1:], axis=1)]
+        flat = np.exp(np.log(P + EPS).mean(1)) / (P.mean(1) + EPS)
+        dlog = np.diff(logM, axis=1).clip(min=0)
+        flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
+        sign = np.signbit(padded)
+        crossings = np.concatenate([[0], np.cumsum(sign[1:] != sign[:-1])])
+        starts = np.arange(T) * hop
+        zcr = (crossings[starts + n_fft - 1] - crossings[starts]) / n_fft
+        rms_db = 20 * np.log10(frame_rms(y, frame_length=n_fft, hop_length=hop) + 1e-8)
+        lo = P[:, : self._lo_end].sum(1) + EPS
+        hi = P[:, self._lo_end : self._hi_end].sum(1) + EPS
+        alpha = 10 * np.log10(hi / lo)
+        spec = np.vstack([centroid / 1000, bw / 1000, rolloff / 1000, np.log10(flat + EPS), flux, zcr, rms_db, alpha])
+        contrast = self._contrast(np.sqrt(P))
+
+        # --- pitch / voicing ---
+        ac = np.fft.irfft(P, n=n_fft, axis=1)  # circular autocorrelation of the windowed frames
+        harm = (ac[:, self._lag_min : self._lag_max + 1] / (ac[:, :1] + EPS)).max(1)
+        loud = rms_db > rms_db.max() - cfg.loud_db
+        voiced = loud & (harm > cfg.voicing_threshold)
+        n_voiced = int(voiced.sum())
+        if n_voiced >= MIN_VOICED_FRAMES:
+            f0 = self._yin(frames[voiced])
+            st = 12 * np.log2(f0 / F0_REFERENCE_HZ)
+            tv = np.flatnonzero(voiced) / max(T - 1, 1) - 0.5
+            tc = tv - tv.mean()
+            slope = (tc @ (st - st.mean())) / (tc @ tc) if np.ptp(tv) > 0 else 0.0
+            p10, p50, p90 = np.percentile(st, [10, 50, 90])
+            f_f0 = np.array(
+                [st.mean(), st.std(), p10, p50, p90, p90 - p10, slope, np.median(np.abs(np.diff(st))),
+                 harm[voiced].mean(), harm[voiced].std(), rms_db[voiced].mean() - rms_db.max(), rms_db[voiced].std()]
+            )  # fmt: skip
+            f_st = _functionals(st[None])
+            f_dst = _functionals(np.diff(st)[None]) if st.size > 3 else np.zeros(len(FUNCTIONALS))
+        else:
+            f_f0 = np.zeros(len(F0_NAMES))
+            f_st = f_dst = np.zeros(len(FUNCTIONALS))
+        onsets = np.count_nonzero(np.diff(voiced.astype(np.int8)) == 1)
+        f_glob = np.array([voiced.mean(), onsets / dur, dur, harm.mean()])
+
+        # --- statistics ---
+        spec_diff = np.diff(spec, axis=1, prepend=spec[:, :1])
+        lld = np.vstack([mfcc, d1, spec, spec_diff, contrast, harm[None]])
+        lld_sorted = np.sort(lld, axis=1)
+        nm = cfg.n_mfcc
+        feat = np.concatenate(
+            [
+                _stats(mfcc, lld_sorted[:nm]),
+                d1.std(1), d2.std(1), np.abs(d1).mean(1),
+                logM.mean(1), logM.std(1), cm_mean,
+                _stats(spec, lld_sorted[2 * nm : 2 * nm + len(SPEC_NAMES)]),
+                contrast.mean(1), contrast.std(1),
+                f_f0, f_glob,
+                _functionals(lld, lld_sorted), f_st, f_dst,
+            ]
+        )  # fmt: skip
+        return np.nan_to_num(feat.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _contrast(self, S: np.ndarray) -> np.ndarray:
+        """librosa.feature.spectral_contrast of magnitudes ``S`` ``(T, bins)`` -> ``(bands + 1, T)``."""
+        T = S.shape[0]
+        peak = np.empty((len(self._bands), T))
+        valley = np.empty_like(peak)
+        for k, (start, stop, count) in enumerate(self._bands):
+            band = S[:, start:stop]
+            width = stop - start
+            if count == 1:
+                valley[k], peak[k] = band.min(1), band.max(1)
+            else:
+                part = np.partition(band, (count - 1, width - count), axis=1)
+                valley[k] = part[:, :count].mean(1)
+                peak[k] = part[:, width - count :].mean(1)
+        top_db = 80.0  # librosa.power_to_db's default, as used by spectral_contrast
+        return _power_to_db(peak, top_db) - _power_to_db(valley, top_db)
+
+    def _yin(self, frames: np.ndarray) -> np.ndarray:
+        """F0 in Hz of each (unwindowed) frame ``(V, n_fft)``, as librosa.yin. Shape ``(V,)``."""
+        cfg = self.config
+        lo, hi = self._min_period, self._max_period
+        spec = np.fft.rfft(frames, n=self._acf_len, axis=1)
+        power = spec.real**2 + spec.imag**2
+        acf = np.fft.irfft(power, n=self._acf_len, axis=1)[:, : hi + 1]  # lags 0..max_period
+        energy = np.cumsum(frames[:, :hi] ** 2, axis=1)  # sum of y(m)^2 for m < k, k = 1..max_period
+        diff = 2 * (acf[:, :1] - acf[:, 1:]) - energy  # d(k), k = 1..max_period
+        cmean = np.cumsum(diff, axis=1) / np.arange(1, hi + 1)
+        tiny = np.finfo(np.float64).tiny
+        cmndf = diff[:, lo - 1 :] / (cmean[:, lo - 1 :] + tiny)  # (V, hi - lo + 1), k = lo..hi
+
+        left, mid, right = cmndf[:, :-2], cmndf[:, 1:-1], cmndf[:, 2:]
+        a = right + left - 2 * mid
+        b = (right - left) / 2
+        shifts = np.zeros_like(cmndf)
+        ok = np.abs(b) < np.abs(a)
+        shifts[:, 1:-1] = np.where(ok, -b / np.where(ok, a, 1.0), 0.0)
+
+        trough = np.zeros(cmndf.shape, bool)
+        trough[:, 1:-1] = (mid < left) & (mid <= right)
+        trough[:, 0] = cmndf[:, 0] < cmndf[:, 1]
+        trough[:, -1] = cmndf[:, -1] < cmndf[:, -2]
+        below = trough & (cmndf < cfg.yin_threshold)
+        idx = np.where(below.any(1), np.argmax(below, axis=1), np.argmin(cmndf, axis=1))
+        period = lo + idx + shifts[np.arange(len(idx)), idx]
+        return cfg.sample_rate / period
