@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from ser_core.classifier import EMOTIONS
+from ser_core.datasets import DEGRADATIONS
 from ser_core.errors import SERError
+from ser_core.features import FEATURE_SETS
 from ser_core.model import ARCHITECTURES
 from ser_core.reporting import summary_table
 from ser_core.training import TrainConfig, train
@@ -24,13 +26,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, required=True, help="RAVDESS folder (searched recursively for WAV/FLAC)")
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="bundle folder to write (replaced atomically)")
     p.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated classes, in output order")
-    p.add_argument("--architecture", default=DEFAULTS.architecture, choices=sorted(ARCHITECTURES))
+    p.add_argument("--architecture", default=DEFAULTS.architecture, choices=sorted(ARCHITECTURES),
+                   help="'linear': calibrated logistic regression; 'seed': the original dense network")
+    p.add_argument("--features", default=DEFAULTS.features, choices=FEATURE_SETS,
+                   help="'rich': 1,308 statistics; 'seed': the original 105")
     p.add_argument("--folds", type=int, default=DEFAULTS.folds, help="cross-validation folds of whole actors")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmented copies")
     p.add_argument("--no-evaluate", dest="evaluate", action="store_false", help="skip cross-validation; train the shipped model only")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip evaluating the original design beside it")
+    p.add_argument("--degradations", default=",".join(DEFAULTS.degradations),
+                   help=f"degraded-audio conditions scored on the held-out folds ('' for none; from {', '.join(DEGRADATIONS)})")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--jobs", type=int, default=DEFAULTS.jobs, help="processes for feature extraction")
     p.add_argument("--cache", default=".cache/features", help="feature cache folder ('' to disable)")
@@ -43,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrainConfig(
             architecture=args.architecture,
+            features=args.features,
+            baseline=args.baseline,
+            degradations=tuple(d.strip() for d in args.degradations.split(",") if d.strip()),
             emotions=tuple(e.strip() for e in args.emotions.split(",") if e.strip()),
             folds=args.folds,
             epochs=args.epochs,

@@ -34,6 +34,7 @@ __all__ = [
     "prepare",
     "to_clip",
     "validate_signal",
+    "encode",
 ]
 
 log = logging.getLogger(__name__)
@@ -364,4 +365,36 @@ def decode(path: str | os.PathLike[str], *, max_seconds: float | None = None) ->
                 "or use the timeline, which reads recordings of any length."
             )
     return np.concatenate(blocks)
+
+
+def encode(
+    path: str | os.PathLike[str],
+    y: np.ndarray,
+    sr: int,
+    *,
+    container: str,
+    codec: str,
+    rate: int | None = None,
+    bit_rate: int | None = None,
+) -> Path:
+    """Encode mono float ``y`` at ``sr`` with FFmpeg (PyAV) into ``path``: Opus, AAC, MP3...
+
+    ``rate`` is the codec's sample rate (default ``sr``); ``bit_rate`` in bit/s.
+    """
+    import av
+
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate or sr)
+        stream.layout = "mono"
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y, np.float32)[None, :], format="flt", layout="mono")
+        frame.sample_rate = sr
+        for chunk in (*resampler.resample(frame), *resampler.resample(None)):
+            for packet in stream.encode(chunk):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return Path(path)
 

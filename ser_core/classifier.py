@@ -21,7 +21,7 @@ import numpy as np
 from . import audio
 from .artifacts import Bundle, load_bundle
 from .errors import ArtifactError, AudioError, ParameterError
-from .features import FeatureConfig, FeatureExtractor
+from .features import load_extractor
 
 __all__ = ["EmotionClassifier", "Prediction", "Timeline", "Window", "EMOTIONS"]
 
@@ -47,7 +47,7 @@ class Prediction:
         return cls(
             emotion=labels[best],
             confidence=float(probs[best]),
-            probabilities={label: float(p) for label, p in zip(labels, probs)},
+            probabilities={label: float(p) for label, p in zip(labels, probs, strict=False)},
         )
 
     def to_dict(self) -> dict:
@@ -162,8 +162,7 @@ class EmotionClassifier:
         from .model import LiteModel
 
         try:
-            self.feature_config = FeatureConfig.from_dict(bundle.config["features"])
-            self.extractor = FeatureExtractor(self.feature_config, bundle.arrays)
+            self.extractor = load_extractor(bundle.config["features"], bundle.arrays)
         except (KeyError, TypeError, ParameterError) as e:
             raise ArtifactError(f"The feature configuration in {bundle.path} is unusable ({e}); rebuild the artifacts.") from e
         self.model = LiteModel(bundle.tflite)
@@ -174,7 +173,7 @@ class EmotionClassifier:
                 f"The model in {bundle.path} has {self.model.n_classes} outputs but labels.txt lists "
                 f"{len(self.labels)} labels; rebuild the artifacts."
             )
-        n_features = self.feature_config.n_features
+        n_features = self.extractor.n_features
         if self.model.n_features != n_features or self._mean.shape != (n_features,) or self._scale.shape != (n_features,):
             raise ArtifactError(f"The model and feature files in {bundle.path} disagree on the feature count; rebuild the artifacts.")
 
@@ -280,7 +279,7 @@ class EmotionClassifier:
         def flush() -> None:
             if pending:
                 probs = self.probabilities(np.stack([clip for _, _, clip in pending]))
-                windows.extend(Window(s, e, Prediction.from_probabilities(self.labels, p)) for (s, e, _), p in zip(pending, probs))
+                windows.extend(Window(s, e, Prediction.from_probabilities(self.labels, p)) for (s, e, _), p in zip(pending, probs, strict=False))
                 pending.clear()
 
         for start, samples in _sliding(blocks, win, step):

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import audio
 from .errors import AudioError, ParameterError
-from .features import FeatureConfig, FeatureExtractor
+from .features import load_extractor
 
 __all__ = [
     "RAVDESS_EMOTIONS",
@@ -27,6 +27,8 @@ __all__ = [
     "scan_ravdess",
     "AugmentConfig",
     "augment",
+    "DEGRADATIONS",
+    "degrade",
     "FeatureTable",
     "extract_table",
 ]
@@ -120,6 +122,48 @@ def augment(speech: np.ndarray, *, sr: int, rng: np.random.Generator, config: Au
     return [stretched.astype(np.float32), shifted.astype(np.float32), noisy]
 
 
+DEGRADATIONS = {
+    "noise_10db": "white noise at 10 dB SNR",
+    "telephone": "8 kHz telephone band (300-3,400 Hz)",
+    "opus_12k": "Opus at 12 kbit/s",
+    "mp3_32k": "MP3 at 32 kbit/s",
+}
+NOISE_SNR_DB = 10.0
+TELEPHONE_RATE = 8_000
+TELEPHONE_BAND = (300.0, 3_400.0)
+
+
+def degrade(y: np.ndarray, kind: str, *, rng: np.random.Generator) -> np.ndarray:
+    """A recording as a laptop microphone or a phone line would deliver it. ``(n,) -> (m,)`` at 16 kHz.
+
+    ``kind`` is one of :data:`DEGRADATIONS`. Noise is scaled to the power of the speech
+    (the trimmed part), then added to the whole recording, silences included.
+    """
+    sr = audio.SAMPLE_RATE
+    if kind == "noise_10db":
+        speech = audio.trim_silence(y)
+        power = float(np.mean(np.square(speech if speech.size else y, dtype=np.float64)))
+        noise = rng.standard_normal(y.size) * np.sqrt(power / 10 ** (NOISE_SNR_DB / 10))
+        return (y + noise).astype(np.float32)
+    if kind == "telephone":
+        narrow = audio.resample(y, sr=sr, target_sr=TELEPHONE_RATE)
+        spectrum = np.fft.rfft(narrow)
+        freqs = np.fft.rfftfreq(narrow.size, 1 / TELEPHONE_RATE)
+        spectrum[(freqs < TELEPHONE_BAND[0]) | (freqs > TELEPHONE_BAND[1])] = 0
+        return audio.resample(np.fft.irfft(spectrum, narrow.size).astype(np.float32), sr=TELEPHONE_RATE, target_sr=sr)
+    if kind in ("opus_12k", "mp3_32k"):
+        import tempfile
+
+        container, codec, suffix, rate, bit_rate = (
+            ("ogg", "libopus", ".opus", 48_000, 12_000) if kind == "opus_12k" else ("mp3", "libmp3lame", ".mp3", sr, 32_000)
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"coded{suffix}"
+            audio.encode(path, y, sr, container=container, codec=codec, rate=rate, bit_rate=bit_rate)
+            return audio.decode(path)
+    raise ParameterError(f"Unknown degradation '{kind}'; choose one of {sorted(DEGRADATIONS)}.")
+
+
 @dataclass
 class FeatureTable:
     """Rows of features with, for each row, its file index and whether it is augmented."""
@@ -137,26 +181,32 @@ class FeatureTable:
         return np.array([self.files[i].actor for i in self.file_index])
 
 
-def _file_rows(path: str, feature_config: dict, filters: dict, augment_config: dict | None, seed: int) -> np.ndarray:
-    """Features of one file and its augmented copies; runs in a worker process."""
-    config = FeatureConfig(**feature_config)
-    extractor = FeatureExtractor(config, filters)
+def _file_rows(
+    path: str, feature_config: dict, filters: dict, augment_config: dict | None, degradation: str | None, seed: int
+) -> np.ndarray:
+    """Features of one file (degraded first, if asked) and its augmented copies; runs in a worker."""
+    extractor = load_extractor(feature_config, filters)
+    rng = np.random.default_rng([seed, int(hashlib.sha1(Path(path).name.encode()).hexdigest()[:8], 16)])
     y = audio.decode(path)
+    if degradation is not None:
+        y = degrade(y, degradation, rng=rng)
     speech = audio.check_speech(y)
     clips = [speech]
     if augment_config is not None:
         aug = AugmentConfig(**{k: tuple(v) for k, v in augment_config.items()})
-        rng = np.random.default_rng([seed, int(hashlib.sha1(Path(path).name.encode()).hexdigest()[:8], 16)])
         clips += augment(speech, sr=audio.SAMPLE_RATE, rng=rng, config=aug)
     return extractor(np.stack([audio.to_clip(c) for c in clips]))
 
 
-def _cache_key(files: list[RavdessFile], config: FeatureConfig, augment_config: AugmentConfig | None, seed: int) -> str:
+def _cache_key(
+    files: list[RavdessFile], config: dict, augment_config: AugmentConfig | None, degradation: str | None, seed: int
+) -> str:
     h = hashlib.sha256()
     stamp = {
         "version": CACHE_VERSION,
-        "features": config.to_dict(),
+        "features": config,
         "augment": asdict(augment_config) if augment_config else None,
+        "degradation": degradation,
         "seed": seed,
         "preprocess": [audio.SAMPLE_RATE, audio.N_SAMPLES, audio.TRIM_TOP_DB, audio.PEAK_LEVEL],
     }
@@ -170,20 +220,24 @@ def _cache_key(files: list[RavdessFile], config: FeatureConfig, augment_config: 
 def extract_table(
     files: list[RavdessFile],
     *,
-    extractor: FeatureExtractor,
+    extractor,
     augment_config: AugmentConfig | None,
     seed: int,
+    degradation: str | None = None,
     cache_dir: Path | None,
     n_jobs: int = 2,
 ) -> FeatureTable:
     """Features of every file (plus augmented copies), in parallel, cached by content.
+
+    ``extractor`` is any feature extractor (see :func:`ser_core.features.load_extractor`);
+    ``degradation`` (see :data:`DEGRADATIONS`) is applied to each recording before anything else.
 
     The cache key covers the file names, sizes and times, the feature and augmentation
     configuration and the seed; a cache file is a plain ``.npz`` read without pickle.
     """
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"features-{_cache_key(files, extractor.config, augment_config, seed)}.npz"
+        cache = Path(cache_dir) / f"features-{_cache_key(files, extractor.config.to_dict(), augment_config, degradation, seed)}.npz"
         if cache.exists():
             with np.load(cache, allow_pickle=False) as npz:
                 log.info("feature cache hit: %s", cache)
@@ -192,11 +246,14 @@ def extract_table(
     from tqdm.auto import tqdm
 
     aug = asdict(augment_config) if augment_config else None
-    jobs = (delayed(_file_rows)(str(f.path), extractor.config.to_dict(), extractor.filters, aug, seed) for f in files)
+    jobs = (
+        delayed(_file_rows)(str(f.path), extractor.config.to_dict(), extractor.filters, aug, degradation, seed)
+        for f in files
+    )
     results = []
     try:
         runner = Parallel(n_jobs=n_jobs, return_as="generator")
-        for rows in tqdm(runner(jobs), total=len(files), desc="features", unit="file"):
+        for rows in tqdm(runner(jobs), total=len(files), desc=f"features {degradation or ''}".strip(), unit="file"):
             results.append(rows)
     except AudioError as e:
         raise AudioError(f"A training file could not be used: {e}") from e

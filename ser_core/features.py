@@ -26,6 +26,9 @@ __all__ = [
     "FEATURE_NAMES",
     "N_FEATURES",
     "reference_features",
+    "FEATURE_SETS",
+    "build_extractor",
+    "load_extractor",
 ]
 
 N_FFT = 1024  # 64 ms at 16 kHz
@@ -47,6 +50,7 @@ ROLLOFF_BLOCK = 16  # bins per block of the rolloff's running sum (speed only, n
 class FeatureConfig:
     """Everything that defines the feature vector; saved with every model."""
 
+    kind: str = "seed"
     sample_rate: int = SAMPLE_RATE
     n_samples: int = N_SAMPLES
     n_fft: int = N_FFT
@@ -59,6 +63,8 @@ class FeatureConfig:
     delta_width: int = DELTA_WIDTH
 
     def __post_init__(self) -> None:
+        if self.kind != "seed":
+            raise ParameterError(f"FeatureConfig describes the 'seed' features, not '{self.kind}'.")
         if self.n_fft <= 0 or self.hop_length <= 0 or self.hop_length > self.n_fft:
             raise ParameterError("n_fft and hop_length must be positive with hop_length <= n_fft.")
         if not 0.0 < self.roll_percent < 1.0:
@@ -76,6 +82,10 @@ class FeatureConfig:
     @property
     def n_features(self) -> int:
         return 3 * self.n_mfcc + self.n_mels + 6 + self.n_chroma
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return feature_names(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -179,6 +189,14 @@ class FeatureExtractor:
         self._window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / config.n_fft)
         self._freqs = np.linspace(0, config.sample_rate / 2, bins).astype(np.float32)
         self._moments_t = np.stack([np.ones(bins, np.float32), self._freqs], axis=1)  # (bins, 2)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.config.names
+
+    @property
+    def n_features(self) -> int:
+        return self.config.n_features
 
     @classmethod
     def build(cls, config: FeatureConfig = FeatureConfig()) -> FeatureExtractor:
@@ -326,3 +344,34 @@ def reference_features(clip: np.ndarray, *, sr: int, config: FeatureConfig = Fea
             chroma.mean(axis=1),
         ]
     ).astype(np.float32)
+
+
+# ---------------------------------------------------------------- feature sets
+
+FEATURE_SETS = ("seed", "rich")  # "seed": the 105 above; "rich": features_rich (1,308)
+
+
+def _feature_set(kind: str):
+    """``(config class, extractor class)`` of a feature set; the rich one is imported on demand."""
+    if kind == "seed":
+        return FeatureConfig, FeatureExtractor
+    if kind == "rich":
+        from .features_rich import RichFeatureConfig, RichFeatureExtractor
+
+        return RichFeatureConfig, RichFeatureExtractor
+    raise ParameterError(f"Unknown feature set '{kind}'; choose one of {list(FEATURE_SETS)}.")
+
+
+def build_extractor(kind: str):
+    """A fresh extractor of feature set ``kind`` with default settings (training time; imports librosa)."""
+    config_cls, extractor_cls = _feature_set(kind)
+    return extractor_cls.build(config_cls())
+
+
+def load_extractor(config: dict, arrays: dict[str, np.ndarray]):
+    """The extractor a bundle describes: its feature settings and its stored filter banks."""
+    if not isinstance(config, dict):
+        raise ParameterError("The feature settings must be a JSON object.")
+    config_cls, extractor_cls = _feature_set(config.get("kind", "seed"))
+    return extractor_cls(config_cls.from_dict(config), arrays)
+

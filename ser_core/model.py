@@ -55,7 +55,21 @@ def build_seed(n_features: int, n_classes: int, *, learning_rate: float = LEARNI
     return model
 
 
-ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"seed": build_seed}
+def build_linear(n_features: int, n_classes: int, **_: float) -> keras.Model:
+    """Multinomial logistic regression as one softmax layer: ``(batch, n_features) -> (batch, n_classes)``.
+
+    Its weights are fitted by scikit-learn (see ser_core.training) and set afterwards, with the
+    calibration temperature folded in, so serving runs the same TFLite path as every network.
+    """
+    quiet_tensorflow()
+    import keras
+
+    inputs = keras.Input(shape=(n_features,), name="features")
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(inputs)
+    return keras.Model(inputs, outputs, name="linear")
+
+
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"seed": build_seed, "linear": build_linear}
 
 
 def build_model(name: str, n_features: int, n_classes: int, **kwargs: float) -> keras.Model:

@@ -12,6 +12,22 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+DEGRADATION_NAMES = {
+    "noise_10db": "white noise, 10 dB SNR",
+    "telephone": "telephone band, 8 kHz",
+    "opus_12k": "Opus, 12 kbit/s",
+    "mp3_32k": "MP3, 32 kbit/s",
+}
+
+
+def _compare_row(name: str, si: dict, rs: dict | None) -> str:
+    random = _pct(rs["accuracy"]) if rs else "n/a"
+    return (
+        f"| {name} | {_pct(si['mean']['accuracy'])} | {_pct(si['mean']['uar'])} | {_pct(si['worst']['uar'])} "
+        f"| {si['mean']['ece']:.3f} | {random} |"
+    )
+
+
 def summary_table(metrics: dict) -> str:
     """Markdown tables: speaker-independent folds, mean, worst, per-class recall, random split."""
     lines: list[str] = []
@@ -36,6 +52,32 @@ def summary_table(metrics: dict) -> str:
         lines += ["| class | recall (mean over folds) |", "| --- | --- |"]
         lines += [f"| {label} | {_pct(r)} |" for label, r in si["per_class_recall"].items()]
         lines.append("")
+    if si and si.get("degraded"):
+        lines += [
+            "Degraded audio, same held-out folds (the same models, test recordings degraded before analysis):",
+            "",
+            "| condition | accuracy | UAR |",
+            "| --- | --- | --- |",
+            f"| clean | {_pct(si['mean']['accuracy'])} | {_pct(si['mean']['uar'])} |",
+        ]
+        lines += [f"| {DEGRADATION_NAMES.get(k, k)} | {_pct(v['accuracy'])} | {_pct(v['uar'])} |" for k, v in si["degraded"].items()]
+        lines.append("")
+    base = metrics.get("baseline")
+    if base and base.get("speaker_independent"):
+        b, bs = base["speaker_independent"], base.get("speaker_dependent_random_split")
+        lines += [
+            "Compared with the original design (`seed`: 105 features, dense 512-256-128-64 network), same protocol:",
+            "",
+            "| model | mean accuracy | mean UAR | worst-fold UAR | ECE | random split (speaker-dependent) |",
+            "| --- | --- | --- | --- | --- | --- |",
+            _compare_row(
+                f"{metrics['architecture']} on {metrics.get('features', 'seed')} features (shipped)",
+                si,
+                metrics.get("speaker_dependent_random_split"),
+            ),
+            _compare_row("seed (original design)", b, bs),
+            "",
+        ]
     rs = metrics.get("speaker_dependent_random_split")
     if rs:
         lines += [
@@ -44,11 +86,14 @@ def summary_table(metrics: dict) -> str:
             "the network recognising the actors, not the emotions.",
             "",
         ]
+    final = metrics.get("final_model") or {}
+    if "c" in final:
+        lines.append(
+            f"Shipped model: C = {final['c']} and temperature {final['temperature']:.2f}, both chosen on inner actor folds."
+        )
     timing = metrics.get("timing")
     if timing:
-        lines.append(
-            f"Training took {timing['total_seconds']:.0f} s in all ({timing['features_seconds']:.0f} s of feature extraction)."
-        )
+        lines.append(f"Training took {timing['total_seconds']:.0f} s in all, feature cache included.")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -63,9 +108,9 @@ def render_model_card(metrics: dict, training: dict) -> str:
 Classifies a speech recording into one of {len(metrics['classes'])} emotions: {labels}.
 Input: any common audio format, mixed to mono, resampled to 16 kHz, silence trimmed,
 peak-normalised, padded or cropped to 3.5 s; longer speech is judged window by window.
-Features: 105 utterance statistics (MFCC, mel bands, spectral centroid/rolloff,
-zero-crossing rate, chroma) standardised with the training set's statistics.
-Network: `{metrics['architecture']}` ({model.get('parameters', '?'):,} parameters), served as TensorFlow Lite
+Features: `{metrics.get('features', 'seed')}`, {metrics.get('n_features', 105):,} utterance statistics
+(see docs/FEATURES.md), standardised with the training set's statistics.
+Model: `{metrics['architecture']}` ({model.get('parameters', '?'):,} parameters), served as TensorFlow Lite
 ({model.get('tflite_bytes', 0) / 1e6:.2f} MB).
 
 ## Training data

@@ -16,8 +16,8 @@ import logging
 import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +25,10 @@ import numpy as np
 from . import audio
 from .artifacts import CONFIG_JSON, FEATURES_NPZ, LABELS_TXT, METRICS_JSON, MODEL_KERAS, MODEL_TFLITE, write_bundle
 from .classifier import EMOTIONS
-from .datasets import AugmentConfig, FeatureTable, extract_table, scan_ravdess
+from .datasets import DEGRADATIONS, AugmentConfig, FeatureTable, extract_table, scan_ravdess
 from .errors import ParameterError
-from .features import FEATURE_NAMES, FeatureExtractor
-from .model import build_model, quiet_tensorflow, to_tflite
+from .features import FEATURE_SETS, build_extractor
+from .model import ARCHITECTURES, build_model, quiet_tensorflow, to_tflite
 from .reporting import render_model_card
 
 __all__ = ["TrainConfig", "train", "evaluate_predictions", "actor_folds", "ECE_BINS"]
@@ -42,7 +42,8 @@ ECE_BINS = 15
 class TrainConfig:
     """Everything that decides a training run; written into the bundle."""
 
-    architecture: str = "seed"
+    architecture: str = "linear"
+    features: str = "rich"
     emotions: tuple[str, ...] = EMOTIONS
     folds: int = 5
     epochs: int = 60
@@ -53,6 +54,10 @@ class TrainConfig:
     seed: int = 42
     jobs: int = 2
     evaluate: bool = True
+    baseline: bool = True  # also evaluate the original design (seed features, seed network) for comparison
+    degradations: tuple[str, ...] = tuple(DEGRADATIONS)  # scored on the held-out folds
+    c_grid: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3)  # linear: chosen on inner actor folds
+    inner_folds: int = 4
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -64,6 +69,20 @@ class TrainConfig:
             raise ParameterError("epochs, batch size and learning rate must be positive.")
         if not 0.0 < self.random_split_test < 1.0:
             raise ParameterError("The random split's test share must lie between 0 and 1.")
+        if self.features not in FEATURE_SETS:
+            raise ParameterError(f"Unknown feature set '{self.features}'; choose one of {list(FEATURE_SETS)}.")
+        if self.architecture not in ARCHITECTURES:
+            raise ParameterError(f"Unknown architecture '{self.architecture}'; choose one of {sorted(ARCHITECTURES)}.")
+        unknown = set(self.degradations) - set(DEGRADATIONS)
+        if unknown:
+            raise ParameterError(f"Unknown degradations {sorted(unknown)}; choose from {sorted(DEGRADATIONS)}.")
+        if not self.c_grid or min(self.c_grid) <= 0 or self.inner_folds < 2:
+            raise ParameterError("The C grid must hold positive values and inner folds must be at least 2.")
+
+    @property
+    def is_baseline(self) -> bool:
+        """True for the original design itself, which needs no comparison with itself."""
+        return self.architecture == "seed" and self.features == "seed"
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -103,7 +122,7 @@ def evaluate_predictions(y_true: np.ndarray, probs: np.ndarray, labels: tuple[st
         "accuracy": float((y_pred == y_true).mean()),
         "uar": float(recall[present].mean()),
         "macro_f1": float(f1_score(y_true, y_pred, labels=classes[present], average="macro", zero_division=0)),
-        "per_class_recall": {label: float(r) for label, r, p in zip(labels, recall, present) if p},
+        "per_class_recall": {label: float(r) for label, r, p in zip(labels, recall, present, strict=False) if p},
         "confusion": cm.tolist(),
         "ece": expected_calibration_error(y_true, probs),
     }
@@ -127,21 +146,32 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
 
 
-def fit(x: np.ndarray, y: np.ndarray, config: TrainConfig, *, desc: str):
-    """Train one network on rows ``x`` (raw features) with labels ``y``.
+def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray, config: TrainConfig, *, desc: str):
+    """Train the configured model on rows ``x`` (raw features) with labels ``y``.
 
-    Returns ``(keras_model, mean, scale)``.
+    ``groups`` (actor of each row) and ``augmented`` let the linear model choose its
+    regularisation and temperature on inner actor folds of these rows alone.
+    Returns ``(keras_model, mean, scale, details)``.
     """
+    mean, scale = standardiser(x)
+    z = (x - mean) / scale
+    if config.architecture == "linear":
+        model, details = _fit_linear(z, y, groups, augmented, config, desc=desc)
+    else:
+        model, details = _fit_network(z, y, config, desc=desc)
+    return model, mean, scale, details
+
+
+def _fit_network(z: np.ndarray, y: np.ndarray, config: TrainConfig, *, desc: str):
+    """Adam with the learning rate halved when the training loss stalls; fixed epochs, no peeking."""
     quiet_tensorflow()
     import keras
-    from tqdm.auto import tqdm
-
     import tensorflow as tf
+    from tqdm.auto import tqdm
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    mean, scale = standardiser(x)
-    model = build_model(config.architecture, x.shape[1], len(config.emotions), learning_rate=config.learning_rate)
+    model = build_model(config.architecture, z.shape[1], len(config.emotions), learning_rate=config.learning_rate)
 
     class Progress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -155,38 +185,112 @@ def fit(x: np.ndarray, y: np.ndarray, config: TrainConfig, *, desc: str):
             self.bar.close()
 
     schedule = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=5, min_lr=1e-5)
-    model.fit(
-        (x - mean) / scale,
-        y,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=[schedule, Progress()],
-    )
-    return model, mean, scale
+    model.fit(z, y, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
+              callbacks=[schedule, Progress()])
+    return model, {}
+
+
+def _logistic_regression(z: np.ndarray, y: np.ndarray, c: float, n_classes: int):
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+    return model.fit(z, y)
+
+
+def _logits(model, z: np.ndarray, n_classes: int) -> np.ndarray:
+    """Logits for every class, also when a class was missing from a (tiny) training set."""
+    out = np.full((len(z), n_classes), -1e9)
+    out[:, model.classes_] = model.decision_function(z) if len(model.classes_) > 2 else np.c_[
+        -model.decision_function(z), model.decision_function(z)] / 2
+    return out
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of held-out logits (grid search)."""
+    grid = np.exp(np.linspace(np.log(0.2), np.log(10.0), 200))
+
+    def nll(t: float) -> float:
+        scaled = logits / t
+        scaled = scaled - scaled.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(scaled).sum(axis=1)) - scaled[np.arange(len(y)), y]))
+
+    return float(grid[int(np.argmin([nll(t) for t in grid]))])
+
+
+def _fit_linear(z: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray, config: TrainConfig, *, desc: str):
+    """Class-balanced multinomial logistic regression, C and temperature chosen on inner actor folds.
+
+    Inner validation uses original recordings of the inner held-out actors only; the outer
+    test fold is never seen. The temperature is folded into the weights of a softmax layer.
+    """
+    from tqdm.auto import tqdm
+
+    n_classes = len(config.emotions)
+    inner = actor_folds(groups.tolist(), min(config.inner_folds, len(set(groups.tolist()))))
+    scores, oof = {}, {}
+    with tqdm(total=len(config.c_grid) * len(inner), desc=f"{desc}: choosing C", leave=False) as bar:
+        for c in config.c_grid:
+            logits = np.zeros((len(z), n_classes))
+            recalls = []
+            for held_actors in inner:
+                held = np.isin(groups, held_actors)
+                valid = held & ~augmented
+                model = _logistic_regression(z[~held], y[~held], c, n_classes)
+                logits[valid] = _logits(model, z[valid], n_classes)
+                recalls.append(evaluate_predictions(y[valid], logits[valid], config.emotions)["uar"])
+                bar.update(1)
+            scores[c], oof[c] = float(np.mean(recalls)), logits
+    best = max(config.c_grid, key=lambda c: scores[c])
+    originals = ~augmented
+    temperature = fit_temperature(oof[best][originals], y[originals])
+    final = _logistic_regression(z, y, best, n_classes)
+    weights = np.zeros((z.shape[1], n_classes), np.float32)
+    bias = np.full(n_classes, -30.0, np.float32)  # a class absent from training is never chosen
+    weights[:, final.classes_] = final.coef_.T / temperature
+    bias[final.classes_] = final.intercept_ / temperature
+    model = build_model("linear", z.shape[1], n_classes)
+    model.set_weights([weights, bias])
+    return model, {"c": best, "temperature": temperature, "inner_uar_by_c": {str(c): v for c, v in scores.items()}}
 
 
 def keras_probabilities(model, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.asarray(model((x - mean) / scale, training=False))
 
 
-def _train_and_score(table: FeatureTable, train_rows: np.ndarray, test_rows: np.ndarray, config: TrainConfig, desc: str) -> dict:
+def _train_and_score(
+    table: FeatureTable,
+    train_rows: np.ndarray,
+    test_files: np.ndarray,
+    config: TrainConfig,
+    desc: str,
+    degraded: dict[str, FeatureTable] | None = None,
+) -> dict:
+    """Fit on ``train_rows``; score the original recordings of ``test_files`` (and their degraded versions)."""
     y = table.labels(config.emotions)
-    model, mean, scale = fit(table.features[train_rows], y[train_rows], config, desc=desc)
-    probs = keras_probabilities(model, table.features[test_rows], mean, scale)
-    return evaluate_predictions(y[test_rows], probs, config.emotions)
+    model, mean, scale, details = fit(
+        table.features[train_rows], y[train_rows], table.actors()[train_rows], table.augmented[train_rows], config, desc=desc
+    )
+    test_rows = np.flatnonzero(np.isin(table.file_index, test_files) & ~table.augmented)
+    result = evaluate_predictions(y[test_rows], keras_probabilities(model, table.features[test_rows], mean, scale), config.emotions)
+    result.update(details)
+    for name, other in (degraded or {}).items():
+        rows = np.flatnonzero(np.isin(other.file_index, test_files))
+        probs = keras_probabilities(model, other.features[rows], mean, scale)
+        scored = evaluate_predictions(other.labels(config.emotions)[rows], probs, config.emotions)
+        result.setdefault("degraded", {})[name] = {k: scored[k] for k in ("accuracy", "uar", "macro_f1", "ece")}
+    return result
 
 
-def cross_validate(table: FeatureTable, config: TrainConfig) -> dict:
-    """Speaker-independent k-fold by actor: per fold, mean, and worst fold."""
+def cross_validate(table: FeatureTable, config: TrainConfig, degraded: dict[str, FeatureTable] | None = None) -> dict:
+    """Speaker-independent k-fold by actor: per fold, mean, and worst fold; degraded audio too."""
     actors = table.actors()
+    file_actors = np.array([f.actor for f in table.files])
     folds = []
     for i, test_actors in enumerate(actor_folds(actors.tolist(), config.folds)):
         held_out = np.isin(actors, test_actors)
         train_rows = np.flatnonzero(~held_out & (config.augment | ~table.augmented))
-        test_rows = np.flatnonzero(held_out & ~table.augmented)
-        result = _train_and_score(table, train_rows, test_rows, config, desc=f"fold {i + 1}/{config.folds}")
+        test_files = np.flatnonzero(np.isin(file_actors, test_actors))
+        result = _train_and_score(table, train_rows, test_files, config, f"fold {i + 1}/{config.folds}", degraded)
         result["test_actors"] = test_actors
         log.info("fold %d (actors %s): accuracy %.3f, UAR %.3f", i + 1, test_actors, result["accuracy"], result["uar"])
         folds.append(result)
@@ -203,6 +307,10 @@ def cross_validate(table: FeatureTable, config: TrainConfig) -> dict:
             label: float(np.mean([f["per_class_recall"][label] for f in folds])) for label in config.emotions
         },
         "confusion": np.sum([f["confusion"] for f in folds], axis=0).tolist(),
+        "degraded": {
+            name: {k: float(np.mean([f["degraded"][name][k] for f in folds])) for k in keys}
+            for name in (degraded or {})
+        },
     }
 
 
@@ -217,8 +325,7 @@ def random_split(table: FeatureTable, config: TrainConfig) -> dict:
     )
     in_train = np.isin(table.file_index, train_files)
     train_rows = np.flatnonzero(in_train & (config.augment | ~table.augmented))
-    test_rows = np.flatnonzero(np.isin(table.file_index, test_files) & ~table.augmented)
-    result = _train_and_score(table, train_rows, test_rows, config, desc="random split")
+    result = _train_and_score(table, train_rows, test_files, config, desc="random split")
     result["protocol"] = "random 80/20 file split, stratified by emotion: SPEAKER-DEPENDENT (test actors also in training)"
     return result
 
@@ -265,42 +372,64 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def _evaluate(files, extractor, config: TrainConfig, cache_dir: Path | None, *, degradations: tuple[str, ...]) -> tuple[FeatureTable, dict]:
+    """Features (with augmented copies) of every file, then the speaker-independent evaluation."""
+    def table_for(augment: bool, degradation: str | None = None) -> FeatureTable:
+        return extract_table(
+            files,
+            extractor=extractor,
+            augment_config=config.augment_config if augment else None,
+            seed=config.seed,
+            cache_dir=cache_dir,
+            n_jobs=config.jobs,
+            degradation=degradation,
+        )
+
+    table = table_for(config.augment)
+    if not config.evaluate:
+        return table, {}
+    degraded = {name: table_for(False, name) for name in degradations}
+    return table, {
+        "speaker_independent": cross_validate(table, config, degraded),
+        "speaker_dependent_random_split": random_split(table, config),
+    }
+
+
 def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, *, cache_dir: Path | None) -> dict:
     """Extract features, evaluate speaker-independently, train on all actors, write the bundle.
 
+    With ``config.baseline`` the original design is evaluated the same way, for comparison.
     Returns the metrics written to ``metrics.json``.
     """
     started = time.perf_counter()
     files = scan_ravdess(data_dir, config.emotions)
     actors = sorted({f.actor for f in files})
     log.info("%d files from %d actors, classes %s", len(files), len(actors), list(config.emotions))
-    extractor = FeatureExtractor.build()
-    table = extract_table(
-        files,
-        extractor=extractor,
-        augment_config=config.augment_config if config.augment else None,
-        seed=config.seed,
-        cache_dir=cache_dir,
-        n_jobs=config.jobs,
-    )
-    feature_seconds = time.perf_counter() - started
-
+    extractor = build_extractor(config.features)
+    table, evaluation = _evaluate(files, extractor, config, cache_dir, degradations=config.degradations)
     metrics: dict = {
         "classes": list(config.emotions),
         "architecture": config.architecture,
+        "features": config.features,
+        "n_features": extractor.n_features,
         "data": {"files": len(files), "actors": actors, "rows_with_augmentation": int(len(table.features))},
+        **evaluation,
     }
-    if config.evaluate:
-        metrics["speaker_independent"] = cross_validate(table, config)
-        metrics["speaker_dependent_random_split"] = random_split(table, config)
+    if config.evaluate and config.baseline and not config.is_baseline:
+        seed_config = replace(config, architecture="seed", features="seed")
+        _, seed_evaluation = _evaluate(files, build_extractor("seed"), seed_config, cache_dir, degradations=())
+        metrics["baseline"] = {"architecture": "seed", "features": "seed", **seed_evaluation}
 
     rows = np.flatnonzero(config.augment | ~table.augmented)
-    model, mean, scale = fit(table.features[rows], table.labels(config.emotions)[rows], config, desc="final model")
+    model, mean, scale, details = fit(
+        table.features[rows], table.labels(config.emotions)[rows], table.actors()[rows], table.augmented[rows],
+        config, desc="final model",
+    )
     tflite = to_tflite(model)
-    total_seconds = time.perf_counter() - started
-    metrics["timing"] = {"features_seconds": round(feature_seconds, 1), "total_seconds": round(total_seconds, 1)}
+    metrics["final_model"] = details
+    metrics["timing"] = {"total_seconds": round(time.perf_counter() - started, 1)}
     metrics["model"] = {"parameters": int(model.count_params()), "tflite_bytes": len(tflite)}
-    metrics["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    metrics["created"] = datetime.now(UTC).isoformat(timespec="seconds")
 
     with tempfile.TemporaryDirectory() as tmp:
         keras_path = Path(tmp) / MODEL_KERAS
@@ -321,7 +450,7 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, *, cac
             "min_speech_seconds": audio.MIN_SPEECH_SECONDS,
         },
         "features": extractor.config.to_dict(),
-        "feature_names": list(FEATURE_NAMES),
+        "feature_names": list(extractor.names),
         "training": config.to_dict(),
         "versions": library_versions(),
     }
@@ -338,7 +467,7 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, *, cac
         files_out["confusion_matrix.png"] = confusion_png(
             metrics["speaker_independent"]["confusion"],
             config.emotions,
-            f"{config.architecture}: {config.folds}-fold by actor, summed over folds",
+            f"{config.architecture} on {config.features} features: {config.folds}-fold by actor, summed over folds",
         )
     write_bundle(out_dir, files_out)
     return metrics

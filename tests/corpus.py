@@ -65,20 +65,9 @@ def pcm16(y: np.ndarray) -> bytes:
 
 def encode_pyav(path: Path, y: np.ndarray, sr: int, *, container: str, codec: str, rate: int | None = None) -> Path:
     """Encode mono float ``y`` at ``sr`` with FFmpeg (PyAV) into ``path``: AAC, Opus, MP3..."""
-    import av
+    from ser_core.audio import encode
 
-    with av.open(str(path), "w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate or sr)
-        stream.layout = "mono"
-        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y, np.float32)[None, :], format="flt", layout="mono")
-        frame.sample_rate = sr
-        for chunk in (*resampler.resample(frame), *resampler.resample(None)):
-            for packet in stream.encode(chunk):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return encode(path, y, sr, container=container, codec=codec, rate=rate)
 
 
 def _soundfile(path: Path, y: np.ndarray, sr: int, **kwargs: str) -> Path:

@@ -41,7 +41,10 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def tiny_config(**kw) -> TrainConfig:
-    base = dict(emotions=CLASSES, folds=2, epochs=3, batch_size=16, augment=False, jobs=1, seed=7)
+    base = dict(
+        architecture="seed", features="seed", emotions=CLASSES, folds=2, epochs=3, batch_size=16,
+        augment=False, jobs=1, seed=7, baseline=False, degradations=(),
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -96,6 +99,24 @@ def test_training_is_deterministic(tiny_data, tiny_bundle, tmp_path):
     assert again["speaker_independent"]["folds"] == first["speaker_independent"]["folds"]
 
 
+def test_linear_model_with_baseline_and_degraded_audio(tiny_data, tmp_path):
+    """The linear recipe: C and temperature chosen on inner folds, seed baseline beside it, degraded folds scored."""
+    config = tiny_config(architecture="linear", baseline=True, degradations=("noise_10db", "telephone"), c_grid=(0.01, 1.0))
+    metrics = train(tiny_data, tmp_path / "linear", config, cache_dir=None)
+    folds = metrics["speaker_independent"]["folds"]
+    assert all(f["c"] in (0.01, 1.0) and 0.2 <= f["temperature"] <= 10 for f in folds)
+    assert set(metrics["speaker_independent"]["degraded"]) == {"noise_10db", "telephone"}
+    assert all(set(f["degraded"]) == {"noise_10db", "telephone"} for f in folds)
+    assert metrics["baseline"]["architecture"] == "seed"
+    assert "uar" in metrics["baseline"]["speaker_independent"]["mean"]
+    assert metrics["model"]["parameters"] == 105 * len(CLASSES) + len(CLASSES)
+    card = (tmp_path / "linear" / "MODEL_CARD.md").read_text()
+    assert "seed (original design)" in card and "telephone band" in card
+    clf = EmotionClassifier.load(tmp_path / "linear")
+    files = scan_ravdess(tiny_data, CLASSES)
+    assert clf.predict(files[0].path).emotion in CLASSES
+
+
 def test_actor_folds_are_disjoint_and_cover_everyone():
     folds = actor_folds(list(range(1, 21)), 5)
     assert folds == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]]
@@ -140,7 +161,8 @@ def test_interrupted_training_keeps_previous_artifacts(tiny_bundle, tiny_data, t
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "train.py"), "--data", str(tiny_data), "--out", str(out),
-         "--emotions", ",".join(CLASSES), "--folds", "2", "--epochs", "200", "--no-augment", "--jobs", "1", "--cache", ""],
+         "--emotions", ",".join(CLASSES), "--architecture", "seed", "--features", "seed", "--folds", "2",
+         "--epochs", "200", "--no-augment", "--no-baseline", "--degradations", "", "--jobs", "1", "--cache", ""],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     time.sleep(delay)
