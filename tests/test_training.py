@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import RAVDESS, REPO
+
 from ser_core import EmotionClassifier
 from ser_core.artifacts import load_bundle
 from ser_core.datasets import scan_ravdess
