@@ -104,14 +104,14 @@ class RichFeatureConfig:
         if self.contrast_bands < 1 or self.contrast_fmin <= 0:
             raise ParameterError("contrast_bands must be at least 1 and contrast_fmin positive.")
         if self.contrast_fmin * 2.0 ** (self.contrast_bands - 1) >= self.sample_rate / 2:
-            raise ParameterError("The spectral contrast bands exceed the Nyquist frequency; lower contrast_fmin or contrast_bands.")
+            raise ParameterError(
+                "The spectral contrast bands exceed the Nyquist frequency; lower contrast_fmin or contrast_bands."
+            )
         if self.yin_threshold <= 0 or not 0.0 < self.voicing_threshold < 1.0:
             raise ParameterError("yin_threshold must be positive and voicing_threshold between 0 and 1.")
         min_len = int(self.min_seconds * self.sample_rate)
         if not self.delta_width * self.hop_length <= min_len <= self.n_samples:
-            raise ParameterError(
-                "min_seconds must cover at least delta_width frames and fit in one clip."
-            )
+            raise ParameterError("min_seconds must cover at least delta_width frames and fit in one clip.")
 
     @property
     def n_bins(self) -> int:
@@ -129,7 +129,9 @@ class RichFeatureConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ParameterError(f"Unknown rich feature settings {sorted(unknown)}; the bundle is from another version.")
+            raise ParameterError(
+                f"Unknown rich feature settings {sorted(unknown)}; the bundle is from another version."
+            )
         return cls(**data)
 
 
@@ -159,7 +161,7 @@ def contrast_band_table(config: RichFeatureConfig) -> np.ndarray:
     octa = np.zeros(n_bands + 2)
     octa[1:] = config.contrast_fmin * 2.0 ** np.arange(n_bands + 1)
     table = np.zeros((n_bands + 1, 3), np.int64)
-    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:], strict=True)):
         band = np.logical_and(freq >= f_low, freq <= f_high)
         idx = np.flatnonzero(band)
         if idx.size == 0:
@@ -367,11 +369,12 @@ class RichFeatureExtractor:
 
     def strip_padding(self, clip: np.ndarray) -> np.ndarray:
         """The clip without the exact-zero padding at either end, keeping at least ``min_seconds``."""
-        nz = np.flatnonzero(clip)
+        sound = clip != 0
         n = clip.size
-        if nz.size == 0:
-            return clip
-        start, end = int(nz[0]), int(nz[-1]) + 1
+        start = int(np.argmax(sound))
+        if not sound[start]:
+            return clip  # all zeros: nothing to strip
+        end = n - int(np.argmax(sound[::-1]))
         if end - start < self._min_len:  # as the research code: extend with the padding after the sound
             end = min(n, start + self._min_len)
             start = max(0, end - self._min_len)

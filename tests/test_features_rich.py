@@ -179,7 +179,7 @@ def test_batch_equals_one_clip_at_a_time(extractor: RichFeatureExtractor) -> Non
     clips = np.stack([centred(golden_content()), centred(harmonic_tone(200.0)), centred(harmonic_tone(90.0, 0.8))])
     batch = extractor(clips)
     assert batch.shape == (3, 1308) and batch.dtype == np.float32
-    for clip, row in zip(clips, batch):
+    for clip, row in zip(clips, batch, strict=True):
         single = extractor(clip)
         assert single.shape == (1308,)
         np.testing.assert_array_equal(single, row)
@@ -253,9 +253,10 @@ def test_pure_tone_centroid_sits_at_the_tone(extractor: RichFeatureExtractor) ->
 
 
 def test_yin_matches_librosa_on_voiced_frames(extractor: RichFeatureExtractor) -> None:
-    """librosa.yin computes in float32 for float32 audio, the port in float64: periods agree
-    to float32 rounding (measured ~1e-6 relative); the bound is 1e-3 relative on every voiced
-    frame, the accuracy asked of the port."""
+    """librosa.yin computes in float32 for float32 audio, the port in float64: the periods agree
+    to float32 rounding (measured 1.6e-7 relative at most). The bound, 1e-4 relative on every
+    voiced frame, leaves room for other FFT libraries; a frame that picked another trough would
+    be off by far more."""
     import librosa
 
     y = left_aligned(centred(golden_content()))[: int(1.6 * SAMPLE_RATE)]
@@ -267,7 +268,7 @@ def test_yin_matches_librosa_on_voiced_frames(extractor: RichFeatureExtractor) -
     rms = np.sqrt((frames**2).mean(1))
     voiced = rms > rms.max() * 10 ** (-35 / 20)
     assert voiced.sum() > 50
-    np.testing.assert_allclose(ours[voiced], ref[voiced], rtol=1e-3)
+    np.testing.assert_allclose(ours[voiced], ref[voiced], rtol=1e-4)
 
 
 def test_contrast_and_deltas_match_librosa(extractor: RichFeatureExtractor) -> None:
@@ -281,10 +282,9 @@ def test_contrast_and_deltas_match_librosa(extractor: RichFeatureExtractor) -> N
     from ser_core.features_rich import _filter_nearest
 
     x = np.random.default_rng(2).standard_normal((5, 40))
-    for order, kernel in ((1, "delta1"), (2, "delta2")):
+    for order, kernel in ((1, extractor._delta1), (2, extractor._delta2)):
         expected = librosa.feature.delta(x, width=CONFIG.delta_width, order=order, mode="nearest")
-        np.testing.assert_allclose(_filter_nearest(x, extractor._delta1 if order == 1 else extractor._delta2),
-                                   expected, rtol=1e-10, atol=1e-12)  # fmt: skip
+        np.testing.assert_allclose(_filter_nearest(x, kernel), expected, rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------ the research extractor and the golden vector
