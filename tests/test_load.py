@@ -71,6 +71,6 @@ def test_a_live_stream_does_not_block_other_visitors(load):
     live = report.live
     assert live is not None and live.errors == []
     assert live.opened is not None and live.opened < report.started  # open before the load began...
-    assert live.closed is None or live.closed >= report.ended  # ...and until it ended
+    assert live.closed is not None and live.closed >= report.ended  # ...and until it ended
     assert live.verdicts >= 1 and live.wrong == 0
     assert len(report.answered) == CLIENTS * PER_CLIENT
