@@ -74,7 +74,7 @@ LIVE_STREAM_EVERY = 1.0  # seconds of microphone audio per live update
 LIVE_TIME_LIMIT = 120  # seconds a live session may run
 LIVE_MIN_SECONDS = 1.0  # sound needed before the first live verdict
 ANALYSIS_CONCURRENCY = 2  # simultaneous uploads/recordings analysed (one per CPU core)
-LIVE_CONCURRENCY = 16  # simultaneous live chunks; each is a few milliseconds of work
+LIVE_CONCURRENCY = 40  # simultaneous live SESSIONS: a stream keeps its slot for its whole run (up to LIVE_TIME_LIMIT); a 1 s chunk is ~17 ms of work
 CACHE_SWEEP = (600, 900)  # every 10 min, delete uploads older than 15 min
 
 SUGGESTED_SENTENCES = (
@@ -178,15 +178,15 @@ def load_signal(source: AudioInput) -> np.ndarray:
 def analyse(clf: EmotionClassifier, source: AudioInput) -> Analysis:
     """The verdict on a recording; longer than one window, also its emotion timeline.
 
-    Up to one 3.5 s window the verdict is :meth:`EmotionClassifier.predict`; longer audio is
-    judged window by window and the verdict is the timeline's summary (the mean).
+    The verdict is always :meth:`EmotionClassifier.predict`, so the page, the ``predict`` API
+    and the library agree on every file (silence trimmed first; speech longer than a window
+    is the mean over windows). Recordings longer than one window also get the timeline.
     """
     y = load_signal(source)
     duration = y.size / audio.SAMPLE_RATE
-    if duration <= audio.CLIP_SECONDS:
-        return Analysis(clf.predict(y, audio.SAMPLE_RATE), duration)
-    timeline = clf.timeline(y, audio.SAMPLE_RATE)
-    return Analysis(timeline.summary, duration, timeline)
+    prediction = clf.predict(y, audio.SAMPLE_RATE)
+    timeline = clf.timeline(y, audio.SAMPLE_RATE) if duration > audio.CLIP_SECONDS else None
+    return Analysis(prediction, duration, timeline)
 
 
 # ---------------------------------------------------------------- rendering
@@ -306,8 +306,8 @@ def timeline_detail(analysis: Analysis) -> str:
         for v, k in shares
     )
     return (
-        f"Overall verdict for {analysis.duration:.1f} s of audio, the mean of {len(t.voiced)} windows "
-        f"with speech (of {len(t.windows)}). Windows won: {pills}"
+        f"Overall verdict for {analysis.duration:.1f} s of audio. The timeline below has {len(t.voiced)} "
+        f"windows with speech (of {len(t.windows)}). Windows won: {pills}"
     )
 
 

@@ -113,8 +113,8 @@ def test_long_recording_gets_a_timeline_its_summary_and_a_csv(classifier):
     source = gradio_input(8.0, 48_000)
     html, bars, timeline, csv_file = analyse_handler(classifier)(source)
     expected = classifier.timeline(source[1], 48_000)
-    assert verdict_emotion(html) == expected.summary.emotion
-    assert f"of {len(expected.windows)})" in html  # "mean of N windows with speech (of M)"
+    assert verdict_emotion(html) == classifier.predict(source[1], 48_000).emotion  # page and library agree
+    assert f"(of {len(expected.windows)})" in html  # "N windows with speech (of M)"
     assert timeline["visible"] is True and csv_file["visible"] is True
     fig = timeline["value"]
     assert [t.name.split()[-1] for t in fig.data] == list(EMOTIONS)
