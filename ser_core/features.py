@@ -92,11 +92,15 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ParameterError(f"Unknown feature settings {sorted(unknown)}; the bundle is from another version.")
-        return cls(**data)
+        return config_from_dict(cls, data)
+
+
+def config_from_dict(cls, data: dict):
+    """``cls(**data)`` for a feature-config dataclass, refusing settings it does not know."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ParameterError(f"Unknown feature settings {sorted(unknown)}; the bundle is from another version.")
+    return cls(**data)
 
 
 def feature_names(config: FeatureConfig = FeatureConfig()) -> tuple[str, ...]:

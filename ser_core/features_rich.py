@@ -26,7 +26,7 @@ interpolation), on the voiced frames only because only those are used.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -126,13 +126,9 @@ class RichFeatureConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> RichFeatureConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ParameterError(
-                f"Unknown rich feature settings {sorted(unknown)}; the bundle is from another version."
-            )
-        return cls(**data)
+        from .features import config_from_dict
+
+        return config_from_dict(cls, data)
 
 
 def rich_feature_names(config: RichFeatureConfig = RichFeatureConfig()) -> tuple[str, ...]:

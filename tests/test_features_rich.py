@@ -116,7 +116,7 @@ def test_configuration_round_trips_through_a_dict() -> None:
 
 
 def test_unknown_settings_are_refused() -> None:
-    with pytest.raises(ParameterError, match="Unknown rich feature settings"):
+    with pytest.raises(ParameterError, match="Unknown feature settings"):
         RichFeatureConfig.from_dict({**CONFIG.to_dict(), "n_chroma": 12})
 
 
