@@ -124,13 +124,27 @@ def clips_of(y: np.ndarray, pre: dict) -> list[np.ndarray]:
     return [to_clip(w, n) for w in windows if w is not None]
 
 
+def feature_function(cfg: dict, arrays: dict[str, np.ndarray]):
+    """clip -> feature vector for the export's feature set.
+
+    The original 105 ("seed") are written out above. The 1,308 "rich" statistics are
+    specified by ser_core/features_rich.py, itself NumPy-only: its code is the reference to
+    port (it is too long to repeat here), so for a rich export this example borrows it.
+    """
+    if cfg.get("kind", "seed") == "seed":
+        return lambda clip: features(clip, cfg, arrays)
+    from ser_core.features_rich import RichFeatureConfig, RichFeatureExtractor
+
+    return RichFeatureExtractor(RichFeatureConfig.from_dict(cfg), arrays)
+
+
 def predict(folder: str | Path, y: np.ndarray) -> dict[str, float]:
     """Probabilities for a mono float32 signal at 16 kHz."""
     from ai_edge_litert.interpreter import Interpreter
 
     info, arrays, labels = load_export(folder)
     pre = {**info["preprocessing"], "sample_rate": info["features"]["sample_rate"]}
-    x = np.stack([features(c, info["features"], arrays) for c in clips_of(y, pre)])
+    x = np.stack([feature_function(info["features"], arrays)(c) for c in clips_of(y, pre)])
     x = ((x - arrays["mean"]) / arrays["scale"]).astype(np.float32)
     interpreter = Interpreter(model_path=str(Path(folder) / "model.tflite"))
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from . import audio
-from .artifacts import MANIFEST, MODEL_KERAS, Bundle, read_verified, load_bundle, sha256_bytes
+from .artifacts import MANIFEST, MODEL_KERAS, Bundle, load_bundle, read_verified, sha256_bytes
 from .errors import ArtifactError, ParameterError
-from .features import FeatureConfig, FeatureExtractor, feature_names
+from .features import FeatureExtractor, load_extractor
 
 __all__ = ["EXPORT_FORMATS", "export_model", "EXPORT_JSON"]
 
@@ -38,12 +38,12 @@ EXPORT_VERSION = 1
 
 def _feature_files(bundle: Bundle) -> dict[str, bytes]:
     """labels.txt, features.json and features.npz for a bundle."""
-    config = FeatureConfig.from_dict(bundle.config["features"])
-    extractor = FeatureExtractor(config, bundle.arrays)
+    extractor = load_extractor(bundle.config["features"], bundle.arrays)
+    config = extractor.config
     description = {
         "features": config.to_dict(),
-        "n_features": config.n_features,
-        "feature_names": list(feature_names(config)),
+        "n_features": extractor.n_features,
+        "feature_names": list(extractor.names),
         "preprocessing": {
             "sample_rate": audio.SAMPLE_RATE,
             "clip_seconds": audio.CLIP_SECONDS,
@@ -63,14 +63,13 @@ def _feature_files(bundle: Bundle) -> dict[str, bytes]:
         "model_output": "float32 (batch, n_labels) probabilities, in the order of labels.txt",
     }
     arrays = {
-        "mel_mfcc": extractor.filters["mel_mfcc"],
-        "mel": extractor.filters["mel"],
-        "chroma": extractor.filters["chroma"],
+        **extractor.filters,
         "mean": np.asarray(bundle.arrays["mean"], np.float32),
         "scale": np.asarray(bundle.arrays["scale"], np.float32),
-        "dct": extractor._dct_t.T.copy(),
-        "delta_mean_weights": extractor._delta_w,
     }
+    if isinstance(extractor, FeatureExtractor):  # derived matrices of the seed set, for reimplementers
+        arrays["dct"] = extractor.dct
+        arrays["delta_mean_weights"] = extractor.delta_mean_weights
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return {

@@ -199,6 +199,16 @@ class FeatureExtractor:
         return self.config.names
 
     @property
+    def dct(self) -> np.ndarray:
+        """The orthonormal DCT-II rows that turn mel dB into MFCCs. Shape ``(n_mfcc, n_mels_mfcc)``."""
+        return self._dct_t.T.copy()
+
+    @property
+    def delta_mean_weights(self) -> np.ndarray:
+        """Weights whose product with an MFCC track is the mean of its librosa delta. Shape ``(frames,)``."""
+        return self._delta_w.copy()
+
+    @property
     def n_features(self) -> int:
         return self.config.n_features
 
