@@ -47,7 +47,7 @@ RAVDESS_EMOTIONS = {
 }
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _DATA_EXTENSIONS = {".wav", ".flac"}
-CACHE_VERSION = 2  # bump when feature or augmentation code changes its output
+CACHE_VERSION = 3  # bump when feature or augmentation code changes its output
 
 
 @dataclass(frozen=True)
@@ -91,35 +91,67 @@ def scan_ravdess(root: str | os.PathLike[str], emotions: tuple[str, ...]) -> lis
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """The augmented copies made of each training file (time stretch, pitch shift, noise)."""
+    """The augmented copies made of each training recording.
+
+    Time stretch, pitch shift and white noise as in the original design; with ``channel``, a
+    fourth copy through a random band-pass, as a cheap microphone or a phone line would give.
+    """
 
     stretch: tuple[float, float] = (0.85, 1.15)  # playback-rate range
     semitones: tuple[float, float] = (-2.0, 2.0)
-    noise_snr_db: tuple[float, float] = (15.0, 30.0)
+    noise_snr_db: tuple[float, float] = (5.0, 25.0)
+    channel: bool = True
+    channel_low_hz: tuple[float, float] = (100.0, 400.0)
+    channel_high_hz: tuple[float, float] = (3_000.0, 7_000.0)
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.stretch[0] <= self.stretch[1] <= 2.0:
             raise ParameterError("The stretch range must lie within 0.5 to 2.0.")
-        if self.noise_snr_db[0] > self.noise_snr_db[1]:
-            raise ParameterError("The noise SNR range must be (low, high).")
+        for name in ("semitones", "noise_snr_db", "channel_low_hz", "channel_high_hz"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ParameterError(f"The {name} range must be (low, high).")
+
+    @classmethod
+    def original(cls) -> AugmentConfig:
+        """The original design's augmentation, kept for the seed baseline."""
+        return cls(noise_snr_db=(15.0, 30.0), channel=False)
 
 
-def augment(speech: np.ndarray, *, sr: int, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> list[np.ndarray]:
-    """Three copies of trimmed speech: time-stretched, pitch-shifted, with white noise added.
+def band_pass(y: np.ndarray, *, sr: int, low: float, high: float) -> np.ndarray:
+    """Keep only ``low``..``high`` Hz (an ideal filter in the frequency domain). Shape unchanged."""
+    spectrum = np.fft.rfft(y)
+    freqs = np.fft.rfftfreq(y.size, 1 / sr)
+    spectrum[(freqs < low) | (freqs > high)] = 0
+    return np.fft.irfft(spectrum, y.size).astype(np.float32)
 
-    ``speech``: shape ``(n,)``. Each copy has shape ``(m,)``; lengths may differ.
+
+def add_noise(y: np.ndarray, *, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """White noise scaled to ``snr_db`` below the power of the speech (the trimmed part), over all of ``y``."""
+    speech = audio.trim_silence(y)
+    power = float(np.mean(np.square(speech if speech.size else y, dtype=np.float64)))
+    return (y + rng.standard_normal(y.size) * np.sqrt(power / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+def augment(y: np.ndarray, *, sr: int, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> list[np.ndarray]:
+    """Augmented copies of a whole recording, silences included (they are trimmed afterwards).
+
+    ``y``: shape ``(n,)``. Returns 3 copies (4 with ``config.channel``); lengths may differ.
     """
     import librosa
 
     rate = rng.uniform(*config.stretch)
     steps = rng.uniform(*config.semitones)
     snr = rng.uniform(*config.noise_snr_db)
-    stretched = librosa.effects.time_stretch(speech, rate=rate)
-    shifted = librosa.effects.pitch_shift(speech, sr=sr, n_steps=steps)
-    power = float(np.mean(speech.astype(np.float64) ** 2))
-    noise = rng.standard_normal(speech.size) * np.sqrt(power / 10 ** (snr / 10))
-    noisy = (speech + noise).astype(np.float32)
-    return [stretched.astype(np.float32), shifted.astype(np.float32), noisy]
+    copies = [
+        librosa.effects.time_stretch(y, rate=rate).astype(np.float32),
+        librosa.effects.pitch_shift(y, sr=sr, n_steps=steps).astype(np.float32),
+        add_noise(y, snr_db=snr, rng=rng),
+    ]
+    if config.channel:
+        low, high = rng.uniform(*config.channel_low_hz), rng.uniform(*config.channel_high_hz)
+        copies.append(band_pass(y, sr=sr, low=low, high=high))
+    return copies
 
 
 DEGRADATIONS = {
@@ -141,16 +173,11 @@ def degrade(y: np.ndarray, kind: str, *, rng: np.random.Generator) -> np.ndarray
     """
     sr = audio.SAMPLE_RATE
     if kind == "noise_10db":
-        speech = audio.trim_silence(y)
-        power = float(np.mean(np.square(speech if speech.size else y, dtype=np.float64)))
-        noise = rng.standard_normal(y.size) * np.sqrt(power / 10 ** (NOISE_SNR_DB / 10))
-        return (y + noise).astype(np.float32)
+        return add_noise(y, snr_db=NOISE_SNR_DB, rng=rng)
     if kind == "telephone":
         narrow = audio.resample(y, sr=sr, target_sr=TELEPHONE_RATE)
-        spectrum = np.fft.rfft(narrow)
-        freqs = np.fft.rfftfreq(narrow.size, 1 / TELEPHONE_RATE)
-        spectrum[(freqs < TELEPHONE_BAND[0]) | (freqs > TELEPHONE_BAND[1])] = 0
-        return audio.resample(np.fft.irfft(spectrum, narrow.size).astype(np.float32), sr=TELEPHONE_RATE, target_sr=sr)
+        narrow = band_pass(narrow, sr=TELEPHONE_RATE, low=TELEPHONE_BAND[0], high=TELEPHONE_BAND[1])
+        return audio.resample(narrow, sr=TELEPHONE_RATE, target_sr=sr)
     if kind in ("opus_12k", "mp3_32k"):
         import tempfile
 
@@ -190,12 +217,11 @@ def _file_rows(
     y = audio.decode(path)
     if degradation is not None:
         y = degrade(y, degradation, rng=rng)
-    speech = audio.check_speech(y)
-    clips = [speech]
+    recordings = [y]
     if augment_config is not None:
-        aug = AugmentConfig(**{k: tuple(v) for k, v in augment_config.items()})
-        clips += augment(speech, sr=audio.SAMPLE_RATE, rng=rng, config=aug)
-    return extractor(np.stack([audio.to_clip(c) for c in clips]))
+        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment_config.items()})
+        recordings += augment(y, sr=audio.SAMPLE_RATE, rng=rng, config=aug)
+    return extractor(np.stack([audio.to_clip(audio.check_speech(r)) for r in recordings]))
 
 
 def _cache_key(

@@ -416,7 +416,7 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, *, cac
         **evaluation,
     }
     if config.evaluate and config.baseline and not config.is_baseline:
-        seed_config = replace(config, architecture="seed", features="seed")
+        seed_config = replace(config, architecture="seed", features="seed", augment_config=AugmentConfig.original())
         _, seed_evaluation = _evaluate(files, build_extractor("seed"), seed_config, cache_dir, degradations=())
         metrics["baseline"] = {"architecture": "seed", "features": "seed", **seed_evaluation}
 
