@@ -61,7 +61,7 @@ def test_predict_array_contract(clf, speech):
 def test_file_and_array_agree(clf, tmp_path, sr, subtype):
     y = speech_like(2.0, sr)
     if subtype == "PCM_16":
-        y = np.round(y * 32767) / 32767  # what the file will hold
+        y = np.round(y * 32767).astype(np.int16)  # exactly what the file will hold
     path = tmp_path / "s.wav"
     sf.write(str(path), y, sr, subtype=subtype)
     from_file = clf.predict(path)
