@@ -97,6 +97,19 @@ def summary_table(metrics: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _augmentation(training: dict, data: dict) -> str:
+    aug = training.get("augment_config") or {}
+    if not training.get("augment", False):
+        return "No augmentation."
+    copies = ["a time-stretched", "a pitch-shifted", f"a noisy ({aug['noise_snr_db'][0]:g}-{aug['noise_snr_db'][1]:g} dB SNR)"]
+    if aug.get("channel"):
+        copies.append("a band-passed (a random cheap-microphone or phone-line band)")
+    return (
+        f"Augmentation, training actors only: {', '.join(copies)} copy of each recording, "
+        f"{data['rows_with_augmentation']} rows in all."
+    )
+
+
 def render_model_card(metrics: dict, training: dict) -> str:
     """MODEL_CARD.md: what the model is, the data and its licence, the protocol, the numbers, the limits."""
     labels = ", ".join(metrics["classes"])
@@ -118,8 +131,7 @@ RAVDESS (Livingstone & Russo, 2018, PLoS ONE 13(5): e0196391), speech only, acto
 {data['actors'][0]:02d}–{data['actors'][-1]:02d}, {data['files']} files of acted English sentences
 ("Kids are talking by the door", "Dogs are sitting by the door"), 16 kHz FLAC.
 Licence of the data: CC BY-NC-SA 4.0; a model trained on it inherits the
-non-commercial, share-alike terms. Augmentation (training folds only): time stretch,
-pitch shift and white noise, one copy each: {data['rows_with_augmentation']} training rows in all.
+non-commercial, share-alike terms. {_augmentation(training, data)}
 
 ## Evaluation
 {summary_table(metrics)}
