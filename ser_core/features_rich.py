@@ -420,7 +420,7 @@ class RichFeatureExtractor:
         hi = P[:, self._lo_end : self._hi_end].sum(1) + EPS
         alpha = 10 * np.log10(hi / lo)
         spec = np.vstack([centroid / 1000, bw / 1000, rolloff / 1000, np.log10(flat + EPS), flux, zcr, rms_db, alpha])
-        contrast = self._contrast(np.sqrt(P))
+        contrast = self._contrast(P)
 
         # --- pitch / voicing ---
         ac = np.fft.irfft(P, n=n_fft, axis=1)  # circular autocorrelation of the windowed frames
@@ -434,12 +434,13 @@ class RichFeatureExtractor:
             tv = np.flatnonzero(voiced) / max(T - 1, 1) - 0.5
             tc = tv - tv.mean()
             slope = (tc @ (st - st.mean())) / (tc @ tc) if np.ptp(tv) > 0 else 0.0
-            p10, p50, p90 = np.percentile(st, [10, 50, 90])
+            st_sorted = np.sort(st)[None]
+            p10, p50, p90 = (p[0] for p in _percentiles(st_sorted, (10, 50, 90)))
             f_f0 = np.array(
                 [st.mean(), st.std(), p10, p50, p90, p90 - p10, slope, np.median(np.abs(np.diff(st))),
                  harm[voiced].mean(), harm[voiced].std(), rms_db[voiced].mean() - rms_db.max(), rms_db[voiced].std()]
             )  # fmt: skip
-            f_st = _functionals(st[None])
+            f_st = _functionals(st[None], st_sorted)
             f_dst = _functionals(np.diff(st)[None]) if st.size > 3 else np.zeros(len(FUNCTIONALS))
         else:
             f_f0 = np.zeros(len(F0_NAMES))
@@ -465,15 +466,23 @@ class RichFeatureExtractor:
         )  # fmt: skip
         return np.nan_to_num(feat.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
-    def _contrast(self, S: np.ndarray) -> np.ndarray:
-        """librosa.feature.spectral_contrast of magnitudes ``S`` ``(T, bins)`` -> ``(bands + 1, T)``."""
-        T = S.shape[0]
+    def _contrast(self, P: np.ndarray) -> np.ndarray:
+        """librosa.feature.spectral_contrast of the magnitudes ``sqrt(P)``, given powers ``P`` ``(T, bins)``.
+
+        Returns ``(bands + 1, T)``.
+        """
+        T = P.shape[0]
         peak = np.empty((len(self._bands), T))
         valley = np.empty_like(peak)
         for k, (start, stop, count) in enumerate(self._bands):
-            ordered = np.sort(S[:, start:stop], axis=1)  # a full sort is faster than np.partition here
-            valley[k] = ordered[:, :count].mean(1)
-            peak[k] = ordered[:, -count:].mean(1)
+            band = P[:, start:stop]
+            if count == 1:  # sqrt is monotonic: the extremes of S are the roots of the extremes of P
+                valley[k] = np.sqrt(band.min(1))
+                peak[k] = np.sqrt(band.max(1))
+            else:
+                ordered = np.sqrt(np.sort(band, axis=1))  # a full sort is faster than np.partition here
+                valley[k] = ordered[:, :count].mean(1)
+                peak[k] = ordered[:, -count:].mean(1)
         top_db = 80.0  # librosa.power_to_db's default, as used by spectral_contrast
         return _power_to_db(peak, top_db) - _power_to_db(valley, top_db)
 
@@ -482,7 +491,9 @@ class RichFeatureExtractor:
         cfg = self.config
         lo, hi = self._min_period, self._max_period
         spec = np.fft.rfft(frames, n=self._acf_len, axis=1)
-        power = spec.real**2 + spec.imag**2
+        parts = spec.view(np.float64)
+        np.square(parts, out=parts)
+        power = parts[:, 0::2] + parts[:, 1::2]  # |spec|^2
         acf = np.fft.irfft(power, n=self._acf_len, axis=1)[:, : hi + 1]  # lags 0..max_period
         energy = np.cumsum(frames[:, :hi] ** 2, axis=1)  # sum of y(m)^2 for m < k, k = 1..max_period
         diff = 2 * (acf[:, :1] - acf[:, 1:]) - energy  # d(k), k = 1..max_period
@@ -491,17 +502,19 @@ class RichFeatureExtractor:
         cmndf = diff[:, lo - 1 :] / (cmean[:, lo - 1 :] + tiny)  # (V, hi - lo + 1), k = lo..hi
 
         left, mid, right = cmndf[:, :-2], cmndf[:, 1:-1], cmndf[:, 2:]
-        a = right + left - 2 * mid
-        b = (right - left) / 2
-        shifts = np.zeros_like(cmndf)
-        ok = np.abs(b) < np.abs(a)
-        shifts[:, 1:-1] = np.where(ok, -b / np.where(ok, a, 1.0), 0.0)
-
         trough = np.zeros(cmndf.shape, bool)
         trough[:, 1:-1] = (mid < left) & (mid <= right)
         trough[:, 0] = cmndf[:, 0] < cmndf[:, 1]
         trough[:, -1] = cmndf[:, -1] < cmndf[:, -2]
         below = trough & (cmndf < cfg.yin_threshold)
         idx = np.where(below.any(1), np.argmax(below, axis=1), np.argmin(cmndf, axis=1))
-        period = lo + idx + shifts[np.arange(len(idx)), idx]
+        # parabolic interpolation, only at the chosen lag (zero at both ends of the range)
+        rows = np.arange(len(idx))
+        inner = np.clip(idx, 1, cmndf.shape[1] - 2)
+        l, m, r = cmndf[rows, inner - 1], cmndf[rows, inner], cmndf[rows, inner + 1]
+        a = r + l - 2 * m
+        b = (r - l) / 2
+        ok = (np.abs(b) < np.abs(a)) & (idx == inner)
+        shift = np.where(ok, -b / np.where(ok, a, 1.0), 0.0)
+        period = lo + idx + shift
         return cfg.sample_rate / period
