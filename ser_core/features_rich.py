@@ -406,8 +406,8 @@ class RichFeatureExtractor:
         # sum (f - c)^2 P = sum f^2 P - 2 c sum f P + c^2 sum P
         var = (P @ self._freqs2 - 2 * centroid * m1 + centroid**2 * (Ps - EPS)) / Ps
         bw = np.sqrt(np.maximum(var, 0.0))
-        cum = np.cumsum(P, axis=1)
-        rolloff = self._freqs[np.argmax(cum >= cfg.roll_percent * cum[:, -1:], axis=1)]
+        cum = np.cumsum(P.T, axis=0)  # (bins, T): the same sums, added row by row (vectorised)
+        rolloff = self._freqs[np.count_nonzero(cum < cfg.roll_percent * cum[-1], axis=0)]  # first bin >= the level
         flat = np.exp(np.log(P + EPS).mean(1)) / (P.mean(1) + EPS)
         dlog = np.diff(logM, axis=1).clip(min=0)
         flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
@@ -490,7 +490,9 @@ class RichFeatureExtractor:
         """F0 in Hz of each (unwindowed) frame ``(V, n_fft)``, as librosa.yin. Shape ``(V,)``."""
         cfg = self.config
         lo, hi = self._min_period, self._max_period
-        spec = np.fft.rfft(frames, n=self._acf_len, axis=1)
+        padded = np.zeros((frames.shape[0], self._acf_len))  # zero-padded for no circular wrap-around
+        padded[:, : frames.shape[1]] = frames
+        spec = np.fft.rfft(padded, axis=1)
         parts = spec.view(np.float64)
         np.square(parts, out=parts)
         power = parts[:, 0::2] + parts[:, 1::2]  # |spec|^2
