@@ -26,6 +26,7 @@ interpolation), on the voiced frames only because only those are used.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -52,6 +53,16 @@ EPS = 1e-12  # floor inside ratios and logs of powers
 AMIN = 1e-10  # power floor before dB
 F0_REFERENCE_HZ = 55.0  # semitone scale origin
 MIN_VOICED_FRAMES = 3  # fewer voiced frames: the pitch block is all zeros
+_WORKSPACE = threading.local()  # per-thread scratch arrays, reused across calls (no page faults per clip)
+
+
+def _scratch(name: str, rows: int, max_rows: int, cols: int, dtype: type = np.float64) -> np.ndarray:
+    """A reusable C-contiguous ``(rows, cols)`` scratch array of this thread (uninitialised)."""
+    key = (name, max_rows, cols, np.dtype(dtype).str)
+    buf = _WORKSPACE.__dict__.get(key)
+    if buf is None:
+        buf = _WORKSPACE.__dict__[key] = np.empty((max_rows, cols), dtype)
+    return buf[:rows]
 
 
 @dataclass(frozen=True)
@@ -335,6 +346,7 @@ class RichFeatureExtractor:
         self._max_period = min(int(np.ceil(sr / config.fmin_f0)), n_fft - 1)
         self._acf_len = _fast_length(n_fft + self._max_period)  # long enough for no circular wrap-around
         self._min_len = int(config.min_seconds * sr)
+        self._max_frames = config.n_samples // config.hop_length + 1  # frames of an unstripped clip
 
     @classmethod
     def build(cls, config: RichFeatureConfig = RichFeatureConfig()) -> RichFeatureExtractor:
@@ -387,7 +399,9 @@ class RichFeatureExtractor:
         padded = np.concatenate([np.zeros(pad), y, np.zeros(pad)])
         frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (T, n_fft), centred
         T = frames.shape[0]
-        spectrum = np.fft.rfft(frames * self._window, axis=1)
+        mt, bins = self._max_frames, cfg.n_bins
+        windowed = np.multiply(frames, self._window, out=_scratch("windowed", T, mt, n_fft))
+        spectrum = np.fft.rfft(windowed, axis=1, out=_scratch("spectrum", T, mt, bins, np.complex128))
         parts = spectrum.view(np.float64)
         np.square(parts, out=parts)
         P = parts[:, 0::2] + parts[:, 1::2]  # (T, bins) power
@@ -406,9 +420,12 @@ class RichFeatureExtractor:
         # sum (f - c)^2 P = sum f^2 P - 2 c sum f P + c^2 sum P
         var = (P @ self._freqs2 - 2 * centroid * m1 + centroid**2 * (Ps - EPS)) / Ps
         bw = np.sqrt(np.maximum(var, 0.0))
-        cum = np.cumsum(P.T, axis=0)  # (bins, T): the same sums, added row by row (vectorised)
+        PT = _scratch("PT", bins, bins, mt)[:, :T]
+        PT[...] = P.T
+        cum = np.cumsum(PT, axis=0, out=PT)  # (bins, T): the same sums, added row by row (vectorised)
         rolloff = self._freqs[np.count_nonzero(cum < cfg.roll_percent * cum[-1], axis=0)]  # first bin >= the level
-        flat = np.exp(np.log(P + EPS).mean(1)) / (P.mean(1) + EPS)
+        logP = np.add(P, EPS, out=_scratch("logP", T, mt, bins))
+        flat = np.exp(np.log(logP, out=logP).mean(1)) / (P.mean(1) + EPS)
         dlog = np.diff(logM, axis=1).clip(min=0)
         flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
         sign = np.signbit(padded)
@@ -423,7 +440,7 @@ class RichFeatureExtractor:
         contrast = self._contrast(P)
 
         # --- pitch / voicing ---
-        ac = np.fft.irfft(P, n=n_fft, axis=1)  # circular autocorrelation of the windowed frames
+        ac = np.fft.irfft(P, n=n_fft, axis=1, out=windowed)  # circular autocorrelation of the windowed frames
         harm = (ac[:, self._lag_min : self._lag_max + 1] / (ac[:, :1] + EPS)).max(1)
         loud = rms_db > rms_db.max() - cfg.loud_db
         voiced = loud & (harm > cfg.voicing_threshold)
@@ -490,13 +507,15 @@ class RichFeatureExtractor:
         """F0 in Hz of each (unwindowed) frame ``(V, n_fft)``, as librosa.yin. Shape ``(V,)``."""
         cfg = self.config
         lo, hi = self._min_period, self._max_period
-        padded = np.zeros((frames.shape[0], self._acf_len))  # zero-padded for no circular wrap-around
+        V, n, mt = frames.shape[0], self._acf_len, self._max_frames
+        padded = _scratch("yin_padded", V, mt, n)  # zero-padded for no circular wrap-around
         padded[:, : frames.shape[1]] = frames
-        spec = np.fft.rfft(padded, axis=1)
+        padded[:, frames.shape[1] :] = 0.0
+        spec = np.fft.rfft(padded, axis=1, out=_scratch("yin_spec", V, mt, n // 2 + 1, np.complex128))
         parts = spec.view(np.float64)
         np.square(parts, out=parts)
         power = parts[:, 0::2] + parts[:, 1::2]  # |spec|^2
-        acf = np.fft.irfft(power, n=self._acf_len, axis=1)[:, : hi + 1]  # lags 0..max_period
+        acf = np.fft.irfft(power, n=n, axis=1, out=padded)[:, : hi + 1]  # lags 0..max_period
         energy = np.cumsum(frames[:, :hi] ** 2, axis=1)  # sum of y(m)^2 for m < k, k = 1..max_period
         diff = 2 * (acf[:, :1] - acf[:, 1:]) - energy  # d(k), k = 1..max_period
         cmean = np.cumsum(diff, axis=1) / np.arange(1, hi + 1)
