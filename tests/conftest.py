@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +95,25 @@ def cli(bundle_dir):
         return proc
 
     return run
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def launched_demo(classifier) -> Iterator[str]:
+    """The Gradio demo served on 127.0.0.1 and a free port in a background thread; yields its URL."""
+    from ser_core import app
+
+    demo = app.build_app(classifier)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                **app.launch_options())
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+

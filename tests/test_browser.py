@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import speech_like
+from conftest import launched_demo, speech_like
 
-from ser_core import EMOTIONS, app
+from ser_core import EMOTIONS
 
 pytestmark = pytest.mark.browser
 
@@ -25,12 +24,6 @@ CHROMIUM = Path(os.environ.get("SER_CHROMIUM", "/usr/bin/chromium"))
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 VERDICT_TIMEOUT_MS = 60_000  # generous: the machine is shared; times are reported, not asserted
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +36,8 @@ def fake_microphone(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(classifier) -> str:
-    demo = app.build_app(classifier)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **app.launch_options())
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+    with launched_demo(classifier) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -196,14 +184,16 @@ def test_live_timeline_grows_while_speaking(browser, server, tmp_path):
     page.locator("#live-in button.record-button").click()
     page.wait_for_selector("#live-timeline .js-plotly-plot", timeout=VERDICT_TIMEOUT_MS)
     counts, started = [], time.perf_counter()
-    for _ in range(6):
+    for _ in range(30):  # sampled once a second; on a loaded machine updates may pause for a few seconds
         page.wait_for_timeout(1_000)
         counts.append(page.evaluate(
             "() => { const p = document.querySelector('#live-timeline .js-plotly-plot');"
             " return p && p.data ? p.data[0].x.length : 0; }"
         ))
+        if len(counts) >= 6 and counts[-1] >= counts[0] + 2:
+            break
     print(f"\nbrowser: live timeline points once a second over {time.perf_counter() - started:.1f} s: {counts}")
-    assert counts[-1] > counts[0]  # new points keep arriving while the microphone streams
+    assert counts[-1] >= counts[0] + 2  # new points keep arriving while the microphone streams
     html = page.locator("#live-verdict").inner_html()
     assert "data-emotion" in html or "No speech" in html
     shoot(page, tmp_path, "live")

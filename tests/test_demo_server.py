@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, speech_like
+from conftest import REPO, launched_demo, speech_like
 
 from ser_core import EMOTIONS, app
 
 UPLOAD_LIMIT_MB = 1  # small, so the test can cross it cheaply
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +20,9 @@ def server(classifier):
     """The demo on 127.0.0.1 and a free port, in a background thread, with a 1 MB upload limit."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(app, "MAX_UPLOAD_MB", UPLOAD_LIMIT_MB)
-        demo = app.build_app(classifier)
-        demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                    **app.launch_options())
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+        with launched_demo(classifier) as url:
+            mp.undo()
+            yield url
 
 
 @pytest.fixture(scope="module")
