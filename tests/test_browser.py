@@ -81,6 +81,10 @@ def wait_for_result(page) -> str:
     """Wait for a verdict and its bar chart; return the verdict's emotion."""
     page.wait_for_selector("#verdict [data-emotion]")
     page.wait_for_selector("#bars .js-plotly-plot")
+    # the page starts with an all-0% chart: wait for the verdict's bars, not that one
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#bars text.bartext')].some(e => e.textContent.trim() !== '0%')"
+    )
     return page.locator("#verdict [data-emotion]").get_attribute("data-emotion")
 
 
