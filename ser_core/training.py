@@ -190,11 +190,11 @@ def _fit_network(z: np.ndarray, y: np.ndarray, config: TrainConfig, *, desc: str
     return model, {}
 
 
-def _logistic_regression(z: np.ndarray, y: np.ndarray, c: float, n_classes: int):
+def _logistic_regression(z: np.ndarray, y: np.ndarray, c: float):
+    """Class-balanced multinomial logistic regression with inverse regularisation ``c``."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
-    return model.fit(z, y)
+    return LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(z, y)
 
 
 def _logits(model, z: np.ndarray, n_classes: int) -> np.ndarray:
@@ -235,7 +235,7 @@ def _fit_linear(z: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.
             for held_actors in inner:
                 held = np.isin(groups, held_actors)
                 valid = held & ~augmented
-                model = _logistic_regression(z[~held], y[~held], c, n_classes)
+                model = _logistic_regression(z[~held], y[~held], c)
                 logits[valid] = _logits(model, z[valid], n_classes)
                 recalls.append(evaluate_predictions(y[valid], logits[valid], config.emotions)["uar"])
                 bar.update(1)
@@ -243,7 +243,7 @@ def _fit_linear(z: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.
     best = max(config.c_grid, key=lambda c: scores[c])
     originals = ~augmented
     temperature = fit_temperature(oof[best][originals], y[originals])
-    final = _logistic_regression(z, y, best, n_classes)
+    final = _logistic_regression(z, y, best)
     weights = np.zeros((z.shape[1], n_classes), np.float32)
     bias = np.full(n_classes, -30.0, np.float32)  # a class absent from training is never chosen
     weights[:, final.classes_] = final.coef_.T / temperature
