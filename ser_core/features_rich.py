@@ -532,9 +532,9 @@ class RichFeatureExtractor:
         # parabolic interpolation, only at the chosen lag (zero at both ends of the range)
         rows = np.arange(len(idx))
         inner = np.clip(idx, 1, cmndf.shape[1] - 2)
-        l, m, r = cmndf[rows, inner - 1], cmndf[rows, inner], cmndf[rows, inner + 1]
-        a = r + l - 2 * m
-        b = (r - l) / 2
+        left, mid, right = cmndf[rows, inner - 1], cmndf[rows, inner], cmndf[rows, inner + 1]
+        a = right + left - 2 * mid
+        b = (right - left) / 2
         ok = (np.abs(b) < np.abs(a)) & (idx == inner)
         shift = np.where(ok, -b / np.where(ok, a, 1.0), 0.0)
         period = lo + idx + shift
