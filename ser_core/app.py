@@ -184,8 +184,9 @@ def analyse(clf: EmotionClassifier, source: AudioInput) -> Analysis:
     """
     y = load_signal(source)
     duration = y.size / audio.SAMPLE_RATE
-    prediction = clf.predict(y, audio.SAMPLE_RATE)
-    timeline = clf.timeline(y, audio.SAMPLE_RATE) if duration > audio.CLIP_SECONDS else None
+    if duration <= audio.CLIP_SECONDS:
+        return Analysis(clf.predict(y, audio.SAMPLE_RATE), duration)
+    prediction, timeline = clf.predict_with_timeline(y, audio.SAMPLE_RATE)
     return Analysis(prediction, duration, timeline)
 
 

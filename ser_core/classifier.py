@@ -235,6 +235,18 @@ class EmotionClassifier:
                 return self._timeline_from_blocks(itertools.chain(head, blocks)).summary
         return self._classify_signal(np.concatenate(head))
 
+    def predict_with_timeline(self, samples: np.ndarray, sample_rate: int) -> tuple[Prediction, Timeline]:
+        """``(predict(samples, sample_rate), timeline(samples, sample_rate))`` with the work shared.
+
+        Over ``IN_MEMORY_SECONDS`` the verdict *is* the timeline's summary, so the windows are
+        analysed once instead of twice.
+        """
+        y = audio.prepare(samples, sample_rate)
+        timeline = self._timeline_from_blocks([y])
+        if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
+            return timeline.summary, timeline
+        return self._classify_signal(y), timeline
+
     def timeline(
         self,
         source: str | os.PathLike[str] | np.ndarray,

@@ -238,3 +238,12 @@ def test_prediction_from_probabilities_normalises():
     p = Prediction.from_probabilities(EMOTIONS, np.array([1, 1, 2, 0, 0, 0, 0], np.float32))
     assert p.emotion == "happy" and p.confidence == pytest.approx(0.5)
     assert sum(p.probabilities.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seconds", [8.0, 80.0])  # in memory, and past IN_MEMORY_SECONDS (shared work)
+def test_predict_with_timeline_equals_both(clf, seconds):
+    y = speech_like(seconds, SR)
+    prediction, timeline = clf.predict_with_timeline(y, SR)
+    assert prediction == clf.predict(y, SR)
+    assert timeline == clf.timeline(y, SR)
+
