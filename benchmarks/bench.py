@@ -207,7 +207,7 @@ def bench_timeline(clf: EmotionClassifier, ref: Reference, tmp: Path) -> None:
     )
     slow = per * len(timeline.windows) / 1e3
     row(
-        f"10-min timeline ({len(timeline.windows)} windows)",
+        f"10-min timeline ({len(timeline.windows)} windows, {clf.jobs} threads)",
         f"{slow:.1f} s (est.)",
         f"{fast:.2f} s",
         f"{slow / fast:.1f}x",

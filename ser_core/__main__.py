@@ -47,11 +47,11 @@ def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
 _worker_classifier = None
 
 
-def _worker_init(artifacts: str | None) -> None:
+def _worker_init(artifacts: str | None, jobs: int = 1) -> None:
     global _worker_classifier
     from .classifier import EmotionClassifier
 
-    _worker_classifier = EmotionClassifier.load(artifacts)
+    _worker_classifier = EmotionClassifier.load(artifacts, jobs=jobs)
 
 
 def _classify(item: tuple[str, str | None]) -> dict:
@@ -73,7 +73,7 @@ def _classify(item: tuple[str, str | None]) -> dict:
 
 def _results(items: list[tuple[str, str | None]], artifacts: str | None, jobs: int) -> Iterator[dict]:
     if jobs <= 1 or len(items) < 8:
-        _worker_init(artifacts)
+        _worker_init(artifacts, max(jobs, 1))  # few files: a long one's windows use the threads
         yield from map(_classify, items)
         return
     import multiprocessing as mp
@@ -171,7 +171,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from .errors import SERError
 
     try:
-        timeline = EmotionClassifier.load(args.artifacts).timeline(args.file, window=args.window, hop=args.hop)
+        clf = EmotionClassifier.load(args.artifacts, jobs=args.jobs)
+        timeline = clf.timeline(args.file, window=args.window, hop=args.hop)
     except SERError as e:
         if args.json:
             print(json.dumps({"path": args.file, "error": str(e)}, ensure_ascii=False))
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--window", type=float, default=CLIP_SECONDS, help="window length in seconds")
     t.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="step between windows in seconds")
     t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads scoring the windows")
     t.set_defaults(func=cmd_timeline)
 
     from .server import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES

@@ -12,7 +12,9 @@ import csv
 import io
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,8 @@ __all__ = ["EmotionClassifier", "Prediction", "Timeline", "Window", "EMOTIONS"]
 EMOTIONS = ("neutral", "calm", "happy", "angry", "fearful", "disgust", "surprised")
 DEFAULT_HOP_SECONDS = 1.0  # timeline step
 IN_MEMORY_SECONDS = 60.0  # longer files are analysed as a stream, in bounded memory
-BATCH_WINDOWS = 32  # windows per feature/model batch
+BATCH_WINDOWS = 8  # windows per feature/model batch: small, so even a short recording keeps every thread busy
+INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,15 @@ class EmotionClassifier:
     >>> clf.predict("speech.wav").emotion
     """
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, *, jobs: int | None = None) -> None:
+        """``jobs``: threads that score the windows of a long recording (default: one per CPU
+        core; 1 keeps all work on the calling thread)."""
         self.bundle = bundle
+        self.jobs = max(1, os.cpu_count() or 1) if jobs is None else int(jobs)
+        if self.jobs < 1:
+            raise ParameterError("jobs must be at least 1.")
+        self._pool = None  # the threads, started by the first recording longer than one window
+        self._pool_lock = threading.Lock()
         self.labels = bundle.labels
         from .model import LiteModel
 
@@ -178,9 +188,9 @@ class EmotionClassifier:
             raise ArtifactError(f"The model and feature files in {bundle.path} disagree on the feature count; rebuild the artifacts.")
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> EmotionClassifier:
-        """Load the shipped artifacts, or the bundle in ``path``."""
-        return cls(load_bundle(path))
+    def load(cls, path: str | os.PathLike[str] | None = None, *, jobs: int | None = None) -> EmotionClassifier:
+        """Load the shipped artifacts, or the bundle in ``path``; ``jobs`` as in the constructor."""
+        return cls(load_bundle(path), jobs=jobs)
 
     @property
     def metrics(self) -> dict:
@@ -282,17 +292,27 @@ class EmotionClassifier:
         hop: float = DEFAULT_HOP_SECONDS,
         duration: float | None = None,
     ) -> Timeline:
+        """Windows are scored in batches of ``BATCH_WINDOWS``, on ``jobs`` threads at once (the
+        features release the GIL for most of their work: FFTs, sorts, matrix products)."""
         sr = audio.SAMPLE_RATE
         win, step = int(round(window * sr)), int(round(hop * sr))
-        windows: list[Window] = []
-        pending: list[tuple[float, float, np.ndarray]] = []
+        windows: list[Window] = []  # windows with speech hold None until their batch is scored
+        pending: list[tuple[int, tuple[float, float], np.ndarray]] = []  # (index in windows, span, clip)
+        inflight: deque[tuple[list[tuple[int, tuple[float, float]]], Callable[[], np.ndarray]]] = deque()
         end_sample = 0
+
+        def settle() -> None:
+            slots, wait = inflight.popleft()
+            for (i, span), p in zip(slots, wait(), strict=True):
+                windows[i] = Window(*span, Prediction.from_probabilities(self.labels, p))
 
         def flush() -> None:
             if pending:
-                probs = self.probabilities(np.stack([clip for _, _, clip in pending]))
-                windows.extend(Window(s, e, Prediction.from_probabilities(self.labels, p)) for (s, e, _), p in zip(pending, probs, strict=False))
+                clips = np.stack([clip for _, _, clip in pending])
+                inflight.append(([(i, span) for i, span, _ in pending], self._submit(clips)))
                 pending.clear()
+            while len(inflight) > INFLIGHT_PER_THREAD * self.jobs:
+                settle()
 
         for start, samples in _sliding(blocks, win, step):
             span = (start / sr, (start + samples.size) / sr)
@@ -300,14 +320,39 @@ class EmotionClassifier:
             try:
                 speech = audio.check_speech(samples)
             except AudioError:
-                flush()
                 windows.append(Window(*span, None))
                 continue
-            pending.append((*span, audio.to_clip(speech)))
+            pending.append((len(windows), span, audio.to_clip(speech)))
+            windows.append(None)
             if len(pending) >= BATCH_WINDOWS:
                 flush()
         flush()
+        while inflight:
+            settle()
         if not windows:
             raise AudioError("The recording holds no audio samples; choose a file with sound in it.")
         total = duration if duration is not None else end_sample / sr
         return Timeline(self.labels, window, hop, total, windows)
+
+    def _submit(self, clips: np.ndarray) -> Callable[[], np.ndarray]:
+        """Start scoring ``clips``; returns a function that waits for their probabilities."""
+        if self.jobs == 1:
+            probs = self.probabilities(clips)
+            return lambda: probs
+        return self._threads().submit(self.probabilities, clips).result
+
+    def _threads(self):
+        """The scoring threads (started on first use, kept for later recordings)."""
+        with self._pool_lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="ser-core")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the scoring threads, if any were started (they also stop when Python exits)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

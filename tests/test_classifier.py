@@ -247,3 +247,44 @@ def test_predict_with_timeline_equals_both(clf, seconds):
     assert prediction == clf.predict(y, SR)
     assert timeline == clf.timeline(y, SR)
 
+
+
+def test_timeline_is_the_same_on_one_thread_and_several(bundle_dir, gap_signal):
+    """Windows are scored on ``jobs`` threads, in batches that may finish in any order: the windows,
+    their order and their verdicts do not depend on it. Closed threads start again when needed."""
+    y = np.concatenate([gap_signal, speech_like(60.0, SR, seed=3), gap_signal])
+    one = EmotionClassifier.load(bundle_dir, jobs=1).timeline(y, SR)
+    assert len(one.windows) > 10 * 8 and {w.prediction is None for w in one.windows} == {True, False}
+    for jobs in (2, 3):
+        many = EmotionClassifier.load(bundle_dir, jobs=jobs)
+        assert many.timeline(y, SR) == one
+        many.close()
+        assert many.timeline(y, SR) == one
+        many.close()
+
+
+def test_timeline_windows_are_scored_off_the_calling_thread(bundle_dir, gap_signal, monkeypatch):
+    import threading
+
+    clf = EmotionClassifier.load(bundle_dir, jobs=2)
+    names: list[str] = []
+    real = clf.probabilities
+
+    def probabilities(clips: np.ndarray) -> np.ndarray:
+        names.append(threading.current_thread().name)
+        return real(clips)
+
+    monkeypatch.setattr(clf, "probabilities", probabilities)
+    clf.timeline(np.concatenate([gap_signal] * 3), SR)
+    clf.close()
+    assert len(names) > 2 and all(name.startswith("ser-core") for name in names)
+    serial = EmotionClassifier.load(bundle_dir, jobs=1)
+    monkeypatch.setattr(serial, "probabilities", probabilities)
+    names.clear()
+    serial.timeline(gap_signal, SR)
+    assert names and set(names) == {threading.current_thread().name}
+
+
+def test_jobs_must_be_positive(bundle_dir):
+    with pytest.raises(ParameterError, match="jobs must be at least 1"):
+        EmotionClassifier.load(bundle_dir, jobs=0)
