@@ -249,10 +249,9 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{_describe(path)} is empty (0 bytes); choose a file that holds a recording.")
 
 
-def _soundfile_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
-    import soundfile as sf
-
-    with sf.SoundFile(str(path)) as f:
+def _soundfile_blocks(f, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    """Blocks of an open ``soundfile.SoundFile``, which this closes."""
+    with f:
         sr = f.samplerate
         block_frames = max(1, int(block_seconds * sr))
         # read() returns only the frames really decoded; SoundFile.blocks() trusts the header's
@@ -298,13 +297,11 @@ def _decoded_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarr
     import soundfile as sf
 
     try:
-        sf.info(str(path))
-    except Exception:  # libsndfile cannot read it: hand it to FFmpeg
-        backend = _pyav_blocks
-    else:
-        backend = _soundfile_blocks
+        blocks = _soundfile_blocks(sf.SoundFile(str(path)), block_seconds)
+    except Exception:  # libsndfile cannot open it: hand it to FFmpeg
+        blocks = _pyav_blocks(path, block_seconds)
     try:
-        yield from backend(path, block_seconds)
+        yield from blocks
     except SERError:
         raise
     except Exception as e:
