@@ -44,14 +44,16 @@ def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
             yield raw, f"'{raw}' does not exist; check the path."
 
 
-_worker_classifier = None
+_worker_classifier = None  # ((loading pid, artifacts, jobs), EmotionClassifier)
 
 
 def _worker_init(artifacts: str | None, jobs: int = 1) -> None:
     global _worker_classifier
     from .classifier import EmotionClassifier
 
-    _worker_classifier = EmotionClassifier.load(artifacts, jobs=jobs)
+    if _worker_classifier is not None and _worker_classifier[0] == (os.getppid(), artifacts, jobs):
+        return  # a forked worker: it holds the classifier its parent loaded (and verified) just before
+    _worker_classifier = ((os.getpid(), artifacts, jobs), EmotionClassifier.load(artifacts, jobs=jobs))
 
 
 def _classify(item: tuple[str, str | None]) -> dict:
@@ -61,7 +63,7 @@ def _classify(item: tuple[str, str | None]) -> dict:
     if error is not None:
         return {"path": path, "error": error}
     try:
-        result = _worker_classifier.predict(path)
+        result = _worker_classifier[1].predict(path)
     except SERError as e:
         return {"path": path, "error": str(e)}
     except MemoryError:
