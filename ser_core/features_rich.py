@@ -213,18 +213,20 @@ def build_rich_filters(config: RichFeatureConfig) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- statistics
 
 
-def _percentiles(sorted_x: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
-    """np.percentile(method='linear') of each row, given the rows sorted. ``(d, T) -> [(d,)]``."""
-    n = sorted_x.shape[1]
-    out = []
-    for q in qs:
-        pos = (n - 1) * q / 100.0
-        lo = int(np.floor(pos))
-        hi = min(lo + 1, n - 1)
-        t = pos - lo
-        a, b = sorted_x[:, lo], sorted_x[:, hi]
-        out.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))  # NumPy's _lerp
-    return out
+@functools.lru_cache(maxsize=256)
+def _percentile_points(n: int, qs: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower and upper sorted positions and the fraction between them, as np.percentile 'linear'."""
+    pos = (n - 1) * np.asarray(qs, np.float64) / 100.0
+    lo = np.floor(pos).astype(np.intp)
+    return lo, np.minimum(lo + 1, n - 1), pos - lo
+
+
+def _percentiles(sorted_x: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """np.percentile(method='linear') of each row, given the rows sorted. ``(d, T) -> (len(qs), d)``."""
+    lo, hi, t = _percentile_points(sorted_x.shape[1], qs)
+    a, b = sorted_x[:, lo], sorted_x[:, hi]
+    d = b - a
+    return np.where(t < 0.5, a + d * t, b - d * (1 - t)).T  # NumPy's _lerp, both of its branches
 
 
 @functools.lru_cache(maxsize=64)
@@ -299,13 +301,13 @@ def _rolloff_bins(P: np.ndarray, fraction: float, block: int = 16) -> np.ndarray
 
 def _filter_nearest(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Correlate each row with ``kernel``, edges repeated (scipy mode='nearest'). ``(d, T) -> (d, T)``."""
-    half = len(kernel) // 2
-    T = x.shape[1]
+    k = len(kernel)
+    half = k // 2
+    d, T = x.shape
     padded = np.concatenate([np.repeat(x[:, :1], half, 1), x, np.repeat(x[:, -1:], half, 1)], axis=1)
-    out = np.zeros_like(x)
-    for j, c in enumerate(kernel):
-        out += c * padded[:, j : j + T]
-    return out
+    s0, s1 = padded.strides
+    windows = np.lib.stride_tricks.as_strided(padded, (d, T, k), (s0, s1, s1), writeable=False)
+    return windows @ kernel
 
 
 def _power_to_db(power: np.ndarray, top_db: float) -> np.ndarray:
@@ -419,13 +421,18 @@ class RichFeatureExtractor:
         """Feature vector of one validated clip ``(n_samples,)`` -> ``(n_features,)`` float32."""
         cfg = self.config
         sr, n_fft, hop = cfg.sample_rate, cfg.n_fft, cfg.hop_length
-        y = self.strip_padding(clip).astype(np.float64)
-        dur = y.size / sr
+        sound = self.strip_padding(clip)
+        n = sound.size
+        dur = n / sr
 
         pad = n_fft // 2
-        padded = np.concatenate([np.zeros(pad), y, np.zeros(pad)])
-        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (T, n_fft), centred
-        T = frames.shape[0]
+        padded = _scratch("padded", 1, 1, cfg.n_samples + 2 * pad)[0, : n + 2 * pad]
+        padded[:pad] = 0.0
+        padded[pad : pad + n] = sound
+        padded[pad + n :] = 0.0
+        T = (padded.size - n_fft) // hop + 1
+        step = padded.strides[0]
+        frames = np.lib.stride_tricks.as_strided(padded, (T, n_fft), (hop * step, step), writeable=False)  # centred
         mt, bins = self._max_frames, cfg.n_bins
         windowed = np.multiply(frames, self._window, out=_scratch("windowed", T, mt, n_fft))
         spectrum = np.fft.rfft(windowed, axis=1, out=_scratch("spectrum", T, mt, bins, np.complex128))
