@@ -13,6 +13,7 @@ one call per feature, kept as the numerical reference for tests and benchmarks.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -44,6 +45,40 @@ TOP_DB = 80.0  # dB range kept below the peak, as librosa.power_to_db
 ZC_THRESHOLD = 1e-10  # |sample| at or below this counts as zero
 CHUNK_CLIPS = 4  # clips per pass through the fast path (speed only)
 ROLLOFF_BLOCK = 16  # bins per block of the rolloff's running sum (speed only, not the definition)
+
+
+_WORKSPACE = threading.local()  # per-thread scratch arrays, reused across calls (no page faults per clip)
+
+
+def scratch(name: str, shape: tuple[int, ...], max_rows: int, dtype: type = np.float64) -> np.ndarray:
+    """A reusable C-contiguous array of this thread (uninitialised), of ``shape``; the first axis
+    may grow to ``max_rows``. Valid until the same thread asks for ``name`` again."""
+    key = (name, max_rows, shape[1:], np.dtype(dtype).str)
+    buf = _WORKSPACE.__dict__.get(key)
+    if buf is None or buf.shape[0] < shape[0]:
+        buf = _WORKSPACE.__dict__[key] = np.empty((max(max_rows, shape[0]), *shape[1:]), dtype)
+    return buf[: shape[0]]
+
+
+def rolloff_bins(S: np.ndarray, fraction: float, block: int = ROLLOFF_BLOCK) -> np.ndarray:
+    """Per row of ``S`` ``(rows, bins)`` (non-negative), the first bin where the running sum reaches
+    ``fraction`` of the row's total, as librosa.feature.spectral_rolloff: the number of bins
+    whose running sum is still below it. Shape ``(rows,)`` int.
+
+    Summed a block of bins at a time, then cumulated only inside the block where the level
+    falls: a full running sum over every bin costs more than the FFT.
+    """
+    rows_n, n = S.shape
+    block = max(1, min(block, n))
+    n_blocks = n // block
+    running = np.cumsum(S[:, : n_blocks * block].reshape(rows_n, n_blocks, block).sum(axis=2), axis=1)
+    level = fraction * (running[:, -1] + S[:, n_blocks * block :].sum(axis=1))
+    k = np.count_nonzero(running < level[:, None], axis=1)  # whole blocks below the level (n_blocks: the tail)
+    rows = np.arange(rows_n)
+    before = np.where(k > 0, running[rows, np.maximum(k - 1, 0)], 0.0)
+    cols = np.minimum(k[:, None] * block + np.arange(block), n - 1)  # the tail may be shorter than a block
+    inside = before[:, None] + np.cumsum(S[rows[:, None], cols], axis=1)
+    return np.minimum(k * block + np.count_nonzero(inside < level[:, None], axis=1), n - 1)
 
 
 @dataclass(frozen=True)
@@ -218,17 +253,24 @@ class FeatureExtractor:
         return cls(config, build_filters(config))
 
     def _power(self, clips: np.ndarray) -> np.ndarray:
-        """Power spectrogram of centred, zero-padded, Hann-windowed frames. ``(b, t, bins)`` float32."""
+        """Power spectrogram of centred, zero-padded, Hann-windowed frames. ``(b, t, bins)`` float32.
+
+        Computed in this thread's scratch arrays: the result is valid until its next call."""
         cfg = self.config
-        pad = cfg.n_fft // 2
-        padded = np.zeros((clips.shape[0], clips.shape[1] + 2 * pad))
-        padded[:, pad:-pad] = clips
+        b, n = clips.shape
+        t, bins, pad = cfg.n_frames, cfg.n_fft // 2 + 1, cfg.n_fft // 2
+        padded = scratch("seed_padded", (b, n + 2 * pad), CHUNK_CLIPS)
+        padded[:, :pad] = 0.0
+        padded[:, pad : pad + n] = clips
+        padded[:, pad + n :] = 0.0
         frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=1)[:, :: cfg.hop_length]
         # float64: NumPy's pocketfft is several times faster in double than in single precision
-        spectrum = np.fft.rfft(frames * self._window, axis=-1)
-        parts = spectrum.view(np.float64).astype(np.float32)  # (b, t, 2 * bins): re, im interleaved
+        windowed = np.multiply(frames, self._window, out=scratch("seed_windowed", (b, t, cfg.n_fft), CHUNK_CLIPS))
+        spectrum = np.fft.rfft(windowed, axis=-1, out=scratch("seed_spectrum", (b, t, bins), CHUNK_CLIPS, np.complex128))
+        parts = scratch("seed_parts", (b, t, 2 * bins), CHUNK_CLIPS, np.float32)  # re, im interleaved
+        np.copyto(parts, spectrum.view(np.float64), casting="same_kind")
         np.square(parts, out=parts)
-        return parts[..., 0::2] + parts[..., 1::2]
+        return np.add(parts[..., 0::2], parts[..., 1::2], out=scratch("seed_power", (b, t, bins), CHUNK_CLIPS, np.float32))
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         """Features of preprocessed clips.
@@ -276,7 +318,7 @@ class FeatureExtractor:
         moments = magnitude @ self._moments_t  # (b, t, 2): sum of magnitudes, sum of freq * magnitude
         total = moments[..., 0]
         centroid = np.where(total > 0, moments[..., 1] / np.where(total > 0, total, 1.0), 0.0)
-        rolloff = self._freqs[self._rolloff_bins(magnitude)]
+        rolloff = self._freqs[rolloff_bins(magnitude.reshape(b * t, -1), cfg.roll_percent).reshape(b, t)]
         zcr = self._zero_crossing_rate(clips)
 
         stats = np.stack(
@@ -284,27 +326,6 @@ class FeatureExtractor:
         )
         out = np.concatenate([mfcc_mean, mfcc_std, mfcc_delta, mel_mean, stats, chroma_mean], axis=1)
         return out.astype(np.float32)
-
-    def _rolloff_bins(self, magnitude: np.ndarray) -> np.ndarray:
-        """First bin whose cumulative magnitude reaches ``roll_percent`` of the frame's total. ``(b, t)``.
-
-        As librosa.feature.spectral_rolloff, but the running sum is taken in blocks of
-        :data:`ROLLOFF_BLOCK` bins: a full cumulative sum over every bin costs more than the FFT.
-        """
-        b, t, bins = magnitude.shape
-        n_blocks = (bins - 1) // ROLLOFF_BLOCK  # the last bin (Nyquist) stays outside the blocks
-        body = magnitude[..., : n_blocks * ROLLOFF_BLOCK].reshape(b * t, n_blocks, ROLLOFF_BLOCK)
-        running = np.cumsum(body.sum(axis=2), axis=1)  # (b*t, n_blocks)
-        total = running[:, -1] + magnitude[..., n_blocks * ROLLOFF_BLOCK :].reshape(b * t, -1).sum(axis=1)
-        threshold = self.config.roll_percent * total
-        reached = running >= threshold[:, None]
-        block = np.argmax(reached, axis=1)  # first block that reaches it
-        rows = np.arange(b * t)
-        before = np.where(block > 0, running[rows, block - 1], 0.0)
-        inside = np.cumsum(body[rows, block], axis=1) + before[:, None]
-        found = reached.any(axis=1)
-        bin_ = block * ROLLOFF_BLOCK + np.argmax(inside >= threshold[:, None], axis=1)
-        return np.where(found, bin_, n_blocks * ROLLOFF_BLOCK).reshape(b, t)
 
     def _zero_crossing_rate(self, clips: np.ndarray) -> np.ndarray:
         """librosa.feature.zero_crossing_rate on the same frames (edge-padded). ``(b, t)``."""

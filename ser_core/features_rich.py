@@ -28,13 +28,13 @@ by the window's own (Boersma 1993); see :meth:`RichFeatureExtractor._periodicity
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .audio import N_SAMPLES, SAMPLE_RATE
 from .errors import ParameterError
+from .features import rolloff_bins, scratch
 
 __all__ = ["RichFeatureConfig", "RichFeatureExtractor", "rich_feature_names"]
 
@@ -55,18 +55,6 @@ EPS = 1e-12  # floor inside ratios and logs of powers
 AMIN = 1e-10  # power floor before dB
 F0_REFERENCE_HZ = 55.0  # semitone scale origin
 MIN_VOICED_FRAMES = 3  # fewer voiced frames: the pitch block is all zeros
-_WORKSPACE = threading.local()  # per-thread scratch arrays, reused across calls (no page faults per clip)
-
-
-def _scratch(name: str, rows: int, max_rows: int, cols: int, dtype: type = np.float64) -> np.ndarray:
-    """A reusable C-contiguous ``(rows, cols)`` scratch array of this thread (uninitialised)."""
-    key = (name, max_rows, cols, np.dtype(dtype).str)
-    buf = _WORKSPACE.__dict__.get(key)
-    if buf is None:
-        buf = _WORKSPACE.__dict__[key] = np.empty((max_rows, cols), dtype)
-    return buf[:rows]
-
-
 @dataclass(frozen=True)
 class RichFeatureConfig:
     """Everything that defines the rich feature vector; saved with every model."""
@@ -279,26 +267,6 @@ def _functionals(x: np.ndarray, sorted_x: np.ndarray | None = None) -> np.ndarra
     )  # fmt: skip
 
 
-def _rolloff_bins(P: np.ndarray, fraction: float, block: int = 16) -> np.ndarray:
-    """Per row of powers ``P`` ``(T, bins)``, the first bin whose cumulative power reaches
-    ``fraction`` of the row's total: ``count_nonzero(cumsum(P, 1) < fraction * total, 1)``.
-
-    Summed a block of bins at a time, then cumulated only inside the block where the level
-    falls: the same answer for half the work. Shape ``(T,)`` int.
-    """
-    T, n = P.shape
-    starts = np.arange(0, n, block)
-    cum_blocks = np.cumsum(np.add.reduceat(P, starts, axis=1), axis=1)
-    level = fraction * cum_blocks[:, -1]
-    k = np.count_nonzero(cum_blocks < level[:, None], axis=1)  # whole blocks below the level
-    k = np.minimum(k, starts.size - 1)
-    rows = np.arange(T)
-    before = np.where(k > 0, cum_blocks[rows, k - 1], 0.0)
-    cols = np.minimum(starts[k][:, None] + np.arange(block), n - 1)  # the last block may be short
-    inside = before[:, None] + np.cumsum(P[rows[:, None], cols], axis=1)
-    return starts[k] + np.count_nonzero(inside < level[:, None], axis=1)
-
-
 def _filter_nearest(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Correlate each row with ``kernel``, edges repeated (scipy mode='nearest'). ``(d, T) -> (d, T)``."""
     k = len(kernel)
@@ -426,7 +394,7 @@ class RichFeatureExtractor:
         dur = n / sr
 
         pad = n_fft // 2
-        padded = _scratch("padded", 1, 1, cfg.n_samples + 2 * pad)[0, : n + 2 * pad]
+        padded = scratch("rich_padded", (1, cfg.n_samples + 2 * pad), 1)[0, : n + 2 * pad]
         padded[:pad] = 0.0
         padded[pad : pad + n] = sound
         padded[pad + n :] = 0.0
@@ -434,8 +402,8 @@ class RichFeatureExtractor:
         step = padded.strides[0]
         frames = np.lib.stride_tricks.as_strided(padded, (T, n_fft), (hop * step, step), writeable=False)  # centred
         mt, bins = self._max_frames, cfg.n_bins
-        windowed = np.multiply(frames, self._window, out=_scratch("windowed", T, mt, n_fft))
-        spectrum = np.fft.rfft(windowed, axis=1, out=_scratch("spectrum", T, mt, bins, np.complex128))
+        windowed = np.multiply(frames, self._window, out=scratch("rich_windowed", (T, n_fft), mt))
+        spectrum = np.fft.rfft(windowed, axis=1, out=scratch("rich_spectrum", (T, bins), mt, np.complex128))
         parts = spectrum.view(np.float64)
         np.square(parts, out=parts)
         P = parts[:, 0::2] + parts[:, 1::2]  # (T, bins) power
@@ -454,8 +422,8 @@ class RichFeatureExtractor:
         # sum (f - c)^2 P = sum f^2 P - 2 c sum f P + c^2 sum P
         var = (P @ self._freqs2 - 2 * centroid * m1 + centroid**2 * (Ps - EPS)) / Ps
         bw = np.sqrt(np.maximum(var, 0.0))
-        rolloff = self._freqs[_rolloff_bins(P, cfg.roll_percent)]
-        logP = np.add(P, EPS, out=_scratch("logP", T, mt, bins))
+        rolloff = self._freqs[rolloff_bins(P, cfg.roll_percent)]
+        logP = np.add(P, EPS, out=scratch("rich_logP", (T, bins), mt))
         flat = np.exp(np.log(logP, out=logP).mean(1)) / (P.mean(1) + EPS)
         dlog = np.diff(logM, axis=1).clip(min=0)
         flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
@@ -549,10 +517,10 @@ class RichFeatureExtractor:
         """
         T = P.shape[0]
         k, m, mt = self._acf_bins, self._acf_size, self._max_frames
-        low = _scratch("acf_in", T, mt, k + 1, np.complex128)  # complex input: NumPy's irfft converts real anyway
+        low = scratch("rich_acf_in", (T, k + 1), mt, np.complex128)  # complex input: NumPy's irfft converts real anyway
         low.real = P[:, : k + 1]
         low.imag = 0.0
-        acf = np.fft.irfft(low, n=m, axis=1, out=_scratch("acf", T, mt, m))
+        acf = np.fft.irfft(low, n=m, axis=1, out=scratch("rich_acf", (T, m), mt))
         lo, hi = self._lag_lo, self._lag_hi
         r = acf[:, lo - 1 : hi + 2] * (self._window_gain / (acf[:, :1] + EPS))  # lags lo-1..hi+1
         inner = r[:, 1:-1]

@@ -25,6 +25,7 @@ from ser_core.features import (
     build_filters,
     delta_mean_weights,
     reference_features,
+    rolloff_bins,
 )
 
 librosa = pytest.importorskip("librosa")
@@ -220,3 +221,20 @@ if __name__ == "__main__" and "--regenerate" in sys.argv:
     GOLDEN.parent.mkdir(exist_ok=True)
     np.save(GOLDEN, reference_features(golden_signal(), sr=SAMPLE_RATE))
     print(f"wrote {GOLDEN}")
+
+
+@pytest.mark.parametrize("bins", [401, 513, 17, 16, 5])
+def test_rolloff_bins_match_the_cumulative_definition(bins: int) -> None:
+    """The blocked search gives what a full cumulative sum gives, including frames of silence,
+    a single loud bin, and a level that falls in the short last block."""
+    rng = np.random.default_rng(bins)
+    P = rng.random((60, bins)) ** 6
+    P[0] = 0.0
+    P[1] = 0.0
+    P[1, bins // 2] = 1.0
+    P[2] = 0.0
+    P[2, -1] = 1.0
+    for fraction in (0.05, 0.5, 0.85, 0.999):
+        cum = np.cumsum(P, axis=1)
+        expected = np.count_nonzero(cum < fraction * cum[:, -1:], axis=1)
+        np.testing.assert_array_equal(rolloff_bins(P, fraction), expected)

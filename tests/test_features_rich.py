@@ -266,25 +266,6 @@ def test_pure_tone_centroid_sits_at_the_tone(extractor: RichFeatureExtractor) ->
     assert f[index("rms_db_p50")] == pytest.approx(20 * np.log10(np.sqrt(0.5)), abs=0.05)  # full-scale sine
 
 
-@pytest.mark.parametrize("bins", [401, 513, 17, 16, 5])
-def test_rolloff_bins_match_the_cumulative_definition(bins: int) -> None:
-    """The blocked search gives what a full cumulative sum gives, including frames of silence,
-    a single loud bin, and a level that falls in the short last block."""
-    from ser_core.features_rich import _rolloff_bins
-
-    rng = np.random.default_rng(bins)
-    P = rng.random((60, bins)) ** 6
-    P[0] = 0.0
-    P[1] = 0.0
-    P[1, bins // 2] = 1.0
-    P[2] = 0.0
-    P[2, -1] = 1.0
-    for fraction in (0.05, 0.5, 0.85, 0.999):
-        cum = np.cumsum(P, axis=1)
-        expected = np.count_nonzero(cum < fraction * cum[:, -1:], axis=1)
-        np.testing.assert_array_equal(_rolloff_bins(P, fraction), expected)
-
-
 # ------------------------------------------------------------ pieces against librosa
 
 
