@@ -254,13 +254,16 @@ def _soundfile_blocks(f, block_seconds: float) -> Iterator[tuple[np.ndarray, int
     with f:
         sr = f.samplerate
         block_frames = max(1, int(block_seconds * sr))
+        # 16-bit files are read as int16 and scaled here: the same values as libsndfile's own
+        # float conversion (x / 32768), in less than half the time
+        pcm16 = f.subtype == "PCM_16"
         # read() returns only the frames really decoded; SoundFile.blocks() trusts the header's
         # frame count and, for a truncated file, yields the unfilled rest of its buffer
         while True:
-            block = f.read(block_frames, dtype="float32", always_2d=True)
+            block = f.read(block_frames, dtype="int16" if pcm16 else "float32", always_2d=True)
             if not len(block):
                 return
-            yield block, sr
+            yield (block * np.float32(1 / 32768) if pcm16 else block), sr
 
 
 def _pyav_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:

@@ -318,6 +318,20 @@ def test_stream_blocks_match_decode(tmp_path, sr):
     np.testing.assert_allclose(joined, audio.decode(path), atol=1e-6)
 
 
+@pytest.mark.parametrize(("fmt", "subtype", "channels"), [("WAV", "PCM_16", 1), ("WAV", "PCM_16", 2), ("FLAC", "PCM_16", 1),
+                                                       ("WAV", "PCM_24", 1), ("FLAC", "PCM_24", 2)])
+def test_16_bit_files_decode_to_libsndfiles_own_floats(tmp_path, fmt, subtype, channels):
+    """16-bit files take a faster path (int16 read, scaled by NumPy): every sample is what
+    libsndfile's float conversion gives, full scale and the most negative value included."""
+    rng = np.random.default_rng(7)
+    y = rng.integers(-32768, 32768, size=(SR, channels), dtype=np.int64)
+    y[:4, 0] = (-32768, 32767, 0, -1)
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(str(path), (y / 32768.0).astype(np.float64), SR, format=fmt, subtype=subtype)
+    expected, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(audio.decode(path), audio.to_mono(expected))
+
+
 def test_decode_file_equals_prepare_array(tmp_path, speech):
     path = tmp_path / "s.wav"
     sf.write(str(path), speech, 44_100, subtype="FLOAT")
