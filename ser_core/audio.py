@@ -197,7 +197,9 @@ def fix_length(y: np.ndarray, *, n_samples: int = N_SAMPLES) -> np.ndarray:
         start = (y.size - n_samples) // 2
         return y[start : start + n_samples]
     before = (n_samples - y.size) // 2
-    return np.pad(y, (before, n_samples - y.size - before))
+    out = np.zeros(n_samples, y.dtype)
+    out[before : before + y.size] = y
+    return out
 
 
 def check_speech(y: np.ndarray) -> np.ndarray:
