@@ -343,3 +343,14 @@ def test_decode_max_seconds(tmp_path):
     sf.write(str(path), np.zeros(30 * SR, np.int16), SR)
     with pytest.raises(AudioError, match="longer than 12 s"):
         audio.decode(path, max_seconds=12)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 9.0, 25.0])  # one decoded block (one-shot resampling), and several
+def test_stream_resamples_one_block_and_many_to_the_same_samples(tmp_path, seconds):
+    """A short file is resampled in one call, a long one through soxr's stream: the samples agree
+    with resampling the whole signal at once, so where the block boundary falls never matters."""
+    path = tmp_path / "s.wav"
+    y = speech_like(seconds, 44_100)
+    sf.write(str(path), y, 44_100, subtype="FLOAT")
+    joined = np.concatenate(list(audio.stream(path, block_seconds=10.0)))
+    np.testing.assert_array_equal(joined, audio.resample(y, sr=44_100))
