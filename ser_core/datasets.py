@@ -47,7 +47,7 @@ RAVDESS_EMOTIONS = {
 }
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _DATA_EXTENSIONS = {".wav", ".flac"}
-CACHE_VERSION = 4  # bump when feature or augmentation code changes its output
+CACHE_VERSION = 5  # bump when feature or augmentation code changes its output
 
 
 @dataclass(frozen=True)

@@ -329,9 +329,12 @@ class RichFeatureExtractor:
         # float64 throughout: NumPy's pocketfft is several times faster in double than in single
         self._window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
         self._freqs = np.linspace(0, sr / 2, bins)
-        self._freqs2 = self._freqs**2
-        self._lo_end = int(np.count_nonzero(self._freqs < config.alpha_low_hz))
-        self._hi_end = int(np.count_nonzero(self._freqs < config.alpha_high_hz))
+        # every weighted sum over bins in one product: total, sum f P, sum f^2 P, and the alpha ratio's bands
+        self._moments = np.stack(
+            [np.ones(bins), self._freqs, self._freqs**2, self._freqs < config.alpha_low_hz,
+             (self._freqs >= config.alpha_low_hz) & (self._freqs < config.alpha_high_hz)],
+            axis=1,
+        ).astype(np.float64)  # fmt: skip
         # periodicity: autocorrelation from the power spectrum below pitch_max_hz, at a reduced lag rate
         self._acf_bins = int(round(n_fft * config.pitch_max_hz / sr))  # bins 0..acf_bins feed it
         self._acf_size = 2 * self._acf_bins
@@ -406,7 +409,7 @@ class RichFeatureExtractor:
         spectrum = np.fft.rfft(windowed, axis=1, out=scratch("rich_spectrum", (T, bins), mt, np.complex128))
         parts = spectrum.view(np.float64)
         np.square(parts, out=parts)
-        P = parts[:, 0::2] + parts[:, 1::2]  # (T, bins) power
+        P = np.add(parts[:, 0::2], parts[:, 1::2], out=scratch("rich_power", (T, bins), mt))  # (T, bins) power
 
         # --- mel / MFCC ---
         logM = _power_to_db(self._mel @ P.T, cfg.top_db)  # (n_mels, T)
@@ -416,15 +419,15 @@ class RichFeatureExtractor:
         cm_mean = logM.mean(1) - logM.mean()  # time mean of the frame-mean-removed log-mel
 
         # --- spectral shape descriptors ---
-        Ps = P.sum(1) + EPS
-        m1 = P @ self._freqs
+        total, m1, m2, low_band, high_band = (P @ self._moments).T
+        Ps = total + EPS
         centroid = m1 / Ps
         # sum (f - c)^2 P = sum f^2 P - 2 c sum f P + c^2 sum P
-        var = (P @ self._freqs2 - 2 * centroid * m1 + centroid**2 * (Ps - EPS)) / Ps
+        var = (m2 - 2 * centroid * m1 + centroid**2 * total) / Ps
         bw = np.sqrt(np.maximum(var, 0.0))
         rolloff = self._freqs[rolloff_bins(P, cfg.roll_percent)]
         logP = np.add(P, EPS, out=scratch("rich_logP", (T, bins), mt))
-        flat = np.exp(np.log(logP, out=logP).mean(1)) / (P.mean(1) + EPS)
+        flat = np.exp(np.log(logP, out=logP).mean(1)) / (total / bins + EPS)
         dlog = np.diff(logM, axis=1).clip(min=0)
         flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
         sign = np.signbit(padded)
@@ -433,9 +436,7 @@ class RichFeatureExtractor:
         starts = np.arange(T) * hop
         zcr = (crossings[starts + n_fft - 1] - crossings[starts]) / n_fft
         rms_db = 20 * np.log10(np.sqrt(np.einsum("ij,ij->i", frames, frames) / n_fft) + 1e-8)  # as audio.frame_rms
-        lo = P[:, : self._lo_end].sum(1) + EPS
-        hi = P[:, self._lo_end : self._hi_end].sum(1) + EPS
-        alpha = 10 * np.log10(hi / lo)
+        alpha = 10 * np.log10((high_band + EPS) / (low_band + EPS))
         spec = np.vstack([centroid / 1000, bw / 1000, rolloff / 1000, np.log10(flat + EPS), flux, zcr, rms_db, alpha])
         contrast = self._contrast(P)
 
