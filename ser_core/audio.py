@@ -157,10 +157,8 @@ def frame_rms(y: np.ndarray, *, frame_length: int = TRIM_FRAME_LENGTH, hop_lengt
         k = frame_length // hop_length
         hops = power[: (n_frames - 1 + k) * hop_length].reshape(-1, hop_length).sum(axis=1)
         energy = np.lib.stride_tricks.sliding_window_view(hops, k).sum(axis=1)
-    else:
-        csum = np.concatenate([[0.0], np.cumsum(power)])
-        starts = np.arange(n_frames) * hop_length
-        energy = np.maximum(csum[starts + frame_length] - csum[starts], 0.0)
+    else:  # each frame summed on its own: differences of a running sum lose the digits of quiet frames
+        energy = np.lib.stride_tricks.sliding_window_view(power, frame_length)[::hop_length][:n_frames].sum(axis=1)
     return np.sqrt(energy / frame_length)
 
 

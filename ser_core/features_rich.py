@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .audio import N_SAMPLES, SAMPLE_RATE
+from .audio import N_SAMPLES, SAMPLE_RATE, frame_rms
 from .errors import ParameterError
 from .features import rolloff_bins, scratch
 
@@ -435,7 +435,7 @@ class RichFeatureExtractor:
         np.cumsum(sign[1:] != sign[:-1], dtype=np.int32, out=crossings[1:])
         starts = np.arange(T) * hop
         zcr = (crossings[starts + n_fft - 1] - crossings[starts]) / n_fft
-        rms_db = 20 * np.log10(np.sqrt(np.einsum("ij,ij->i", frames, frames) / n_fft) + 1e-8)  # as audio.frame_rms
+        rms_db = 20 * np.log10(frame_rms(sound, frame_length=n_fft, hop_length=hop) + 1e-8)
         alpha = 10 * np.log10((high_band + EPS) / (low_band + EPS))
         spec = np.vstack([centroid / 1000, bw / 1000, rolloff / 1000, np.log10(flat + EPS), flux, zcr, rms_db, alpha])
         contrast = self._contrast(P)

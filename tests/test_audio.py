@@ -122,6 +122,28 @@ def test_resample_same_rate_is_identity():
     np.testing.assert_array_equal(audio.resample(y, sr=SR), y)
 
 
+# ---------------------------------------------------------------- frame_rms
+
+
+@pytest.mark.parametrize(("frame_length", "hop_length"), [(1024, 256), (800, 320), (400, 160)])
+def test_frame_rms_matches_librosa(frame_length, hop_length):
+    """Both ways of summing the frames (whole hops, or each frame on its own) give librosa's RMS."""
+    librosa = pytest.importorskip("librosa")
+    y = speech_like(2.3, SR)
+    ours = audio.frame_rms(y, frame_length=frame_length, hop_length=hop_length)
+    ref = librosa.feature.rms(y=y.astype(np.float64), frame_length=frame_length, hop_length=hop_length,
+                              center=True, pad_mode="constant")[0]
+    np.testing.assert_allclose(ours, ref, rtol=1e-6)  # librosa frames and sums its own way
+
+
+def test_frame_rms_keeps_quiet_frames_after_loud_ones():
+    """A frame 120 dB below the loudest one keeps its level: it is summed on its own, not read off
+    a running sum that has already grown by the loud frames."""
+    y = np.concatenate([np.ones(SR), np.full(SR, 1e-6)]).astype(np.float32)
+    rms = audio.frame_rms(y, frame_length=800, hop_length=320)
+    np.testing.assert_allclose(rms[-10:-3], 1e-6, rtol=1e-6)  # the last frames reach into the zero padding
+
+
 # ---------------------------------------------------------------- trim_silence
 
 
