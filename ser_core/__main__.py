@@ -44,16 +44,14 @@ def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
             yield raw, f"'{raw}' does not exist; check the path."
 
 
-_worker_classifier = None  # ((loading pid, artifacts, jobs), EmotionClassifier)
+_worker_classifier = None
 
 
 def _worker_init(artifacts: str | None, jobs: int = 1) -> None:
     global _worker_classifier
     from .classifier import EmotionClassifier
 
-    if _worker_classifier is not None and _worker_classifier[0] == (os.getppid(), artifacts, jobs):
-        return  # a forked worker: it holds the classifier its parent loaded (and verified) just before
-    _worker_classifier = ((os.getpid(), artifacts, jobs), EmotionClassifier.load(artifacts, jobs=jobs))
+    _worker_classifier = EmotionClassifier.load(artifacts, jobs=jobs)
 
 
 def _classify(item: tuple[str, str | None]) -> dict:
@@ -63,7 +61,7 @@ def _classify(item: tuple[str, str | None]) -> dict:
     if error is not None:
         return {"path": path, "error": error}
     try:
-        result = _worker_classifier[1].predict(path)
+        result = _worker_classifier.predict(path)
     except SERError as e:
         return {"path": path, "error": str(e)}
     except MemoryError:
@@ -81,8 +79,11 @@ def _results(items: list[tuple[str, str | None]], artifacts: str | None, jobs: i
     import multiprocessing as mp
 
     _worker_init(artifacts)  # bad artifacts fail here: a failing pool initializer is respawned forever
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Pool(jobs, initializer=_worker_init, initargs=(artifacts,)) as pool:
+    if sys.platform.startswith("linux"):  # forked workers inherit the classifier just loaded and verified
+        pool = mp.get_context("fork").Pool(jobs)
+    else:
+        pool = mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(artifacts,))
+    with pool:
         yield from pool.imap(_classify, items, chunksize=8)
 
 

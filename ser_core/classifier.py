@@ -163,7 +163,7 @@ class EmotionClassifier:
         """``jobs``: threads that score the windows of a long recording (default: one per CPU
         core; 1 keeps all work on the calling thread)."""
         self.bundle = bundle
-        self.jobs = max(1, os.cpu_count() or 1) if jobs is None else int(jobs)
+        self.jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
         if self.jobs < 1:
             raise ParameterError("jobs must be at least 1.")
         self._pool = None  # the threads, started by the first recording longer than one window
