@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench.py [--artifacts DIR] [--clips 1000] [--skip-hour]
 
 The straightforward pipeline ("reference") is what the project started from: librosa
-decoding, one librosa call per feature (:func:`ser_core.features.reference_features`) and
+decoding, one librosa call per feature (:func:`ser_core.features_seed.reference_features`) and
 Keras ``model.predict`` per clip. The fast pipeline is the library as shipped
 (:class:`ser_core.EmotionClassifier`: NumPy features, LiteRT), timed in a child process
 that never loads TensorFlow (its idle threads spin and would slow the fast path down).
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ser_core import EMOTIONS, EmotionClassifier, audio  # noqa: E402
-from ser_core.features import reference_features  # noqa: E402
+from ser_core.features_seed import reference_features  # noqa: E402
 
 PYTHON = sys.executable
 RATE_IN = 44_100  # the generated files' rate, so decoding includes resampling
@@ -110,14 +110,14 @@ class Reference:
     def __init__(self) -> None:
         import keras
 
-        from ser_core.features import N_FEATURES, FeatureExtractor
+        from ser_core.features_seed import N_FEATURES, SeedFeatureExtractor
         from ser_core.model import LiteModel, build_seed, to_tflite
 
         keras.utils.set_random_seed(0)
         self.model = build_seed(N_FEATURES, len(EMOTIONS))
         self.mean, self.scale = np.zeros(N_FEATURES, np.float32), np.ones(N_FEATURES, np.float32)
         self.tflite = to_tflite(self.model)  # the same network for the fast path (timed in the child)
-        self.fast_extractor = FeatureExtractor.build()
+        self.fast_extractor = SeedFeatureExtractor.build()
         self.fast_model = LiteModel(self.tflite)
 
     def clip_probabilities(self, clip: np.ndarray) -> np.ndarray:
@@ -165,11 +165,11 @@ def warm_clip() -> np.ndarray:
 
 def fast_measurements(args: dict) -> dict:
     """The fast path's timings (run by :func:`run_fast_child`, in a process without TensorFlow)."""
-    from ser_core.features import FeatureExtractor
+    from ser_core.features_seed import SeedFeatureExtractor
     from ser_core.model import LiteModel
 
     clf = EmotionClassifier.load(args["artifacts"])
-    seed_extractor = FeatureExtractor.build()
+    seed_extractor = SeedFeatureExtractor.build()
     seed_model = LiteModel(Path(args["seed_tflite"]).read_bytes())
     clip = warm_clip()
     clips = np.stack([clip] * 32)
@@ -285,7 +285,7 @@ def bench_cold(clf: EmotionClassifier, tmp: Path) -> None:
     fast = wall_s([PYTHON, "-m", "ser_core", "predict", str(path), *args], repeat=10)
     reference_script = (
         "import sys, numpy as np, librosa, keras\n"
-        "from ser_core import audio\nfrom ser_core.features import reference_features\n"
+        "from ser_core import audio\nfrom ser_core.features_seed import reference_features\n"
         "from ser_core.model import build_seed\nfrom ser_core import EMOTIONS\n"
         "m = build_seed(105, 7)\n"
         "y, _ = librosa.load(sys.argv[1], sr=16000)\n"

@@ -14,8 +14,9 @@ import os as _os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     _os.environ.setdefault(_var, "1")
 
-from .audio import CLIP_SECONDS  # noqa: E402, MIN_SPEECH_SECONDS, SAMPLE_RATE
-from .classifier import EMOTIONS, EmotionClassifier, Prediction, Timeline, Window  # noqa: E402
+from .audio import CLIP_SECONDS, MIN_SPEECH_SECONDS, SAMPLE_RATE  # noqa: E402
+from .classifier import EmotionClassifier, Prediction, Timeline, Window  # noqa: E402
+from .datasets import EMOTIONS  # noqa: E402
 from .errors import ArtifactError, AudioError, ParameterError, SERError  # noqa: E402
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The Gradio demo: record or upload speech, see which of seven emotions it carries.
+"""The Gradio demo: record or upload speech, see which emotion it carries.
 
 Everything the page does is a plain function here, so tests can call it without a server:
 :func:`analyse` turns audio into an :class:`Analysis`, the ``render_*`` functions turn
@@ -142,37 +142,20 @@ def uncertainty(prediction: Prediction) -> str | None:
 AudioInput = str | os.PathLike | tuple[int, np.ndarray] | None
 
 
-def _too_long() -> AudioError:
-    return AudioError(
-        f"The recording is longer than {MAX_SECONDS / 60:g} minutes, the limit of this demo; "
-        "cut it shorter or use the command line, which reads recordings of any length."
-    )
-
-
 def load_signal(source: AudioInput) -> np.ndarray:
     """A file path or a Gradio ``(sample_rate, samples)`` pair -> mono float32 at 16 kHz.
 
     Raises :class:`AudioError` for missing, undecodable or over-long audio. Files are
     decoded block by block and rejected as soon as they pass :data:`MAX_SECONDS`.
     """
-    limit = int(MAX_SECONDS * audio.SAMPLE_RATE)
     if source is None:
         raise AudioError(NO_AUDIO)
     if isinstance(source, (str, os.PathLike)):
-        blocks, total = [], 0
-        for block in audio.stream(source):
-            blocks.append(block)
-            total += block.size
-            if total > limit:
-                raise _too_long()
-        return np.concatenate(blocks)
+        return audio.load(source, max_seconds=MAX_SECONDS)
     if not isinstance(source, (tuple, list)) or len(source) != 2:
         raise AudioError(NO_AUDIO)
     sample_rate, samples = source
-    y = audio.prepare(samples, sample_rate)
-    if y.size > limit:
-        raise _too_long()
-    return y
+    return audio.load(samples, sample_rate, max_seconds=MAX_SECONDS)
 
 
 def analyse(clf: EmotionClassifier, source: AudioInput) -> Analysis:
@@ -370,14 +353,12 @@ def live_step(clf: EmotionClassifier, session: LiveSession | None, chunk: AudioI
     session.last_judged = now
     session.times.append(round(now - session.started, 2))
     try:
-        speech = audio.check_speech(session.buffer)
+        session.current = clf.predict(session.buffer, audio.SAMPLE_RATE)
     except AudioError:
         session.probabilities.append(None)
         session.current = None
         session.status = "No speech in the last few seconds; speak closer to the microphone."
         return session, True
-    probs = clf.probabilities(audio.to_clip(speech))[0]
-    session.current = Prediction.from_probabilities(clf.labels, probs)
     session.probabilities.append(session.current.probabilities)
     session.status = f"The last {session.buffer.size / audio.SAMPLE_RATE:.1f} s of sound, at {session.times[-1]:.0f} s."
     return session, True
@@ -475,8 +456,14 @@ def _intro_markdown(labels: tuple[str, ...]) -> str:
     return (
         "## 🎙️ Which emotion does your voice carry?\n"
         "Record a sentence or upload a file: a small model listens to *how* you speak (pitch, energy, "
-        f"timbre, not the words) and picks one of seven emotions: {emotions}."
+        f"timbre, not the words) and picks one of {_count(labels)} emotions: {emotions}."
     )
+
+
+def _count(labels: tuple[str, ...]) -> str:
+    """The number of labels in words, as a sentence reads it."""
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[len(labels)] if len(labels) < len(words) else str(len(labels))
 
 
 def _help_markdown() -> str:

@@ -3,6 +3,11 @@
 The chain is ``decode -> to_mono -> resample -> trim_silence -> normalize -> fix_length``.
 Each step is its own function so it can be tested alone; :func:`prepare` runs the
 steps after decoding and is the one path shared by files and arrays.
+
+This module owns the clip: :class:`Preprocessing` holds every setting that decides it (saved
+in each model bundle and checked on load), :func:`speech_clips` turns a signal into the clips
+a model judges, :func:`windows` does so for every window of a stream of blocks, and
+:func:`take` is the one loop that reads blocks up to a limit.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +29,11 @@ __all__ = [
     "N_SAMPLES",
     "MIN_SPEECH_SECONDS",
     "AUDIO_EXTENSIONS",
+    "Preprocessing",
+    "PREPROCESSING",
+    "Segment",
     "decode",
+    "load",
     "stream",
     "as_float",
     "to_mono",
@@ -34,6 +44,10 @@ __all__ = [
     "check_speech",
     "prepare",
     "to_clip",
+    "speech_clip",
+    "speech_clips",
+    "windows",
+    "take",
     "validate_signal",
     "encode",
 ]
@@ -42,9 +56,8 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz, what every model in this project sees
 CLIP_SECONDS = 3.5  # length of one analysis window
-N_SAMPLES = int(CLIP_SECONDS * SAMPLE_RATE)  # 56,000
 MIN_SPEECH_SECONDS = 0.3  # shortest sound, after trimming, worth a verdict
-MIN_SPEECH_SAMPLES = int(MIN_SPEECH_SECONDS * SAMPLE_RATE)
+POOL_HOP_SECONDS = 1.0  # speech longer than a clip is judged a clip every this often, and pooled
 MIN_INPUT_RATE = 4_000  # Hz; below this there is no speech band left to judge
 MAX_INPUT_RATE = 768_000  # Hz; above this a header is lying
 TRIM_TOP_DB = 30.0  # frames quieter than the loudest frame by this much are silence
@@ -54,6 +67,72 @@ SILENCE_RMS = 1e-4  # about -80 dBFS: a loudest frame below this is digital sile
 PEAK_LEVEL = 1.0  # peak after normalisation
 DECODE_BLOCK_SECONDS = 10.0  # streaming decode block
 RESAMPLE_QUALITY = "HQ"  # soxr quality
+NO_SPEECH = "No speech was found in the recording; check the microphone and speak closer to it."
+
+
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Every setting that turns audio into the clips a model sees; saved in each bundle.
+
+    A bundle made with other settings is served with its own (they are passed to every step
+    below), except the sample rate, which the decoders and the feature sets fix: another one
+    is refused.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    clip_seconds: float = CLIP_SECONDS
+    trim_top_db: float = TRIM_TOP_DB
+    trim_frame_length: int = TRIM_FRAME_LENGTH
+    trim_hop_length: int = TRIM_HOP_LENGTH
+    silence_rms: float = SILENCE_RMS
+    peak_level: float = PEAK_LEVEL
+    min_speech_seconds: float = MIN_SPEECH_SECONDS
+    pool_hop_seconds: float = POOL_HOP_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.sample_rate != SAMPLE_RATE:
+            raise ParameterError(f"This library prepares audio at {SAMPLE_RATE} Hz, not {self.sample_rate} Hz.")
+        if not 0 < self.min_speech_seconds <= self.clip_seconds:
+            raise ParameterError("min_speech_seconds must be positive and at most clip_seconds.")
+        if not 0 < self.pool_hop_seconds <= self.clip_seconds:
+            raise ParameterError("pool_hop_seconds must be positive and at most clip_seconds.")
+        if not 0 < self.trim_hop_length <= self.trim_frame_length:
+            raise ParameterError("trim_hop_length must be positive and at most trim_frame_length.")
+        if self.trim_top_db <= 0 or self.silence_rms <= 0 or self.peak_level <= 0:
+            raise ParameterError("trim_top_db, silence_rms and peak_level must be positive.")
+
+    @property
+    def n_samples(self) -> int:
+        """Samples in one clip."""
+        return int(self.clip_seconds * self.sample_rate)
+
+    @property
+    def min_speech_samples(self) -> int:
+        return int(self.min_speech_seconds * self.sample_rate)
+
+    def to_dict(self) -> dict:
+        """The settings, with the derived clip length in samples (what bundles and exports store)."""
+        return {**asdict(self), "n_samples": self.n_samples}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        """Settings read back from a bundle; refuses keys it does not know and an inconsistent clip length."""
+        if not isinstance(data, dict):
+            raise ParameterError("The preprocessing settings must be a JSON object.")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known - {"n_samples"}
+        if unknown:
+            raise ParameterError(f"Unknown preprocessing settings {sorted(unknown)}; the bundle is from another version.")
+        config = cls(**{k: v for k, v in data.items() if k in known})
+        if "n_samples" in data and data["n_samples"] != config.n_samples:
+            raise ParameterError(f"n_samples {data['n_samples']} disagrees with clip_seconds {config.clip_seconds}.")
+        return config
+
+
+PREPROCESSING = Preprocessing()  # what this library's shipped models were trained with
+N_SAMPLES = PREPROCESSING.n_samples  # 56,000
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm",
@@ -162,23 +241,27 @@ def frame_rms(y: np.ndarray, *, frame_length: int = TRIM_FRAME_LENGTH, hop_lengt
     return np.sqrt(energy / frame_length)
 
 
-def trim_silence(y: np.ndarray, *, top_db: float = TRIM_TOP_DB) -> np.ndarray:
-    """Cut leading and trailing frames quieter than the loudest by ``top_db`` dB.
+def trim_silence(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> np.ndarray:
+    """Cut leading and trailing frames quieter than the loudest by ``config.trim_top_db`` dB.
 
-    Same rule as librosa.effects.trim with ``frame_length=1024, hop_length=256``.
+    Same rule as librosa.effects.trim with the config's frame and hop lengths (1024, 256).
     Shape ``(n,) -> (m,)``, ``m`` may be 0 for silence.
     """
-    return _trim_with(y, frame_rms(y), top_db=top_db)
+    return _trim_with(y, _trim_rms(y, config), config)
 
 
-def _trim_with(y: np.ndarray, rms: np.ndarray, *, top_db: float = TRIM_TOP_DB) -> np.ndarray:
+def _trim_rms(y: np.ndarray, config: Preprocessing) -> np.ndarray:
+    return frame_rms(y, frame_length=config.trim_frame_length, hop_length=config.trim_hop_length)
+
+
+def _trim_with(y: np.ndarray, rms: np.ndarray, config: Preprocessing) -> np.ndarray:
     """:func:`trim_silence` given the frame RMS of ``y`` already computed."""
     peak = rms.max(initial=0.0)
     if peak <= 0.0:
         return y[:0]
-    loud = np.flatnonzero(rms > peak * 10.0 ** (-top_db / 20.0))
-    start = int(loud[0]) * TRIM_HOP_LENGTH
-    end = min(y.size, (int(loud[-1]) + 1) * TRIM_HOP_LENGTH)
+    loud = np.flatnonzero(rms > peak * 10.0 ** (-config.trim_top_db / 20.0))
+    start = int(loud[0]) * config.trim_hop_length
+    end = min(y.size, (int(loud[-1]) + 1) * config.trim_hop_length)
     return y[start:end]
 
 
@@ -201,20 +284,20 @@ def fix_length(y: np.ndarray, *, n_samples: int = N_SAMPLES) -> np.ndarray:
     return out
 
 
-def check_speech(y: np.ndarray) -> np.ndarray:
+def check_speech(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> np.ndarray:
     """Trim ``y`` and check there is enough sound to judge. Returns the trimmed signal.
 
     Raises :class:`AudioError` for digital silence and for sound shorter than
-    ``MIN_SPEECH_SECONDS``.
+    ``config.min_speech_seconds``.
     """
-    rms = frame_rms(y)
-    if rms.max(initial=0.0) < SILENCE_RMS:
+    rms = _trim_rms(y, config)
+    if rms.max(initial=0.0) < config.silence_rms:
         raise AudioError("The audio is silent; check the microphone and record again while speaking.")
-    voiced = _trim_with(y, rms)
-    if voiced.size < MIN_SPEECH_SAMPLES:
+    voiced = _trim_with(y, rms, config)
+    if voiced.size < config.min_speech_samples:
         raise AudioError(
-            f"The sound is too short to judge ({voiced.size / SAMPLE_RATE:.2f} s after trimming silence); "
-            f"record at least {MIN_SPEECH_SECONDS} s of speech."
+            f"The sound is too short to judge ({voiced.size / config.sample_rate:.2f} s after trimming silence); "
+            f"record at least {config.min_speech_seconds} s of speech."
         )
     return voiced
 
@@ -223,15 +306,128 @@ def prepare(samples: object, sample_rate: object) -> np.ndarray:
     """Any array at any rate -> mono float32 at ``SAMPLE_RATE``, validated. Shape ``(n,)``."""
     sr = validate_sample_rate(sample_rate)
     y = validate_signal(to_mono(as_float(samples)))
-    return validate_signal(resample(y, sr=sr))
+    return y if sr == SAMPLE_RATE else validate_signal(resample(y, sr=sr))
 
 
-def to_clip(y: np.ndarray) -> np.ndarray:
+def to_clip(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> np.ndarray:
     """Preprocessed clip for an already-trimmed 16 kHz signal: normalised, fixed length.
 
-    Shape ``(n,) -> (N_SAMPLES,)``.
+    Shape ``(n,) -> (config.n_samples,)``.
     """
-    return fix_length(normalize(y))
+    return fix_length(normalize(y, peak=config.peak_level), n_samples=config.n_samples)
+
+
+def speech_clip(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> np.ndarray:
+    """The one clip of a recording as in training: its speech, centred (a longer one cropped).
+
+    Raises :class:`AudioError` without enough speech. Shape ``(n,) -> (config.n_samples,)``.
+    """
+    return to_clip(check_speech(y, config=config), config=config)
+
+
+# ---------------------------------------------------------------- clips and windows
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a recording and the clips a model judges it by.
+
+    ``clips`` has shape ``(k, n_samples)``. ``pooled`` is false when the speech fits one clip
+    (judged exactly as in training) and true when it was longer: then the verdict is the mean
+    over the clips with speech, ``k`` may be 0, and ``error`` says why none had any. Without
+    speech ``clips`` is empty and ``error`` is the reason.
+    """
+
+    start: float
+    end: float
+    clips: np.ndarray
+    pooled: bool = False
+    error: AudioError | None = None
+
+
+def speech_clips(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> tuple[np.ndarray, bool]:
+    """The clips that judge a signal of any length: ``(clips (k, n_samples), pooled)``.
+
+    Speech that fits one clip is that clip (``pooled`` false). Longer speech is cut into
+    windows of one clip every ``config.pool_hop_seconds`` (the last may be shorter), each
+    trimmed and checked again; those with speech are returned, to be pooled. Raises
+    :class:`AudioError` when ``y`` has not enough speech.
+    """
+    speech = check_speech(y, config=config)
+    if speech.size <= config.n_samples:
+        return to_clip(speech, config=config)[None], False
+    hop = int(round(config.pool_hop_seconds * config.sample_rate))
+    clips = []
+    for _, samples in _sliding([speech], config.n_samples, hop):
+        try:
+            clips.append(speech_clip(samples, config=config))
+        except AudioError:
+            continue
+    return np.stack(clips) if clips else np.zeros((0, config.n_samples), np.float32), True
+
+
+def windows(
+    blocks: Iterable[np.ndarray],
+    *,
+    window: float | None,
+    hop: float | None = None,
+    config: Preprocessing = PREPROCESSING,
+) -> Iterator[Segment]:
+    """Sliding windows of ``window`` seconds every ``hop`` seconds over a stream of blocks,
+    each as a :class:`Segment` with its :func:`speech_clips`; the last window may be shorter.
+
+    ``window=None`` makes the whole stream one window (it is held in memory). Windows without
+    speech are kept, with no clips and the reason.
+    """
+    sr = config.sample_rate
+    if window is None:
+        blocks = list(blocks)
+        win = step = max(1, sum(b.size for b in blocks))
+    else:
+        win, step = int(round(window * sr)), int(round((hop or window) * sr))
+    for start, samples in _sliding(blocks, win, step):
+        span = (start / sr, (start + samples.size) / sr)
+        try:
+            clips, pooled = speech_clips(samples, config=config)
+        except AudioError as e:
+            yield Segment(*span, np.zeros((0, config.n_samples), np.float32), error=e)
+            continue
+        error = None if len(clips) else AudioError(NO_SPEECH)
+        yield Segment(*span, clips, pooled, error)
+
+
+def _sliding(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Windows ``(start_sample, samples)`` over a stream of blocks; the last may be shorter."""
+    buffer = np.zeros(0, np.float32)
+    offset = 0  # sample index of buffer[0]
+    next_start = 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        while next_start + window <= offset + buffer.size:
+            i = next_start - offset
+            yield next_start, buffer[i : i + window]
+            next_start += hop
+        drop = max(0, next_start - offset)
+        buffer, offset = buffer[drop:], offset + drop
+    end = offset + buffer.size
+    if next_start < end and (next_start == 0 or next_start + window - hop < end):
+        yield next_start, buffer[next_start - offset :]
+
+
+def take(blocks: Iterator[np.ndarray], max_samples: int) -> tuple[list[np.ndarray], bool]:
+    """Read ``blocks`` until more than ``max_samples`` have come: ``(blocks read, passed the limit)``.
+
+    The one loop that bounds what a recording may claim; after ``True`` the rest of ``blocks``
+    is unread, so a caller may go on streaming it.
+    """
+    head: list[np.ndarray] = []
+    total = 0
+    for block in blocks:
+        head.append(block)
+        total += block.size
+        if total > max_samples:
+            return head, True
+    return head, False
 
 
 # ---------------------------------------------------------------- decoding
@@ -371,18 +567,43 @@ def decode(path: str | os.PathLike[str], *, max_seconds: float | None = None) ->
     ``max_seconds`` bounds the memory a file can claim; longer files raise
     :class:`AudioError` as soon as the limit is passed.
     """
-    blocks = []
-    total = 0
-    limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
-    for block in stream(path):
-        blocks.append(block)
-        total += block.size
-        if limit is not None and total > limit:
-            raise AudioError(
-                f"{_describe(Path(path))} is longer than {max_seconds:g} s; cut it shorter "
-                "or use the timeline, which reads recordings of any length."
-            )
-    return np.concatenate(blocks)
+    return load(path, max_seconds=max_seconds)
+
+
+def load(
+    source: str | os.PathLike[str] | np.ndarray,
+    sample_rate: object = None,
+    *,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """A file (``source`` a path) or samples (an array with its ``sample_rate``) as one mono
+    float32 signal at ``SAMPLE_RATE``, shape ``(n,)``; the one way in for whole recordings.
+
+    Over ``max_seconds`` raises :class:`AudioError`, for a file as soon as decoding passes it.
+    """
+    limit = np.inf if max_seconds is None else int(max_seconds * SAMPLE_RATE)
+    if isinstance(source, (str, os.PathLike)):
+        if sample_rate is not None:
+            raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
+        blocks, too_long = take(stream(source), limit)
+        what = _describe(Path(source))
+        y = np.concatenate(blocks)
+    else:
+        if sample_rate is None:
+            raise ParameterError("An array needs its sample_rate, for example predict(samples, 16000).")
+        y = prepare(source, sample_rate)
+        too_long, what = y.size > limit, "The recording"
+    if too_long:
+        raise AudioError(
+            f"{what} is longer than {_duration(max_seconds)}, the limit here; cut it shorter "
+            "or use the command line, which reads recordings of any length."
+        )
+    return y
+
+
+def _duration(seconds: float) -> str:
+    """``'12 s'``, or ``'10 minutes'`` from a minute up."""
+    return f"{seconds:g} s" if seconds < 60 else f"{seconds / 60:g} minutes"
 
 
 def encode(

@@ -1,9 +1,12 @@
 """The public entry point: :class:`EmotionClassifier` turns audio into emotions.
 
-One path for files and arrays: a file is decoded to mono 16 kHz samples, an array is
-converted to the same, and both go through :meth:`EmotionClassifier._classify_signal`.
-A clip whose speech fits one 3.5 s window is judged as one window, exactly as in
-training; longer speech is judged window by window and the verdict is the mean.
+The path of every verdict: a file or an array becomes a mono 16 kHz signal
+(:func:`ser_core.audio.load` or :func:`ser_core.audio.stream`), windows of it become clips
+(:func:`ser_core.audio.windows`, with the bundle's :class:`~ser_core.audio.Preprocessing`),
+clips become features and probabilities (:meth:`EmotionClassifier.probabilities`), and
+:meth:`EmotionClassifier._judge` turns each window's probabilities into a :class:`Prediction`.
+Speech that fits one 3.5 s clip is judged as one clip, exactly as in training; longer speech
+is judged clip by clip and the verdict is the mean.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +28,13 @@ from .artifacts import Bundle, load_bundle
 from .errors import ArtifactError, AudioError, ParameterError
 from .features import load_extractor
 
-__all__ = ["EmotionClassifier", "Prediction", "Timeline", "Window", "EMOTIONS"]
+__all__ = ["EmotionClassifier", "Prediction", "Timeline", "Window"]
 
-EMOTIONS = ("neutral", "calm", "happy", "angry", "fearful", "disgust", "surprised")
 DEFAULT_HOP_SECONDS = 1.0  # timeline step
+MIN_HOP_SECONDS = 0.05  # shortest timeline step
+MAX_WINDOW_SECONDS = 60.0  # longest timeline window
 IN_MEMORY_SECONDS = 60.0  # longer files are analysed as a stream, in bounded memory
-BATCH_WINDOWS = 8  # windows per feature/model batch: small, so even a short recording keeps every thread busy
+BATCH_WINDOWS = 8  # clips per feature/model batch: small, so even a short recording keeps every thread busy
 INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
 
 
@@ -52,6 +56,11 @@ class Prediction:
             confidence=float(probs[best]),
             probabilities={label: float(p) for label, p in zip(labels, probs, strict=False)},
         )
+
+    @classmethod
+    def mean(cls, labels: tuple[str, ...], predictions: Sequence[Prediction]) -> Prediction:
+        """The verdict of several clips or windows: their mean probabilities."""
+        return cls.from_probabilities(labels, np.mean([[p.probabilities[k] for k in labels] for p in predictions], axis=0))
 
     def to_dict(self) -> dict:
         return {"emotion": self.emotion, "confidence": self.confidence, "probabilities": dict(self.probabilities)}
@@ -91,9 +100,8 @@ class Timeline:
         """Mean probabilities over windows with speech; raises :class:`AudioError` when none has any."""
         voiced = self.voiced
         if not voiced:
-            raise AudioError("No speech was found in the recording; check the microphone and speak closer to it.")
-        probs = np.mean([[w.prediction.probabilities[k] for k in self.labels] for w in voiced], axis=0)
-        return Prediction.from_probabilities(self.labels, probs)
+            raise AudioError(audio.NO_SPEECH)
+        return Prediction.mean(self.labels, [w.prediction for w in voiced])
 
     def shares(self) -> dict[str, float]:
         """Fraction of voiced windows won by each emotion."""
@@ -134,24 +142,6 @@ class Timeline:
         return buffer.getvalue()
 
 
-def _sliding(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Windows ``(start_sample, samples)`` over a stream of blocks; the last may be shorter."""
-    buffer = np.zeros(0, np.float32)
-    offset = 0  # sample index of buffer[0]
-    next_start = 0
-    for block in blocks:
-        buffer = np.concatenate([buffer, block])
-        while next_start + window <= offset + buffer.size:
-            i = next_start - offset
-            yield next_start, buffer[i : i + window]
-            next_start += hop
-        drop = max(0, next_start - offset)
-        buffer, offset = buffer[drop:], offset + drop
-    end = offset + buffer.size
-    if next_start < end and (next_start == 0 or next_start + window - hop < end):
-        yield next_start, buffer[next_start - offset :]
-
-
 class EmotionClassifier:
     """Speech emotion classifier backed by a verified model bundle.
 
@@ -172,9 +162,18 @@ class EmotionClassifier:
         from .model import LiteModel
 
         try:
+            self.preprocessing = audio.Preprocessing.from_dict(bundle.config["preprocessing"])
+        except (KeyError, TypeError, ParameterError) as e:
+            raise ArtifactError(f"The preprocessing settings in {bundle.path} are unusable ({e}); rebuild the artifacts.") from e
+        try:
             self.extractor = load_extractor(bundle.config["features"], bundle.arrays)
         except (KeyError, TypeError, ParameterError) as e:
             raise ArtifactError(f"The feature configuration in {bundle.path} is unusable ({e}); rebuild the artifacts.") from e
+        if self.extractor.config.n_samples != self.preprocessing.n_samples:
+            raise ArtifactError(
+                f"The features in {bundle.path} expect clips of {self.extractor.config.n_samples} samples but its "
+                f"preprocessing makes {self.preprocessing.n_samples}; rebuild the artifacts."
+            )
         self.model = LiteModel(bundle.tflite)
         self._mean = np.asarray(bundle.arrays["mean"], np.float32)
         self._scale = np.asarray(bundle.arrays["scale"], np.float32)
@@ -199,23 +198,82 @@ class EmotionClassifier:
     # ------------------------------------------------------------ core
 
     def probabilities(self, clips: np.ndarray) -> np.ndarray:
-        """Class probabilities of preprocessed clips. ``(batch, N_SAMPLES) -> (batch, classes)``."""
+        """Class probabilities of preprocessed clips. ``(batch, n_samples) -> (batch, classes)``."""
         features = self.extractor(np.atleast_2d(clips))
         return self.model((features - self._mean) / self._scale)
 
-    def _classify_signal(self, y: np.ndarray) -> Prediction:
+    def _segments(self, blocks: Iterable[np.ndarray], window: float | None, hop: float | None = None):
+        return audio.windows(blocks, window=window, hop=hop, config=self.preprocessing)
+
+    def _predict_signal(self, y: np.ndarray) -> Prediction:
         """Verdict on a mono 16 kHz signal of any length.
 
-        Up to ``IN_MEMORY_SECONDS``: silence is trimmed first, so a clip that fits one window
-        is judged exactly as in training. Longer signals are judged as a stream of windows,
-        the same way a long file is, so a file and its samples always agree.
+        Up to ``IN_MEMORY_SECONDS`` the signal is one segment (:func:`ser_core.audio.speech_clips`:
+        silence trimmed first, so speech that fits one clip is judged exactly as in training).
+        Longer signals are judged as a stream of windows, the same way a long file is, so a file
+        and its samples always agree.
         """
         if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
-            return self._timeline_from_blocks([y]).summary
-        speech = audio.check_speech(y)
-        if speech.size <= audio.N_SAMPLES:
-            return Prediction.from_probabilities(self.labels, self.probabilities(audio.to_clip(speech))[0])
-        return self._timeline_from_blocks([speech], duration=speech.size / audio.SAMPLE_RATE).summary
+            return self._timeline([y]).summary
+        (segment,) = self._segments([y], None)
+        ((_, prediction),) = self._judge([segment], inline=not segment.pooled)  # one clip: no thread hand-off
+        if prediction is None:
+            raise segment.error
+        return prediction
+
+    def _timeline(
+        self, blocks: Iterable[np.ndarray], *, window: float = audio.CLIP_SECONDS, hop: float = DEFAULT_HOP_SECONDS
+    ) -> Timeline:
+        judged = self._judge(self._segments(blocks, window, hop))
+        if not judged:
+            raise AudioError("The recording holds no audio samples; choose a file with sound in it.")
+        windows = [Window(segment.start, segment.end, prediction) for segment, prediction in judged]
+        return Timeline(self.labels, window, hop, windows[-1].end, windows)
+
+    def _judge(
+        self, segments: Iterable[audio.Segment], *, inline: bool = False
+    ) -> list[tuple[audio.Segment, Prediction | None]]:
+        """Each segment with its verdict (``None`` without speech).
+
+        The clips of all segments are scored in order, in batches of ``BATCH_WINDOWS``, on
+        ``jobs`` threads at once (the features release the GIL for most of their work: FFTs,
+        sorts, matrix products); at most ``INFLIGHT_PER_THREAD`` batches per thread wait.
+        ``inline`` scores everything on the calling thread.
+        """
+        judged: list[audio.Segment] = []
+        scores: list[list[Prediction]] = []  # per segment, the verdicts of its clips
+        pending: list[tuple[int, np.ndarray]] = []  # (segment index, clip)
+        inflight: deque[tuple[list[int], Callable[[], np.ndarray]]] = deque()
+
+        def settle() -> None:
+            owners, wait = inflight.popleft()
+            for i, p in zip(owners, wait(), strict=True):
+                scores[i].append(Prediction.from_probabilities(self.labels, p))
+
+        def flush() -> None:
+            if pending:
+                clips = np.stack([clip for _, clip in pending])
+                inflight.append(([i for i, _ in pending], self._submit(clips, inline=inline)))
+                pending.clear()
+            while len(inflight) > INFLIGHT_PER_THREAD * self.jobs:
+                settle()
+
+        for segment in segments:
+            judged.append(segment)
+            scores.append([])
+            for clip in segment.clips:
+                pending.append((len(judged) - 1, clip))
+                if len(pending) >= BATCH_WINDOWS:
+                    flush()
+        flush()
+        while inflight:
+            settle()
+        return [(segment, self._verdict(segment, clips)) for segment, clips in zip(judged, scores, strict=True)]
+
+    def _verdict(self, segment: audio.Segment, clips: list[Prediction]) -> Prediction | None:
+        if not clips:
+            return None
+        return Prediction.mean(self.labels, clips) if segment.pooled else clips[0]
 
     # ------------------------------------------------------------ public
 
@@ -225,25 +283,15 @@ class EmotionClassifier:
         Arrays may be ``(n,)`` or ``(n, channels)``, any integer or float type, any rate.
         Raises :class:`~ser_core.errors.SERError` subclasses with a readable message.
         """
-        if isinstance(source, (str, os.PathLike)):
-            if sample_rate is not None:
-                raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-            return self._predict_file(Path(source))
-        if sample_rate is None:
-            raise ParameterError("An array needs its sample_rate, for example predict(samples, 16000).")
-        return self._classify_signal(audio.prepare(source, sample_rate))
-
-    def _predict_file(self, path: Path) -> Prediction:
-        blocks = audio.stream(path)
-        head: list[np.ndarray] = []
-        size = 0
-        limit = int(IN_MEMORY_SECONDS * audio.SAMPLE_RATE)
-        for block in blocks:
-            head.append(block)
-            size += block.size
-            if size > limit:
-                return self._timeline_from_blocks(itertools.chain(head, blocks)).summary
-        return self._classify_signal(np.concatenate(head))
+        if not isinstance(source, (str, os.PathLike)):
+            return self._predict_signal(audio.load(source, sample_rate))
+        if sample_rate is not None:
+            raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
+        blocks = audio.stream(Path(source))
+        head, too_long = audio.take(blocks, int(IN_MEMORY_SECONDS * audio.SAMPLE_RATE))
+        if too_long:
+            return self._timeline(itertools.chain(head, blocks)).summary
+        return self._predict_signal(np.concatenate(head))
 
     def predict_with_timeline(self, samples: np.ndarray, sample_rate: int) -> tuple[Prediction, Timeline]:
         """``(predict(samples, sample_rate), timeline(samples, sample_rate))`` with the work shared.
@@ -251,11 +299,11 @@ class EmotionClassifier:
         Over ``IN_MEMORY_SECONDS`` the verdict *is* the timeline's summary, so the windows are
         analysed once instead of twice.
         """
-        y = audio.prepare(samples, sample_rate)
-        timeline = self._timeline_from_blocks([y])
+        y = audio.load(samples, sample_rate)
+        timeline = self._timeline([y])
         if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
             return timeline.summary, timeline
-        return self._classify_signal(y), timeline
+        return self._predict_signal(y), timeline
 
     def timeline(
         self,
@@ -267,76 +315,22 @@ class EmotionClassifier:
     ) -> Timeline:
         """Emotion over time with sliding windows of ``window`` seconds every ``hop`` seconds.
 
-        Files are streamed, so recordings of any length use bounded memory. Windows without
-        speech are kept with ``prediction=None``.
+        A window longer than one clip is judged as :meth:`predict` judges long speech: clip by
+        clip, and the mean. Files are streamed, so recordings of any length use bounded memory.
+        Windows without speech are kept with ``prediction=None``.
         """
-        if not (audio.MIN_SPEECH_SECONDS <= window <= 60.0):
-            raise ParameterError(f"The window must be between {audio.MIN_SPEECH_SECONDS} and 60 seconds.")
-        if not (0.05 <= hop <= window):
-            raise ParameterError("The hop must be at least 0.05 s and no longer than the window.")
+        check_timeline(window, hop)
         if isinstance(source, (str, os.PathLike)):
             if sample_rate is not None:
                 raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-            blocks: Iterable[np.ndarray] = audio.stream(Path(source))
-        else:
-            if sample_rate is None:
-                raise ParameterError("An array needs its sample_rate, for example timeline(samples, 16000).")
-            blocks = [audio.prepare(source, sample_rate)]
-        return self._timeline_from_blocks(blocks, window=window, hop=hop)
+            return self._timeline(audio.stream(Path(source)), window=window, hop=hop)
+        return self._timeline([audio.load(source, sample_rate)], window=window, hop=hop)
 
-    def _timeline_from_blocks(
-        self,
-        blocks: Iterable[np.ndarray],
-        *,
-        window: float = audio.CLIP_SECONDS,
-        hop: float = DEFAULT_HOP_SECONDS,
-        duration: float | None = None,
-    ) -> Timeline:
-        """Windows are scored in batches of ``BATCH_WINDOWS``, on ``jobs`` threads at once (the
-        features release the GIL for most of their work: FFTs, sorts, matrix products)."""
-        sr = audio.SAMPLE_RATE
-        win, step = int(round(window * sr)), int(round(hop * sr))
-        windows: list[Window] = []  # windows with speech hold None until their batch is scored
-        pending: list[tuple[int, tuple[float, float], np.ndarray]] = []  # (index in windows, span, clip)
-        inflight: deque[tuple[list[tuple[int, tuple[float, float]]], Callable[[], np.ndarray]]] = deque()
-        end_sample = 0
+    def _submit(self, clips: np.ndarray, *, inline: bool = False) -> Callable[[], np.ndarray]:
+        """Start scoring ``clips``; returns a function that waits for their probabilities.
 
-        def settle() -> None:
-            slots, wait = inflight.popleft()
-            for (i, span), p in zip(slots, wait(), strict=True):
-                windows[i] = Window(*span, Prediction.from_probabilities(self.labels, p))
-
-        def flush() -> None:
-            if pending:
-                clips = np.stack([clip for _, _, clip in pending])
-                inflight.append(([(i, span) for i, span, _ in pending], self._submit(clips)))
-                pending.clear()
-            while len(inflight) > INFLIGHT_PER_THREAD * self.jobs:
-                settle()
-
-        for start, samples in _sliding(blocks, win, step):
-            span = (start / sr, (start + samples.size) / sr)
-            end_sample = start + samples.size
-            try:
-                speech = audio.check_speech(samples)
-            except AudioError:
-                windows.append(Window(*span, None))
-                continue
-            pending.append((len(windows), span, audio.to_clip(speech)))
-            windows.append(None)
-            if len(pending) >= BATCH_WINDOWS:
-                flush()
-        flush()
-        while inflight:
-            settle()
-        if not windows:
-            raise AudioError("The recording holds no audio samples; choose a file with sound in it.")
-        total = duration if duration is not None else end_sample / sr
-        return Timeline(self.labels, window, hop, total, windows)
-
-    def _submit(self, clips: np.ndarray) -> Callable[[], np.ndarray]:
-        """Start scoring ``clips``; returns a function that waits for their probabilities."""
-        if self.jobs == 1:
+        ``inline`` scores them on the calling thread."""
+        if self.jobs == 1 or inline:
             probs = self.probabilities(clips)
             return lambda: probs
         return self._threads().submit(self.probabilities, clips).result
@@ -356,3 +350,11 @@ class EmotionClassifier:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def check_timeline(window: float, hop: float) -> None:
+    """Refuse a timeline window or hop outside what the library accepts."""
+    if not (audio.MIN_SPEECH_SECONDS <= window <= MAX_WINDOW_SECONDS):
+        raise ParameterError(f"The window must be between {audio.MIN_SPEECH_SECONDS} and {MAX_WINDOW_SECONDS:g} seconds.")
+    if not (MIN_HOP_SECONDS <= hop <= window):
+        raise ParameterError(f"The hop must be at least {MIN_HOP_SECONDS} s and no longer than the window.")

@@ -22,6 +22,7 @@ from .errors import AudioError, ParameterError
 from .features import load_extractor
 
 __all__ = [
+    "EMOTIONS",
     "RAVDESS_EMOTIONS",
     "RavdessFile",
     "scan_ravdess",
@@ -35,6 +36,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+EMOTIONS = ("neutral", "calm", "happy", "angry", "fearful", "disgust", "surprised")  # the classes trained by default
 RAVDESS_EMOTIONS = {
     "01": "neutral",
     "02": "calm",
@@ -221,7 +223,7 @@ def _file_rows(
     if augment_config is not None:
         aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment_config.items()})
         recordings += augment(y, sr=audio.SAMPLE_RATE, rng=rng, config=aug)
-    return extractor(np.stack([audio.to_clip(audio.check_speech(r)) for r in recordings]))
+    return extractor(np.stack([audio.speech_clip(r) for r in recordings]))
 
 
 def _cache_key(

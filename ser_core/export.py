@@ -27,7 +27,8 @@ import numpy as np
 from . import audio
 from .artifacts import MANIFEST, MODEL_KERAS, Bundle, load_bundle, read_verified, sha256_bytes
 from .errors import ArtifactError, ParameterError
-from .features import FeatureExtractor, load_extractor
+from .features import load_extractor
+from .features_seed import SeedFeatureExtractor
 
 __all__ = ["EXPORT_FORMATS", "export_model", "EXPORT_JSON"]
 
@@ -67,7 +68,7 @@ def _feature_files(bundle: Bundle) -> dict[str, bytes]:
         "mean": np.asarray(bundle.arrays["mean"], np.float32),
         "scale": np.asarray(bundle.arrays["scale"], np.float32),
     }
-    if isinstance(extractor, FeatureExtractor):  # derived matrices of the seed set, for reimplementers
+    if isinstance(extractor, SeedFeatureExtractor):  # derived matrices of the seed set, for reimplementers
         arrays["dct"] = extractor.dct
         arrays["delta_mean_weights"] = extractor.delta_mean_weights
     buffer = io.BytesIO()

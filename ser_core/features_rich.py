@@ -28,13 +28,13 @@ by the window's own (Boersma 1993); see :meth:`RichFeatureExtractor._periodicity
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from .audio import N_SAMPLES, SAMPLE_RATE, frame_rms
 from .errors import ParameterError
-from .features import rolloff_bins, scratch
+from .spectral import FeatureSettings, Workspace, as_clips, centre_pad, power_spectrum, power_to_db, rolloff_bins
 
 __all__ = ["RichFeatureConfig", "RichFeatureExtractor", "rich_feature_names"]
 
@@ -52,11 +52,13 @@ F0_NAMES = (
 )  # fmt: skip
 GLOBAL_NAMES = ("voiced_ratio", "voiced_onset_rate", "duration_s", "harm_mean")
 EPS = 1e-12  # floor inside ratios and logs of powers
-AMIN = 1e-10  # power floor before dB
+CONTRAST_TOP_DB = 80.0  # librosa.power_to_db's default range, as spectral_contrast uses it
 F0_REFERENCE_HZ = 55.0  # semitone scale origin
 MIN_VOICED_FRAMES = 3  # fewer voiced frames: the pitch block is all zeros
+
+
 @dataclass(frozen=True)
-class RichFeatureConfig:
+class RichFeatureConfig(FeatureSettings):
     """Everything that defines the rich feature vector; saved with every model."""
 
     kind: str = KIND
@@ -124,15 +126,6 @@ class RichFeatureConfig:
     @property
     def n_features(self) -> int:
         return len(rich_feature_names(self))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> RichFeatureConfig:
-        from .features import config_from_dict
-
-        return config_from_dict(cls, data)
 
 
 def rich_feature_names(config: RichFeatureConfig = RichFeatureConfig()) -> tuple[str, ...]:
@@ -278,12 +271,6 @@ def _filter_nearest(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return windows @ kernel
 
 
-def _power_to_db(power: np.ndarray, top_db: float) -> np.ndarray:
-    """librosa.power_to_db with ref=1, amin=1e-10: floored at its own max - top_db."""
-    db = 10.0 * np.log10(np.maximum(power, AMIN))
-    return np.maximum(db, db.max() - top_db)
-
-
 # ---------------------------------------------------------------- extractor
 
 
@@ -347,6 +334,7 @@ class RichFeatureExtractor:
         self._window_gain = window_acf[0] / window_acf[lags]  # undoes the window's taper (Boersma 1993)
         self._min_len = int(config.min_seconds * sr)
         self._max_frames = config.n_samples // config.hop_length + 1  # frames of an unstripped clip
+        self._workspace = Workspace()
 
     @classmethod
     def build(cls, config: RichFeatureConfig = RichFeatureConfig()) -> RichFeatureExtractor:
@@ -363,13 +351,7 @@ class RichFeatureExtractor:
         ``clips``: shape ``(batch, n_samples)`` or ``(n_samples,)``, float.
         Returns float32, shape ``(batch, n_features)`` or ``(n_features,)``.
         """
-        n = self.config.n_samples
-        clips = np.asarray(clips, dtype=np.float32)
-        single = clips.ndim == 1
-        if single:
-            clips = clips[None]
-        if clips.ndim != 2 or clips.shape[1] != n:
-            raise ParameterError(f"Clips must have {n} samples each; preprocess them first.")
+        clips, single = as_clips(clips, self.config.n_samples)
         out = np.empty((clips.shape[0], self.n_features), np.float32)
         for i, clip in enumerate(clips):
             out[i] = self._features(clip)
@@ -397,22 +379,15 @@ class RichFeatureExtractor:
         dur = n / sr
 
         pad = n_fft // 2
-        padded = scratch("rich_padded", (1, cfg.n_samples + 2 * pad), 1)[0, : n + 2 * pad]
-        padded[:pad] = 0.0
-        padded[pad : pad + n] = sound
-        padded[pad + n :] = 0.0
-        T = (padded.size - n_fft) // hop + 1
-        step = padded.strides[0]
-        frames = np.lib.stride_tricks.as_strided(padded, (T, n_fft), (hop * step, step), writeable=False)  # centred
-        mt, bins = self._max_frames, cfg.n_bins
-        windowed = np.multiply(frames, self._window, out=scratch("rich_windowed", (T, n_fft), mt))
-        spectrum = np.fft.rfft(windowed, axis=1, out=scratch("rich_spectrum", (T, bins), mt, np.complex128))
-        parts = spectrum.view(np.float64)
-        np.square(parts, out=parts)
-        P = np.add(parts[:, 0::2], parts[:, 1::2], out=scratch("rich_power", (T, bins), mt))  # (T, bins) power
+        ws, mt = self._workspace, self._max_frames
+        padded = centre_pad(sound[None], pad, workspace=ws, name="padded", max_rows=1, max_width=cfg.n_samples + 2 * pad)
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[0, ::hop]  # centred
+        T = frames.shape[0]
+        padded = padded[0]
+        P = power_spectrum(frames, self._window, workspace=ws, name="stft", max_rows=mt)  # (T, bins) float64
 
         # --- mel / MFCC ---
-        logM = _power_to_db(self._mel @ P.T, cfg.top_db)  # (n_mels, T)
+        logM = power_to_db(self._mel @ P.T, top_db=cfg.top_db)  # (n_mels, T)
         mfcc = self._dct @ logM  # (n_mfcc, T)
         d1 = _filter_nearest(mfcc, self._delta1)
         d2 = _filter_nearest(mfcc, self._delta2)
@@ -426,8 +401,8 @@ class RichFeatureExtractor:
         var = (m2 - 2 * centroid * m1 + centroid**2 * total) / Ps
         bw = np.sqrt(np.maximum(var, 0.0))
         rolloff = self._freqs[rolloff_bins(P, cfg.roll_percent)]
-        logP = np.add(P, EPS, out=scratch("rich_logP", (T, bins), mt))
-        flat = np.exp(np.log(logP, out=logP).mean(1)) / (total / bins + EPS)
+        logP = np.add(P, EPS, out=ws.get("logP", (T, cfg.n_bins), mt))
+        flat = np.exp(np.log(logP, out=logP).mean(1)) / (total / cfg.n_bins + EPS)
         dlog = np.diff(logM, axis=1).clip(min=0)
         flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
         sign = np.signbit(padded)
@@ -502,8 +477,7 @@ class RichFeatureExtractor:
                 ordered = np.sqrt(np.sort(band, axis=1))  # a full sort is faster than np.partition here
                 valley[k] = ordered[:, :count].mean(1)
                 peak[k] = ordered[:, -count:].mean(1)
-        top_db = 80.0  # librosa.power_to_db's default, as used by spectral_contrast
-        return _power_to_db(peak, top_db) - _power_to_db(valley, top_db)
+        return power_to_db(peak, top_db=CONTRAST_TOP_DB) - power_to_db(valley, top_db=CONTRAST_TOP_DB)
 
     def _periodicity(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Harmonicity and F0 (Hz) of each frame, given its powers ``P`` ``(T, bins)``. Shapes ``(T,)``.
@@ -518,10 +492,10 @@ class RichFeatureExtractor:
         """
         T = P.shape[0]
         k, m, mt = self._acf_bins, self._acf_size, self._max_frames
-        low = scratch("rich_acf_in", (T, k + 1), mt, np.complex128)  # complex input: NumPy's irfft converts real anyway
+        low = self._workspace.get("acf_in", (T, k + 1), mt, np.complex128)  # complex input: NumPy's irfft converts real anyway
         low.real = P[:, : k + 1]
         low.imag = 0.0
-        acf = np.fft.irfft(low, n=m, axis=1, out=scratch("rich_acf", (T, m), mt))
+        acf = np.fft.irfft(low, n=m, axis=1, out=self._workspace.get("acf", (T, m), mt))
         lo, hi = self._lag_lo, self._lag_hi
         r = acf[:, lo - 1 : hi + 2] * (self._window_gain / (acf[:, :1] + EPS))  # lags lo-1..hi+1
         inner = r[:, 1:-1]

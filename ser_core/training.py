@@ -24,8 +24,7 @@ import numpy as np
 
 from . import audio
 from .artifacts import CONFIG_JSON, FEATURES_NPZ, LABELS_TXT, METRICS_JSON, MODEL_KERAS, MODEL_TFLITE, write_bundle
-from .classifier import EMOTIONS
-from .datasets import DEGRADATIONS, AugmentConfig, FeatureTable, extract_table, scan_ravdess
+from .datasets import DEGRADATIONS, EMOTIONS, AugmentConfig, FeatureTable, extract_table, scan_ravdess
 from .errors import ParameterError
 from .features import FEATURE_SETS, build_extractor
 from .model import ARCHITECTURES, build_model, quiet_tensorflow, to_tflite

@@ -13,7 +13,7 @@ import pytest
 
 from ser_core import EMOTIONS, EmotionClassifier
 from ser_core import artifacts as art
-from ser_core.errors import ArtifactError
+from ser_core.errors import ArtifactError, AudioError
 
 
 @pytest.fixture
@@ -246,3 +246,47 @@ def test_write_refuses_incomplete_bundle(tmp_path):
     with pytest.raises(ArtifactError, match="needs \\['model.tflite'"):
         art.write_bundle(tmp_path / "x", {"labels.txt": b"a\n"})
     assert not (tmp_path / "x").exists()
+
+
+def with_preprocessing(bundle: Path, **settings: object) -> Path:
+    config = json.loads((bundle / art.CONFIG_JSON).read_text())
+    config["preprocessing"] = {**config["preprocessing"], **settings}
+    replace_file(bundle, art.CONFIG_JSON, json.dumps(config).encode())
+    return bundle
+
+
+def test_shipped_preprocessing_is_read_back(bundle_dir):
+    from ser_core import audio
+
+    assert EmotionClassifier.load(bundle_dir).preprocessing == audio.PREPROCESSING
+
+
+def test_other_preprocessing_settings_are_honoured(bundle, speech):
+    """A bundle trained to need 2.5 s of speech refuses 1.5 s; the shipped settings judge it."""
+    assert EmotionClassifier.load(bundle).predict(speech, 16_000).emotion
+    clf = EmotionClassifier.load(with_preprocessing(bundle, min_speech_seconds=2.5))
+    assert clf.preprocessing.min_speech_seconds == 2.5
+    with pytest.raises(AudioError, match="record at least 2.5 s of speech"):
+        clf.predict(speech, 16_000)
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"sample_rate": 22_050}, "prepares audio at 16000 Hz, not 22050 Hz"),
+        ({"n_samples": 48_000}, "n_samples 48000 disagrees"),
+        ({"dither": True}, r"Unknown preprocessing settings \['dither'\]"),
+        ({"clip_seconds": 3.0, "n_samples": 48_000}, "expect clips of 56000 samples but its preprocessing makes 48000"),
+    ],
+)
+def test_preprocessing_that_cannot_be_honoured_is_refused(bundle, settings, match):
+    with pytest.raises(ArtifactError, match=match):
+        EmotionClassifier.load(with_preprocessing(bundle, **settings))
+
+
+def test_missing_preprocessing_is_refused(bundle):
+    config = json.loads((bundle / art.CONFIG_JSON).read_text())
+    del config["preprocessing"]
+    replace_file(bundle, art.CONFIG_JSON, json.dumps(config).encode())
+    with pytest.raises(ArtifactError, match="preprocessing settings .* are unusable"):
+        EmotionClassifier.load(bundle)

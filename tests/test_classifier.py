@@ -288,3 +288,17 @@ def test_timeline_windows_are_scored_off_the_calling_thread(bundle_dir, gap_sign
 def test_jobs_must_be_positive(bundle_dir):
     with pytest.raises(ParameterError, match="jobs must be at least 1"):
         EmotionClassifier.load(bundle_dir, jobs=0)
+
+
+def test_a_window_longer_than_a_clip_is_judged_whole(clf):
+    """An 8 s timeline window gets the verdict predict gives its 8 s (clip by clip, pooled),
+    not the verdict of its middle 3.5 s."""
+    y = speech_like(12.0, SR, seed=3)
+    timeline = clf.timeline(y, SR, window=8.0, hop=4.0)
+    first = timeline.windows[0]
+    assert (first.start, first.end) == (0.0, 8.0)
+    whole = clf.predict(y[: 8 * SR], SR)
+    assert first.prediction.probabilities == pytest.approx(whole.probabilities, abs=1e-6)  # batched differently
+    middle = audio.speech_clip(y[: 8 * SR])
+    cropped = Prediction.from_probabilities(clf.labels, clf.probabilities(middle)[0])
+    assert first.prediction.probabilities != pytest.approx(cropped.probabilities, abs=1e-3)

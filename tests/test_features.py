@@ -16,24 +16,24 @@ import pytest
 
 from ser_core.audio import N_SAMPLES, SAMPLE_RATE
 from ser_core.errors import ParameterError
-from ser_core.features import (
+from ser_core.features_seed import (
     CHUNK_CLIPS,
     FEATURE_NAMES,
     N_FEATURES,
-    FeatureConfig,
-    FeatureExtractor,
+    SeedFeatureConfig,
+    SeedFeatureExtractor,
     build_filters,
     delta_mean_weights,
     reference_features,
-    rolloff_bins,
 )
+from ser_core.spectral import rolloff_bins
 
 librosa = pytest.importorskip("librosa")
 
 RTOL = 1e-4  # relative agreement of the fast path with librosa
 ATOL = 1e-3  # absolute floor, for entries near zero (delta means, chroma)
 GOLDEN = Path(__file__).parent / "data" / "golden_features.npy"
-CONFIG = FeatureConfig()
+CONFIG = SeedFeatureConfig()
 
 
 def index(name: str) -> int:
@@ -60,15 +60,15 @@ def golden_signal() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def extractor() -> FeatureExtractor:
-    return FeatureExtractor.build(CONFIG)
+def extractor() -> SeedFeatureExtractor:
+    return SeedFeatureExtractor.build(CONFIG)
 
 
 # ------------------------------------------------------------ known answers
 
 
 @pytest.mark.parametrize("freq", [250.0, 1000.0, 3000.0])
-def test_pure_tone_centroid_and_rolloff_sit_at_the_tone(extractor: FeatureExtractor, freq: float) -> None:
+def test_pure_tone_centroid_and_rolloff_sit_at_the_tone(extractor: SeedFeatureExtractor, freq: float) -> None:
     f = extractor(tone(freq))
     bin_hz = SAMPLE_RATE / CONFIG.n_fft
     assert f[index("centroid_mean")] == pytest.approx(freq, rel=0.01)
@@ -77,7 +77,7 @@ def test_pure_tone_centroid_and_rolloff_sit_at_the_tone(extractor: FeatureExtrac
 
 
 @pytest.mark.parametrize(("freq", "pitch_class"), [(440.0, 9), (261.63, 0), (392.0, 7)])  # A4, C4, G4
-def test_pure_tone_chroma_peaks_at_its_pitch_class(extractor: FeatureExtractor, freq: float, pitch_class: int) -> None:
+def test_pure_tone_chroma_peaks_at_its_pitch_class(extractor: SeedFeatureExtractor, freq: float, pitch_class: int) -> None:
     chroma = extractor(tone(freq))[index("chroma0_mean") :]
     assert chroma.shape == (12,)
     assert int(np.argmax(chroma)) == pitch_class
@@ -85,7 +85,7 @@ def test_pure_tone_chroma_peaks_at_its_pitch_class(extractor: FeatureExtractor, 
 
 
 @pytest.mark.parametrize("period", [40, 160, 320])
-def test_square_wave_zero_crossing_rate(extractor: FeatureExtractor, period: int) -> None:
+def test_square_wave_zero_crossing_rate(extractor: SeedFeatureExtractor, period: int) -> None:
     n = np.arange(N_SAMPLES)
     square = np.where((n + period // 4) % period < period // 2, 1.0, -1.0).astype(np.float32)
     f = extractor(square)
@@ -103,7 +103,7 @@ def test_square_wave_zero_crossing_rate(extractor: FeatureExtractor, period: int
     assert f[index("zcr_std")] == pytest.approx(np.std(counts) / CONFIG.n_fft, rel=1e-5, abs=1e-7)
 
 
-def test_samples_within_the_zero_threshold_do_not_cross(extractor: FeatureExtractor) -> None:
+def test_samples_within_the_zero_threshold_do_not_cross(extractor: SeedFeatureExtractor) -> None:
     tiny = np.full(N_SAMPLES, 1e-11, np.float32)
     tiny[::2] *= -1  # alternating sign, but every sample counts as zero
     assert extractor(tiny)[index("zcr_mean")] == 0.0
@@ -112,14 +112,14 @@ def test_samples_within_the_zero_threshold_do_not_cross(extractor: FeatureExtrac
 # ------------------------------------------------------------ fast path = librosa
 
 
-def fast_vs_reference(extractor: FeatureExtractor, clip: np.ndarray) -> None:
+def fast_vs_reference(extractor: SeedFeatureExtractor, clip: np.ndarray) -> None:
     fast = extractor(clip)
     ref = reference_features(clip, sr=SAMPLE_RATE, config=CONFIG)
     bad = np.abs(fast - ref) > RTOL * np.abs(ref) + ATOL
     assert not bad.any(), {FEATURE_NAMES[i]: (float(fast[i]), float(ref[i])) for i in np.flatnonzero(bad)}
 
 
-def test_fast_path_matches_librosa_on_speech_like_sound(extractor: FeatureExtractor, speech: np.ndarray) -> None:
+def test_fast_path_matches_librosa_on_speech_like_sound(extractor: SeedFeatureExtractor, speech: np.ndarray) -> None:
     from ser_core.audio import check_speech, to_clip
 
     fast_vs_reference(extractor, to_clip(check_speech(speech)))
@@ -127,7 +127,7 @@ def test_fast_path_matches_librosa_on_speech_like_sound(extractor: FeatureExtrac
 
 @pytest.mark.parametrize("kind", ["noise", "quiet_noise", "tone_with_silence", "chirp"])
 def test_fast_path_matches_librosa_on_synthetic_signals(
-    extractor: FeatureExtractor, rng: np.random.Generator, kind: str
+    extractor: SeedFeatureExtractor, rng: np.random.Generator, kind: str
 ) -> None:
     t = np.arange(N_SAMPLES) / SAMPLE_RATE
     if kind == "noise":
@@ -141,14 +141,14 @@ def test_fast_path_matches_librosa_on_synthetic_signals(
     fast_vs_reference(extractor, clip.astype(np.float32))
 
 
-def test_fast_path_matches_librosa_on_real_speech(extractor: FeatureExtractor, ravdess_files: list[Path]) -> None:
+def test_fast_path_matches_librosa_on_real_speech(extractor: SeedFeatureExtractor, ravdess_files: list[Path]) -> None:
     from ser_core.audio import check_speech, decode, to_clip
 
     for path in ravdess_files[:3]:
         fast_vs_reference(extractor, to_clip(check_speech(decode(path))))
 
 
-def test_silent_clip_gives_finite_features_close_to_librosa(extractor: FeatureExtractor) -> None:
+def test_silent_clip_gives_finite_features_close_to_librosa(extractor: SeedFeatureExtractor) -> None:
     zeros = np.zeros(N_SAMPLES, np.float32)
     fast = extractor(zeros)
     assert np.all(np.isfinite(fast))
@@ -156,7 +156,7 @@ def test_silent_clip_gives_finite_features_close_to_librosa(extractor: FeatureEx
     np.testing.assert_allclose(fast, reference_features(zeros, sr=SAMPLE_RATE), rtol=RTOL, atol=1e-2)
 
 
-def test_golden_vector(extractor: FeatureExtractor) -> None:
+def test_golden_vector(extractor: SeedFeatureExtractor) -> None:
     """Fast path and librosa both still give the stored librosa values for a fixed signal."""
     golden = np.load(GOLDEN, allow_pickle=False)
     assert golden.shape == (N_FEATURES,) and golden.dtype == np.float32
@@ -180,27 +180,27 @@ def test_delta_mean_weights_reject_short_input() -> None:
         delta_mean_weights(8, 9)
 
 
-def test_mfcc_delta_mean_of_a_rising_tone_is_positive_for_its_loudness(extractor: FeatureExtractor) -> None:
+def test_mfcc_delta_mean_of_a_rising_tone_is_positive_for_its_loudness(extractor: SeedFeatureExtractor) -> None:
     ramp = (tone(500.0) * np.linspace(0.01, 1.0, N_SAMPLES)).astype(np.float32)
     f = extractor(ramp)
     assert f[index("mfcc0_delta_mean")] > 0  # energy grows, so the 0th cepstral coefficient rises
     assert extractor(ramp[::-1].copy())[index("mfcc0_delta_mean")] < 0
 
 
-def test_batch_equals_one_by_one_across_chunks(extractor: FeatureExtractor, rng: np.random.Generator) -> None:
+def test_batch_equals_one_by_one_across_chunks(extractor: SeedFeatureExtractor, rng: np.random.Generator) -> None:
     clips = (0.2 * rng.standard_normal((2 * CHUNK_CLIPS + 1, N_SAMPLES))).astype(np.float32)
     batch = extractor(clips)
     assert batch.shape == (len(clips), N_FEATURES) and batch.dtype == np.float32
     np.testing.assert_array_equal(batch, np.stack([extractor(c) for c in clips]))
 
 
-def test_float64_and_float32_input_agree(extractor: FeatureExtractor, speech: np.ndarray) -> None:
+def test_float64_and_float32_input_agree(extractor: SeedFeatureExtractor, speech: np.ndarray) -> None:
     clip = np.resize(speech, N_SAMPLES)
     np.testing.assert_array_equal(extractor(clip.astype(np.float64)), extractor(clip))
 
 
 @pytest.mark.parametrize("shape", [(N_SAMPLES - 1,), (2, N_SAMPLES + 1), (1, 2, N_SAMPLES)])
-def test_wrong_clip_length_is_refused(extractor: FeatureExtractor, shape: tuple[int, ...]) -> None:
+def test_wrong_clip_length_is_refused(extractor: SeedFeatureExtractor, shape: tuple[int, ...]) -> None:
     with pytest.raises(ParameterError, match="preprocess them first"):
         extractor(np.zeros(shape, np.float32))
 
@@ -209,7 +209,7 @@ def test_filter_banks_of_the_wrong_shape_are_refused() -> None:
     filters = build_filters(CONFIG)
     filters["chroma"] = filters["chroma"][:, :-1]
     with pytest.raises(ParameterError, match="'chroma' must have shape"):
-        FeatureExtractor(CONFIG, filters)
+        SeedFeatureExtractor(CONFIG, filters)
 
 
 def test_feature_names_match_the_vector_length() -> None:

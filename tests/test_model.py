@@ -7,7 +7,7 @@ import pytest
 
 from ser_core.artifacts import MODEL_KERAS, default_artifacts_dir, load_bundle
 from ser_core.errors import ArtifactError, ParameterError
-from ser_core.features import N_FEATURES
+from ser_core.features_seed import N_FEATURES
 from ser_core.model import SEED_PARAMETERS, LiteModel, build_model, to_tflite
 
 N_CLASSES = 7
