@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
-from ser_core.classifier import EMOTIONS
-from ser_core.datasets import DEGRADATIONS
+from ser_core.datasets import DEGRADATIONS, EMOTIONS
 from ser_core.errors import SERError
 from ser_core.features import FEATURE_SETS
 from ser_core.model import ARCHITECTURES
@@ -39,15 +39,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip evaluating the original design beside it")
     p.add_argument("--degradations", default=",".join(DEFAULTS.degradations),
                    help=f"degraded-audio conditions scored on the held-out folds ('' for none; from {', '.join(DEGRADATIONS)})")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--random-seed", type=int, default=DEFAULTS.random_seed, help="seed of every random draw")
     p.add_argument("--jobs", type=int, default=DEFAULTS.jobs, help="processes for feature extraction")
     p.add_argument("--cache", default=".cache/features", help="feature cache folder ('' to disable)")
     return p.parse_args(argv)
 
 
+class Interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM stop the run: the handler raises KeyboardInterrupt, and the
+    next announced stage raises it again should a library have swallowed the first, so an
+    interrupted run never writes the bundle and never exits 0."""
+
+    def __init__(self) -> None:
+        self.received = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+    def on_stage(self, stage: str) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    interrupts = Interrupts()
     try:
         config = TrainConfig(
             architecture=args.architecture,
@@ -60,16 +80,21 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             augment=args.augment,
-            seed=args.seed,
+            random_seed=args.random_seed,
             jobs=args.jobs,
             evaluate=args.evaluate,
         )
-        metrics = train(args.data, args.out, config, cache_dir=Path(args.cache) if args.cache else None)
+        metrics = train(
+            args.data, args.out, config, cache_dir=Path(args.cache) if args.cache else None, on_stage=interrupts.on_stage
+        )
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the previous artifacts were left as they were", file=sys.stderr)
+        return 130
+    if interrupts.received:  # swallowed by a library after the last stage
+        print("interrupted after the artifacts were written", file=sys.stderr)
         return 130
     print(summary_table(metrics))
     print(f"Wrote {args.out}")

@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import ArtifactError
 
-__all__ = ["Bundle", "load_bundle", "read_verified", "write_bundle", "default_artifacts_dir", "FORMAT_VERSION"]
+__all__ = ["Bundle", "load_bundle", "read_verified", "write_bundle", "write_folder", "default_artifacts_dir", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -137,27 +137,35 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
 
 
 def write_bundle(out: str | os.PathLike[str], files: dict[str, bytes]) -> Path:
-    """Write ``files`` (name -> content) plus a manifest as the folder ``out``, atomically.
-
-    The files go to a temporary folder beside ``out``; only when all are written is the
-    old folder (if any) swapped out and removed. Returns the final path.
-    """
+    """Write ``files`` (name -> content) plus a manifest as the folder ``out``, atomically
+    (:func:`write_folder`). Returns the final path."""
     missing = [name for name in REQUIRED if name not in files]
     if missing:
         raise ArtifactError(f"A bundle needs {missing}; this is a bug in the caller.")
+    manifest = {"format_version": FORMAT_VERSION, "files": {n: sha256_bytes(d) for n, d in sorted(files.items())}}
+    return write_folder(out, {**files, MANIFEST: (json.dumps(manifest, indent=2) + "\n").encode()})
+
+
+def write_folder(out: str | os.PathLike[str], files: dict[str, bytes]) -> Path:
+    """Write ``files`` (name -> content) as the folder ``out``, all or nothing.
+
+    The files go to a temporary folder beside ``out`` and are flushed to disk; only then is
+    the old folder (if any) swapped out in one step and removed, so a failure or an
+    interruption leaves it untouched. The folder is readable by all, as an installed model
+    is. Returns the final path.
+    """
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private
         for name, data in files.items():
             (tmp / name).write_bytes(data)
-        manifest = {"format_version": FORMAT_VERSION, "files": {n: sha256_bytes(d) for n, d in sorted(files.items())}}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         for entry in tmp.iterdir():
             with open(entry, "rb") as f:
                 os.fsync(f.fileno())
         if out.exists():
-            _exchange(tmp, out)  # tmp now holds the previous bundle
+            _exchange(tmp, out)  # tmp now holds the previous folder
         else:
             os.replace(tmp, out)
     finally:

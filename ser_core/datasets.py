@@ -211,11 +211,11 @@ class FeatureTable:
 
 
 def _file_rows(
-    path: str, feature_config: dict, filters: dict, augment_config: dict | None, degradation: str | None, seed: int
+    path: str, feature_config: dict, filters: dict, augment_config: dict | None, degradation: str | None, random_seed: int
 ) -> np.ndarray:
     """Features of one file (degraded first, if asked) and its augmented copies; runs in a worker."""
     extractor = load_extractor(feature_config, filters)
-    rng = np.random.default_rng([seed, int(hashlib.sha1(Path(path).name.encode()).hexdigest()[:8], 16)])
+    rng = np.random.default_rng([random_seed, int(hashlib.sha1(Path(path).name.encode()).hexdigest()[:8], 16)])
     y = audio.decode(path)
     if degradation is not None:
         y = degrade(y, degradation, rng=rng)
@@ -227,7 +227,7 @@ def _file_rows(
 
 
 def _cache_key(
-    files: list[RavdessFile], config: dict, augment_config: AugmentConfig | None, degradation: str | None, seed: int
+    files: list[RavdessFile], config: dict, augment_config: AugmentConfig | None, degradation: str | None, random_seed: int
 ) -> str:
     h = hashlib.sha256()
     stamp = {
@@ -235,8 +235,8 @@ def _cache_key(
         "features": config,
         "augment": asdict(augment_config) if augment_config else None,
         "degradation": degradation,
-        "seed": seed,
-        "preprocess": [audio.SAMPLE_RATE, audio.N_SAMPLES, audio.TRIM_TOP_DB, audio.PEAK_LEVEL],
+        "random_seed": random_seed,
+        "preprocessing": audio.PREPROCESSING.to_dict(),
     }
     h.update(json.dumps(stamp, sort_keys=True).encode())
     for f in files:
@@ -250,7 +250,7 @@ def extract_table(
     *,
     extractor,
     augment_config: AugmentConfig | None,
-    seed: int,
+    random_seed: int,
     degradation: str | None = None,
     cache_dir: Path | None,
     n_jobs: int = 2,
@@ -261,11 +261,11 @@ def extract_table(
     ``degradation`` (see :data:`DEGRADATIONS`) is applied to each recording before anything else.
 
     The cache key covers the file names, sizes and times, the feature and augmentation
-    configuration and the seed; a cache file is a plain ``.npz`` read without pickle.
+    configuration and the random seed; a cache file is a plain ``.npz`` read without pickle.
     """
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"features-{_cache_key(files, extractor.config.to_dict(), augment_config, degradation, seed)}.npz"
+        cache = Path(cache_dir) / f"features-{_cache_key(files, extractor.config.to_dict(), augment_config, degradation, random_seed)}.npz"
         if cache.exists():
             with np.load(cache, allow_pickle=False) as npz:
                 log.info("feature cache hit: %s", cache)
@@ -275,7 +275,7 @@ def extract_table(
 
     aug = asdict(augment_config) if augment_config else None
     jobs = (
-        delayed(_file_rows)(str(f.path), extractor.config.to_dict(), extractor.filters, aug, degradation, seed)
+        delayed(_file_rows)(str(f.path), extractor.config.to_dict(), extractor.filters, aug, degradation, random_seed)
         for f in files
     )
     results = []

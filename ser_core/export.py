@@ -17,7 +17,6 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import audio
-from .artifacts import MANIFEST, MODEL_KERAS, Bundle, load_bundle, read_verified, sha256_bytes
+from .artifacts import MANIFEST, MODEL_KERAS, Bundle, load_bundle, read_verified, sha256_bytes, write_folder
 from .errors import ArtifactError, ParameterError
 from .features import load_extractor
 from .features_seed import SeedFeatureExtractor
@@ -40,24 +39,14 @@ EXPORT_VERSION = 1
 def _feature_files(bundle: Bundle) -> dict[str, bytes]:
     """labels.txt, features.json and features.npz for a bundle."""
     extractor = load_extractor(bundle.config["features"], bundle.arrays)
+    preprocessing = audio.Preprocessing.from_dict(bundle.config["preprocessing"])
     config = extractor.config
     description = {
         "features": config.to_dict(),
         "n_features": extractor.n_features,
         "feature_names": list(extractor.names),
-        "preprocessing": {
-            "sample_rate": audio.SAMPLE_RATE,
-            "clip_seconds": audio.CLIP_SECONDS,
-            "n_samples": audio.N_SAMPLES,
-            "mono": "mean of the channels",
-            "resampler": f"soxr, quality {audio.RESAMPLE_QUALITY}",
-            "trim_top_db": audio.TRIM_TOP_DB,
-            "trim_frame_length": audio.TRIM_FRAME_LENGTH,
-            "trim_hop_length": audio.TRIM_HOP_LENGTH,
-            "silence_rms": audio.SILENCE_RMS,
-            "min_speech_seconds": audio.MIN_SPEECH_SECONDS,
-            "peak_level": audio.PEAK_LEVEL,
-        },
+        "preprocessing": preprocessing.to_dict(),
+        "decoding": {"mono": "mean of the channels", "resampler": f"soxr, quality {audio.RESAMPLE_QUALITY}"},
         "standardisation": "x = (features - mean) / scale, arrays 'mean' and 'scale' in features.npz",
         "labels": list(bundle.labels),
         "model_input": "float32 (batch, n_features) standardised features",
@@ -142,23 +131,4 @@ def export_model(out: str | os.PathLike[str], fmt: str, *, artifacts: str | os.P
         "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
     }, indent=2) + "\n").encode("utf-8")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; an export is meant to be shared
-        for name, data in files.items():
-            with open(tmp / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return write_folder(out, files)

@@ -144,7 +144,7 @@ def create_app(
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from . import __version__
-    from .classifier import DEFAULT_HOP_SECONDS, EmotionClassifier
+    from .classifier import DEFAULT_HOP_SECONDS, MAX_WINDOW_SECONDS, MIN_HOP_SECONDS, EmotionClassifier
 
     if max_upload_bytes <= 0:
         raise ParameterError("The upload limit must be positive.")
@@ -243,8 +243,12 @@ def create_app(
     @app.post("/v1/timeline", response_model=TimelineOut, responses=errors, summary="Emotion over time")
     async def timeline(
         file: Annotated[UploadFile, File(description=upload_help)],
-        window: Annotated[float, Query(ge=audio.MIN_SPEECH_SECONDS, le=60.0, description="seconds")] = audio.CLIP_SECONDS,
-        hop: Annotated[float, Query(ge=0.05, le=60.0, description="seconds, at most the window")] = DEFAULT_HOP_SECONDS,
+        window: Annotated[
+            float, Query(ge=audio.MIN_SPEECH_SECONDS, le=MAX_WINDOW_SECONDS, description="seconds")
+        ] = audio.CLIP_SECONDS,
+        hop: Annotated[
+            float, Query(ge=MIN_HOP_SECONDS, le=MAX_WINDOW_SECONDS, description="seconds, at most the window")
+        ] = DEFAULT_HOP_SECONDS,
     ) -> dict:
         result = await _run(file, lambda path: clf.timeline(path, window=window, hop=hop))
         return {"path": file.filename or "", **result.to_dict()}

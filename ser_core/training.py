@@ -10,12 +10,14 @@ the network recognising actors. The shipped model is then trained on every actor
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import logging
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,15 @@ __all__ = ["TrainConfig", "train", "evaluate_predictions", "actor_folds", "ECE_B
 log = logging.getLogger(__name__)
 
 ECE_BINS = 15
+_ON_STAGE: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("on_stage", default=None)
+
+
+def announce(stage: str) -> None:
+    """Say which stage the run has reached: logged, and passed to ``train(on_stage=...)``."""
+    log.info("stage: %s", stage)
+    callback = _ON_STAGE.get()
+    if callback is not None:
+        callback(stage)
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     augment: bool = True
     random_split_test: float = 0.2
-    seed: int = 42
+    random_seed: int = 42
     jobs: int = 2
     evaluate: bool = True
     baseline: bool = True  # also evaluate the original design (seed features, seed network) for comparison
@@ -152,6 +163,7 @@ def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray,
     regularisation and temperature on inner actor folds of these rows alone.
     Returns ``(keras_model, mean, scale, details)``.
     """
+    announce(desc)
     mean, scale = standardiser(x)
     z = (x - mean) / scale
     if config.architecture == "linear":
@@ -168,7 +180,7 @@ def _fit_network(z: np.ndarray, y: np.ndarray, config: TrainConfig, *, desc: str
     import tensorflow as tf
     from tqdm.auto import tqdm
 
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.random_seed)
     tf.config.experimental.enable_op_determinism()
     model = build_model(config.architecture, z.shape[1], len(config.emotions), learning_rate=config.learning_rate)
 
@@ -320,7 +332,7 @@ def random_split(table: FeatureTable, config: TrainConfig) -> dict:
     files = np.arange(len(table.files))
     strata = [table.files[i].emotion for i in files]
     train_files, test_files = train_test_split(
-        files, test_size=config.random_split_test, random_state=config.seed, stratify=strata
+        files, test_size=config.random_split_test, random_state=config.random_seed, stratify=strata
     )
     in_train = np.isin(table.file_index, train_files)
     train_rows = np.flatnonzero(in_train & (config.augment | ~table.augmented))
@@ -378,7 +390,7 @@ def _evaluate(files, extractor, config: TrainConfig, cache_dir: Path | None, *, 
             files,
             extractor=extractor,
             augment_config=config.augment_config if augment else None,
-            seed=config.seed,
+            random_seed=config.random_seed,
             cache_dir=cache_dir,
             n_jobs=config.jobs,
             degradation=degradation,
@@ -394,17 +406,37 @@ def _evaluate(files, extractor, config: TrainConfig, cache_dir: Path | None, *, 
     }
 
 
-def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, *, cache_dir: Path | None) -> dict:
+def train(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    config: TrainConfig,
+    *,
+    cache_dir: Path | None,
+    on_stage: Callable[[str], None] | None = None,
+) -> dict:
     """Extract features, evaluate speaker-independently, train on all actors, write the bundle.
+
+    ``on_stage`` is called with the name of each stage as the run reaches it ("features",
+    "fold 1/5", ..., "final model", "writing"); an exception it raises stops the run there,
+    before anything is written.
 
     With ``config.baseline`` the original design is evaluated the same way, for comparison.
     Returns the metrics written to ``metrics.json``.
     """
+    token = _ON_STAGE.set(on_stage)
+    try:
+        return _train(data_dir, out_dir, config, cache_dir)
+    finally:
+        _ON_STAGE.reset(token)
+
+
+def _train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, cache_dir: Path | None) -> dict:
     started = time.perf_counter()
     files = scan_ravdess(data_dir, config.emotions)
     actors = sorted({f.actor for f in files})
     log.info("%d files from %d actors, classes %s", len(files), len(actors), list(config.emotions))
     extractor = build_extractor(config.features)
+    announce("features")
     table, evaluation = _evaluate(files, extractor, config, cache_dir, degradations=config.degradations)
     metrics: dict = {
         "classes": list(config.emotions),
@@ -438,16 +470,7 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, *, cac
     np.savez(buffer, mean=mean, scale=scale, **extractor.filters)
     config_json = {
         "labels": list(config.emotions),
-        "preprocessing": {
-            "sample_rate": audio.SAMPLE_RATE,
-            "clip_seconds": audio.CLIP_SECONDS,
-            "n_samples": audio.N_SAMPLES,
-            "trim_top_db": audio.TRIM_TOP_DB,
-            "trim_frame_length": audio.TRIM_FRAME_LENGTH,
-            "trim_hop_length": audio.TRIM_HOP_LENGTH,
-            "peak_level": audio.PEAK_LEVEL,
-            "min_speech_seconds": audio.MIN_SPEECH_SECONDS,
-        },
+        "preprocessing": audio.PREPROCESSING.to_dict(),
         "features": extractor.config.to_dict(),
         "feature_names": list(extractor.names),
         "training": config.to_dict(),
@@ -468,5 +491,6 @@ def train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, *, cac
             config.emotions,
             f"{config.architecture} on {config.features} features: {config.folds}-fold by actor, summed over folds",
         )
+    announce("writing")
     write_bundle(out_dir, files_out)
     return metrics

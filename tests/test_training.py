@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ def tiny_data(tmp_path_factory) -> Path:
 def tiny_config(**kw) -> TrainConfig:
     base = dict(
         architecture="seed", features="seed", emotions=CLASSES, folds=2, epochs=3, batch_size=16,
-        augment=False, jobs=1, seed=7, baseline=False, degradations=(),
+        augment=False, jobs=1, random_seed=7, baseline=False, degradations=(),
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -152,9 +152,34 @@ def test_unknown_emotion_is_a_clear_error(tiny_data):
         scan_ravdess(tiny_data, ("joyful",))
 
 
-@pytest.mark.parametrize("sig, delay", [(signal.SIGINT, 4.0), (signal.SIGKILL, 8.0), (signal.SIGKILL, 14.0)])
-def test_interrupted_training_keeps_previous_artifacts(tiny_bundle, tiny_data, tmp_path, sig, delay):
-    """Ctrl-C or kill at several points of a run leaves the previous bundle whole and loadable."""
+def interrupt_at(proc: subprocess.Popen, stage: str, sig: int, *, timeout: float = 240.0) -> bytes:
+    """Send ``sig`` as soon as the run announces ``stage`` on stderr; returns all of stderr."""
+    timer = threading.Timer(timeout, proc.kill)  # a run that never reaches the stage fails, never hangs
+    timer.start()
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if announced(line, stage):
+                proc.send_signal(sig)
+                break
+        seen.append(proc.communicate(timeout=60)[1])
+    finally:
+        timer.cancel()
+    assert any(announced(line, stage) for line in seen), b"".join(seen)[-2000:]
+    return b"".join(seen)
+
+
+def announced(line: bytes, stage: str) -> bool:
+    """Whether a line of stderr is the announcement of ``stage`` (after any progress bar's carriage return)."""
+    return line.split(b"\r")[-1].strip() == f"stage: {stage}".encode()
+
+
+@pytest.mark.parametrize(
+    "sig, stage", [(signal.SIGINT, "fold 1/2"), (signal.SIGTERM, "fold 2/2"), (signal.SIGKILL, "final model")]
+)
+def test_interrupted_training_keeps_previous_artifacts(tiny_bundle, tiny_data, tmp_path, sig, stage):
+    """Ctrl-C, SIGTERM or kill at several stages of a run leaves the previous bundle whole and loadable."""
     old, _ = tiny_bundle
     out = tmp_path / "artifacts"
     subprocess.run(["cp", "-r", str(old), str(out)], check=True)
@@ -162,13 +187,11 @@ def test_interrupted_training_keeps_previous_artifacts(tiny_bundle, tiny_data, t
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "train.py"), "--data", str(tiny_data), "--out", str(out),
          "--emotions", ",".join(CLASSES), "--architecture", "seed", "--features", "seed", "--folds", "2",
-         "--epochs", "200", "--no-augment", "--no-baseline", "--degradations", "", "--jobs", "1", "--cache", ""],
+         "--epochs", "30", "--no-augment", "--no-baseline", "--degradations", "", "--jobs", "1", "--cache", ""],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    time.sleep(delay)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    err = interrupt_at(proc, stage, sig)
+    assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 130), err[-2000:]
     assert b"Traceback" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name != "artifacts"], "temporary folders were left behind"
