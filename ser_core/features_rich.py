@@ -271,6 +271,36 @@ def _filter_nearest(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return windows @ kernel
 
 
+def _pitch_statistics(
+    f0: np.ndarray, harm: np.ndarray, rms_db: np.ndarray, voiced: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pitch block of the vector from per-frame F0 (Hz), harmonicity, RMS (dB) and the voiced
+    frames, shapes ``(T,)``: the F0 statistics, the functionals of the F0 contour (semitones) and of
+    its change. All zeros with fewer than ``MIN_VOICED_FRAMES`` voiced frames."""
+    T = f0.size
+    n_voiced = int(voiced.sum())
+    if n_voiced >= MIN_VOICED_FRAMES:
+        st = 12 * np.log2(f0[voiced] / F0_REFERENCE_HZ)
+        tv = np.flatnonzero(voiced) / max(T - 1, 1) - 0.5
+        tc = tv - tv.mean()
+        slope = (tc @ (st - st.mean())) / (tc @ tc) if np.ptp(tv) > 0 else 0.0
+        st_sorted = np.sort(st)[None]
+        p10, p50, p90 = (p[0] for p in _percentiles(st_sorted, (10, 50, 90)))
+        dst = np.diff(st)
+        (median_abs_dst,) = _percentiles(np.sort(np.abs(dst))[None], (50,))
+        hv, rv = harm[voiced], rms_db[voiced]
+        f_f0 = np.array(
+            [st.mean(), st.std(), p10, p50, p90, p90 - p10, slope, median_abs_dst[0],
+             hv.mean(), hv.std(), rv.mean() - rms_db.max(), rv.std()]
+        )  # fmt: skip
+        f_st = _functionals(st[None], st_sorted)
+        f_dst = _functionals(dst[None]) if st.size > 3 else np.zeros(len(FUNCTIONALS))
+    else:
+        f_f0 = np.zeros(len(F0_NAMES))
+        f_st = f_dst = np.zeros(len(FUNCTIONALS))
+    return f_f0, f_st, f_dst
+
+
 # ---------------------------------------------------------------- extractor
 
 
@@ -417,28 +447,8 @@ class RichFeatureExtractor:
 
         # --- pitch / voicing ---
         harm, f0 = self._periodicity(P)
-        loud = rms_db > rms_db.max() - cfg.loud_db
-        voiced = loud & (harm > cfg.voicing_threshold)
-        n_voiced = int(voiced.sum())
-        if n_voiced >= MIN_VOICED_FRAMES:
-            st = 12 * np.log2(f0[voiced] / F0_REFERENCE_HZ)
-            tv = np.flatnonzero(voiced) / max(T - 1, 1) - 0.5
-            tc = tv - tv.mean()
-            slope = (tc @ (st - st.mean())) / (tc @ tc) if np.ptp(tv) > 0 else 0.0
-            st_sorted = np.sort(st)[None]
-            p10, p50, p90 = (p[0] for p in _percentiles(st_sorted, (10, 50, 90)))
-            dst = np.diff(st)
-            (median_abs_dst,) = _percentiles(np.sort(np.abs(dst))[None], (50,))
-            hv, rv = harm[voiced], rms_db[voiced]
-            f_f0 = np.array(
-                [st.mean(), st.std(), p10, p50, p90, p90 - p10, slope, median_abs_dst[0],
-                 hv.mean(), hv.std(), rv.mean() - rms_db.max(), rv.std()]
-            )  # fmt: skip
-            f_st = _functionals(st[None], st_sorted)
-            f_dst = _functionals(dst[None]) if st.size > 3 else np.zeros(len(FUNCTIONALS))
-        else:
-            f_f0 = np.zeros(len(F0_NAMES))
-            f_st = f_dst = np.zeros(len(FUNCTIONALS))
+        voiced = (rms_db > rms_db.max() - cfg.loud_db) & (harm > cfg.voicing_threshold)
+        f_f0, f_st, f_dst = _pitch_statistics(f0, harm, rms_db, voiced)
         onsets = np.count_nonzero(np.diff(voiced.astype(np.int8)) == 1)
         f_glob = np.array([voiced.mean(), onsets / dur, dur, harm.mean()])
 

@@ -130,26 +130,9 @@ async def _saved(upload: Any) -> Path:
     return path
 
 
-def create_app(
-    classifier: "EmotionClassifier | None" = None,
-    *,
-    artifacts: str | os.PathLike[str] | None = None,
-    max_upload_bytes: int = MAX_UPLOAD_BYTES,
-) -> "FastAPI":
-    """The API around ``classifier`` (default: the bundle in ``artifacts``, loaded now, once)."""
-    from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
+def _schemas() -> dict[str, Any]:
+    """The response models of the API (pydantic, imported with FastAPI)."""
     from pydantic import BaseModel, Field
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    from . import __version__
-    from .classifier import DEFAULT_HOP_SECONDS, MAX_WINDOW_SECONDS, MIN_HOP_SECONDS, EmotionClassifier
-
-    if max_upload_bytes <= 0:
-        raise ParameterError("The upload limit must be positive.")
-    clf = classifier if classifier is not None else EmotionClassifier.load(artifacts)
-    labels = list(clf.labels)
 
     class Error(BaseModel):
         error: str = Field(description="one sentence: what is wrong and what to do")
@@ -188,18 +171,14 @@ def create_app(
         model: dict[str, Any] = Field(description="bundle: feature configuration, training configuration, versions")
         metrics: dict[str, Any]
 
-    errors = {
-        413: {"model": Error, "description": "upload too large"},
-        415: {"model": Error, "description": "not an audio upload"},
-        422: {"model": Error, "description": "unusable audio or parameters"},
-    }
-    app = FastAPI(
-        title="ser_core",
-        version=__version__,
-        description=f"Speech emotion recognition: {', '.join(labels)}.",
-    )
-    app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
-    app.state.classifier = clf
+    return {"Error": Error, "PredictionOut": PredictionOut, "TimelineOut": TimelineOut, "ModelOut": ModelOut}
+
+
+def _install_error_handlers(app: "FastAPI") -> None:
+    """Every error as ``{"error": sentence}``: HTTP errors, invalid requests, library errors, bugs."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
@@ -219,28 +198,60 @@ def create_app(
         log.exception("unexpected error on %s", request.url.path)
         return _json_error(500, f"The server failed ({type(exc).__name__}); please report it with the file.")
 
+
+async def _analyse(upload: Any, job: Any) -> Any:
+    """Save the upload, run ``job(path)`` in the threadpool, and remove the file whatever happens."""
+    from fastapi import HTTPException
+    from starlette.concurrency import run_in_threadpool
+
+    path = await _saved(upload)
+    try:
+        return await run_in_threadpool(job, path)
+    except MemoryError:
+        raise HTTPException(status_code=413, detail="The recording is too large to analyse here; cut it into parts.") from None
+    except (SERError, HTTPException):
+        raise
+    except Exception as e:  # a decoder bug is a bad file for the client, not a crash
+        log.exception("analysis failed")
+        raise AudioError(f"The file could not be analysed ({type(e).__name__}); check it is a valid recording.") from e
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def create_app(
+    classifier: "EmotionClassifier | None" = None,
+    *,
+    artifacts: str | os.PathLike[str] | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+) -> "FastAPI":
+    """The API around ``classifier`` (default: the bundle in ``artifacts``, loaded now, once)."""
+    from fastapi import FastAPI, File, Query, UploadFile
+
+    from . import __version__
+    from .classifier import DEFAULT_HOP_SECONDS, MAX_WINDOW_SECONDS, MIN_HOP_SECONDS, EmotionClassifier
+
+    if max_upload_bytes <= 0:
+        raise ParameterError("The upload limit must be positive.")
+    clf = classifier if classifier is not None else EmotionClassifier.load(artifacts)
+    labels = list(clf.labels)
+    schemas = _schemas()
+    errors = {
+        413: {"model": schemas["Error"], "description": "upload too large"},
+        415: {"model": schemas["Error"], "description": "not an audio upload"},
+        422: {"model": schemas["Error"], "description": "unusable audio or parameters"},
+    }
+    app = FastAPI(title="ser_core", version=__version__, description=f"Speech emotion recognition: {', '.join(labels)}.")
+    app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
+    app.state.classifier = clf
+    _install_error_handlers(app)
     upload_help = "an audio file (WAV, FLAC, MP3, OGG, Opus, M4A, WebM)"
 
-    async def _run(upload: UploadFile, job: Any) -> Any:
-        path = await _saved(upload)
-        try:
-            return await run_in_threadpool(job, path)
-        except MemoryError:
-            raise HTTPException(status_code=413, detail="The recording is too large to analyse here; cut it into parts.") from None
-        except (SERError, HTTPException):
-            raise
-        except Exception as e:  # a decoder bug is a bad file for the client, not a crash
-            log.exception("analysis failed")
-            raise AudioError(f"The file could not be analysed ({type(e).__name__}); check it is a valid recording.") from e
-        finally:
-            shutil.rmtree(path.parent, ignore_errors=True)
-
-    @app.post("/v1/predict", response_model=PredictionOut, responses=errors, summary="Emotion of one recording")
+    @app.post("/v1/predict", response_model=schemas["PredictionOut"], responses=errors, summary="Emotion of one recording")
     async def predict(file: Annotated[UploadFile, File(description=upload_help)]) -> dict:
-        prediction = await _run(file, clf.predict)
+        prediction = await _analyse(file, clf.predict)
         return {"path": file.filename or "", **prediction.to_dict()}
 
-    @app.post("/v1/timeline", response_model=TimelineOut, responses=errors, summary="Emotion over time")
+    @app.post("/v1/timeline", response_model=schemas["TimelineOut"], responses=errors, summary="Emotion over time")
     async def timeline(
         file: Annotated[UploadFile, File(description=upload_help)],
         window: Annotated[
@@ -250,14 +261,14 @@ def create_app(
             float, Query(ge=MIN_HOP_SECONDS, le=MAX_WINDOW_SECONDS, description="seconds, at most the window")
         ] = DEFAULT_HOP_SECONDS,
     ) -> dict:
-        result = await _run(file, lambda path: clf.timeline(path, window=window, hop=hop))
+        result = await _analyse(file, lambda path: clf.timeline(path, window=window, hop=hop))
         return {"path": file.filename or "", **result.to_dict()}
 
     @app.get("/v1/health", summary="Liveness")
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/v1/model", response_model=ModelOut, summary="Labels, version and metrics of the loaded model")
+    @app.get("/v1/model", response_model=schemas["ModelOut"], summary="Labels, version and metrics of the loaded model")
     async def model() -> dict:
         config = clf.bundle.config
         info = {key: config[key] for key in ("features", "training", "versions", "preprocessing") if key in config}
