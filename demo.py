@@ -19,13 +19,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Speech emotion recognition demo (Gradio): record or upload speech, see its emotion.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST),
-                        help="address to listen on ($GRADIO_SERVER_NAME; 0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
-                        help="port to listen on ($GRADIO_SERVER_PORT)")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", DEFAULT_HOST),
+        help="address to listen on ($GRADIO_SERVER_NAME; 0.0.0.0 for every interface)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GRADIO_SERVER_PORT", DEFAULT_PORT)),
+        help="port to listen on ($GRADIO_SERVER_PORT)",
+    )
     parser.add_argument("--share", action="store_true", help="also ask Gradio for a temporary public link")
-    parser.add_argument("--artifacts", default=None,
-                        help="model bundle folder (default: $SER_ARTIFACTS, else the shipped artifacts/)")
+    parser.add_argument(
+        "--artifacts", default=None, help="model bundle folder (default: $SER_ARTIFACTS, else the shipped artifacts/)"
+    )
     return parser.parse_args(argv)
 
 

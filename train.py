@@ -1,6 +1,6 @@
 """Build the model bundle from a RAVDESS folder and evaluate it speaker-independently.
 
-    python train.py --data ../shared/data/ravdess-speech-16k --out artifacts
+python train.py --data ../shared/data/ravdess-speech-16k --out artifacts
 """
 
 from __future__ import annotations
@@ -22,23 +22,43 @@ DEFAULTS = TrainConfig()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--data", type=Path, required=True, help="RAVDESS folder (searched recursively for WAV/FLAC)")
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="bundle folder to write (replaced atomically)")
     p.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated classes, in output order")
-    p.add_argument("--architecture", default=DEFAULTS.architecture, choices=sorted(ARCHITECTURES),
-                   help="'linear': calibrated logistic regression; 'seed': the original dense network")
-    p.add_argument("--features", default=DEFAULTS.features, choices=FEATURE_SETS,
-                   help="'rich': 1,308 statistics; 'seed': the original 105")
+    p.add_argument(
+        "--architecture",
+        default=DEFAULTS.architecture,
+        choices=sorted(ARCHITECTURES),
+        help="'linear': calibrated logistic regression; 'seed': the original dense network",
+    )
+    p.add_argument(
+        "--features",
+        default=DEFAULTS.features,
+        choices=FEATURE_SETS,
+        help="'rich': 1,308 statistics; 'seed': the original 105",
+    )
     p.add_argument("--folds", type=int, default=DEFAULTS.folds, help="cross-validation folds of whole actors")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmented copies")
-    p.add_argument("--no-evaluate", dest="evaluate", action="store_false", help="skip cross-validation; train the shipped model only")
-    p.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip evaluating the original design beside it")
-    p.add_argument("--degradations", default=",".join(DEFAULTS.degradations),
-                   help=f"degraded-audio conditions scored on the held-out folds ('' for none; from {', '.join(DEGRADATIONS)})")
+    p.add_argument(
+        "--no-evaluate",
+        dest="evaluate",
+        action="store_false",
+        help="skip cross-validation; train the shipped model only",
+    )
+    p.add_argument(
+        "--no-baseline", dest="baseline", action="store_false", help="skip evaluating the original design beside it"
+    )
+    p.add_argument(
+        "--degradations",
+        default=",".join(DEFAULTS.degradations),
+        help=f"degraded-audio conditions scored on the held-out folds ('' for none; from {', '.join(DEGRADATIONS)})",
+    )
     p.add_argument("--random-seed", type=int, default=DEFAULTS.random_seed, help="seed of every random draw")
     p.add_argument("--jobs", type=int, default=DEFAULTS.jobs, help="processes for feature extraction")
     p.add_argument("--cache", default=".cache/features", help="feature cache folder ('' to disable)")
@@ -85,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             evaluate=args.evaluate,
         )
         metrics = train(
-            args.data, args.out, config, cache_dir=Path(args.cache) if args.cache else None, on_stage=interrupts.on_stage
+            args.data,
+            args.out,
+            config,
+            cache_dir=Path(args.cache) if args.cache else None,
+            on_stage=interrupts.on_stage,
         )
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -203,10 +203,16 @@ def fast_measurements(args: dict) -> dict:
 def run_fast_child(ref: Reference, clf: EmotionClassifier, tmp: Path, data: Path) -> dict:
     seed_tflite = tmp / "seed.tflite"
     seed_tflite.write_bytes(ref.tflite)
-    args = {"artifacts": str(clf.bundle.path), "seed_tflite": str(seed_tflite), "upload": str(tmp / "upload.wav"),
-            "timeline": str(tmp / "ten_minutes.wav"), "data": str(data) if data.is_dir() else None}
-    out = subprocess.run([PYTHON, __file__, "--fast-child", json.dumps(args)], capture_output=True, text=True,
-                         cwd=REPO, check=True)
+    args = {
+        "artifacts": str(clf.bundle.path),
+        "seed_tflite": str(seed_tflite),
+        "upload": str(tmp / "upload.wav"),
+        "timeline": str(tmp / "ten_minutes.wav"),
+        "data": str(data) if data.is_dir() else None,
+    }
+    out = subprocess.run(
+        [PYTHON, __file__, "--fast-child", json.dumps(args)], capture_output=True, text=True, cwd=REPO, check=True
+    )
     return json.loads(out.stdout)
 
 
@@ -218,21 +224,42 @@ def bench_warm(ref: Reference, fast: dict) -> None:
     feats_ref = median_ms(lambda: reference_features(clip, sr=audio.SAMPLE_RATE), repeat=30)
     feats, seed_fast, shipped = fast["seed_features"], fast["seed_total"], fast["shipped"]
     row("warm clip: seed features", f"{feats_ref:.2f} ms", f"{feats:.2f} ms", f"{feats_ref / feats:.1f}x", "-")
-    row("warm clip: seed features + model", f"{slow:.2f} ms", f"{seed_fast:.2f} ms", f"{slow / seed_fast:.1f}x",
-        "<= 3 ms, >= 15x")
-    row(f"warm clip: shipped bundle ({fast['kind']}, {fast['n_features']} features) + model", f"{slow:.2f} ms",
-        f"{shipped:.2f} ms", f"{slow / shipped:.1f}x", "a few ms")
+    row(
+        "warm clip: seed features + model",
+        f"{slow:.2f} ms",
+        f"{seed_fast:.2f} ms",
+        f"{slow / seed_fast:.1f}x",
+        "<= 3 ms, >= 15x",
+    )
+    row(
+        f"warm clip: shipped bundle ({fast['kind']}, {fast['n_features']} features) + model",
+        f"{slow:.2f} ms",
+        f"{shipped:.2f} ms",
+        f"{slow / shipped:.1f}x",
+        "a few ms",
+    )
     batch = fast["batch"]
     row("warm clip, shipped bundle, batch of 32", "-", f"{batch:.2f} ms/clip", f"{slow / batch:.1f}x", "-")
     if "real" in fast:
         n, real = fast["real"]
-        row(f"warm RAVDESS clip, shipped bundle (median of {n})", "-", f"{real:.2f} ms", f"{slow / real:.1f}x", "a few ms")
+        row(
+            f"warm RAVDESS clip, shipped bundle (median of {n})",
+            "-",
+            f"{real:.2f} ms",
+            f"{slow / real:.1f}x",
+            "a few ms",
+        )
 
 
 def bench_upload(ref: Reference, fast: dict, tmp: Path) -> None:
     slow = median_ms(lambda: ref.predict_file(tmp / "upload.wav"), repeat=15)
-    row("3.5 s upload (44.1 kHz WAV), server time", f"{slow:.1f} ms", f"{fast['upload']:.1f} ms",
-        f"{slow / fast['upload']:.1f}x", "< 100 ms")
+    row(
+        "3.5 s upload (44.1 kHz WAV), server time",
+        f"{slow:.1f} ms",
+        f"{fast['upload']:.1f} ms",
+        f"{slow / fast['upload']:.1f}x",
+        "< 100 ms",
+    )
 
 
 def bench_timeline(ref: Reference, fast: dict, tmp: Path) -> None:
@@ -246,8 +273,13 @@ def bench_timeline(ref: Reference, fast: dict, tmp: Path) -> None:
     )
     n = fast["timeline_windows"]
     slow = per * n / 1e3
-    row(f"10-min timeline ({n} windows, {fast['jobs']} threads)", f"{slow:.1f} s (est.)", f"{fast['timeline']:.2f} s",
-        f"{slow / fast['timeline']:.1f}x", "< 3 s")
+    row(
+        f"10-min timeline ({n} windows, {fast['jobs']} threads)",
+        f"{slow:.1f} s (est.)",
+        f"{fast['timeline']:.2f} s",
+        f"{slow / fast['timeline']:.1f}x",
+        "< 3 s",
+    )
 
 
 def bench_folder(clf: EmotionClassifier, ref: Reference, tmp: Path, n_clips: int) -> None:
@@ -352,8 +384,11 @@ def main() -> int:
     parser.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     parser.add_argument("--clips", type=int, default=1000, help="clips in the folder benchmark")
     parser.add_argument("--skip-hour", action="store_true", help="skip the 1-hour memory run")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "ravdess-speech-16k"),
-                        help="RAVDESS folder for the real-speech row (skipped when missing)")
+    parser.add_argument(
+        "--data",
+        default=str(REPO.parent / "shared" / "data" / "ravdess-speech-16k"),
+        help="RAVDESS folder for the real-speech row (skipped when missing)",
+    )
     parser.add_argument("--fast-child", metavar="JSON", help=argparse.SUPPRESS)  # internal: see run_fast_child
     args = parser.parse_args()
     if args.fast_child:

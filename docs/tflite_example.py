@@ -99,10 +99,16 @@ def features(clip: np.ndarray, cfg: dict, a: dict[str, np.ndarray]) -> np.ndarra
     chroma = np.where(peak > np.finfo(np.float32).tiny, chroma / np.where(peak > 0, peak, 1.0), chroma)
 
     stats = [centroid.mean(), centroid.std(), rolloff.mean(), rolloff.std(), zcr.mean(), zcr.std()]
-    return np.concatenate([
-        mfcc.mean(axis=0), mfcc.std(axis=0), mfcc.T @ a["delta_mean_weights"].astype(np.float32),
-        mel_mean, np.asarray(stats, np.float32), chroma.mean(axis=0),
-    ]).astype(np.float32)
+    return np.concatenate(
+        [
+            mfcc.mean(axis=0),
+            mfcc.std(axis=0),
+            mfcc.T @ a["delta_mean_weights"].astype(np.float32),
+            mel_mean,
+            np.asarray(stats, np.float32),
+            chroma.mean(axis=0),
+        ]
+    ).astype(np.float32)
 
 
 # ------------------------------------------------------------ model (FEATURES.md §3-4)

@@ -67,7 +67,10 @@ def _classify(item: tuple[str, str | None]) -> dict:
     except MemoryError:
         return {"path": path, "error": "The file is too large to analyse with the memory available; cut it into parts."}
     except Exception as e:  # a decoder bug must not end a batch of thousands of files
-        return {"path": path, "error": f"The file could not be analysed ({type(e).__name__}); please report it with the file."}
+        return {
+            "path": path,
+            "error": f"The file could not be analysed ({type(e).__name__}); please report it with the file.",
+        }
     return {"path": path, **result.to_dict()}
 
 
@@ -129,7 +132,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if args.resume:
                 before = len(items)
                 items = list(batch.iter_pending(items, report.done))
-                print(f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr)
+                print(
+                    f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr
+                )
         results = _results(items, args.artifacts, args.jobs)
         width = min(60, max((len(p) for p, _ in items), default=4))
         failed = 0
@@ -154,7 +159,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as e:  # the report or summary cannot be written
-        print(f"error: cannot write {e.filename or 'the report'} ({e.strerror}); check the folder and free space.", file=sys.stderr)
+        print(
+            f"error: cannot write {e.filename or 'the report'} ({e.strerror}); check the folder and free space.",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     finally:
         if report is not None:
@@ -204,7 +212,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     try:
-        serve(host=args.host, port=args.port, artifacts=args.artifacts, max_upload_bytes=int(args.max_upload_mb * 2**20))
+        serve(
+            host=args.host, port=args.port, artifacts=args.artifacts, max_upload_bytes=int(args.max_upload_mb * 2**20)
+        )
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -231,18 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ser_core", description="Speech emotion recognition on a CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="emotion of audio files or folders", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "predict", help="emotion of audio files or folders", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
     p.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for many files")
-    p.add_argument("--report", metavar="FILE", help="also write every result to FILE (.csv or .jsonl), a line at a time")
-    p.add_argument("--resume", action="store_true", help="continue the --report FILE: skip inputs already in it, append")
+    p.add_argument(
+        "--report", metavar="FILE", help="also write every result to FILE (.csv or .jsonl), a line at a time"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the --report FILE: skip inputs already in it, append"
+    )
     p.add_argument("--summary", metavar="FILE", help="write a summary chart (.html, self-contained, or .png)")
     p.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal")
     p.set_defaults(func=cmd_predict)
 
-    t = sub.add_parser("timeline", help="emotion over time for one recording", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser(
+        "timeline", help="emotion over time for one recording", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     t.add_argument("file", metavar="FILE")
     fmt = t.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object")
@@ -255,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .server import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES
 
-    v = sub.add_parser("serve", help="REST API (FastAPI, uvicorn)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    v = sub.add_parser(
+        "serve", help="REST API (FastAPI, uvicorn)", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     v.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     v.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
     v.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_BYTES / 2**20, help="largest accepted upload, MiB")
@@ -264,9 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .export import EXPORT_FORMATS
 
-    e = sub.add_parser("export", help="the model for other runtimes", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e = sub.add_parser(
+        "export", help="the model for other runtimes", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     e.add_argument("--format", required=True, choices=sorted(EXPORT_FORMATS), help="model file format")
-    e.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically if it is an earlier export)")
+    e.add_argument(
+        "--out", required=True, metavar="DIR", help="folder to write (replaced atomically if it is an earlier export)"
+    )
     e.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     e.set_defaults(func=cmd_export)
     return parser

@@ -333,8 +333,9 @@ class LiveSession:
         self.buffer = np.concatenate([self.buffer, y])[-audio.N_SAMPLES :]
 
 
-def live_step(clf: EmotionClassifier, session: LiveSession | None, chunk: AudioInput,
-              *, now: float | None = None) -> tuple[LiveSession, bool]:
+def live_step(
+    clf: EmotionClassifier, session: LiveSession | None, chunk: AudioInput, *, now: float | None = None
+) -> tuple[LiveSession, bool]:
     """Add one streamed chunk; about once every :data:`LIVE_STREAM_EVERY` seconds, judge the
     last window (at most 3.5 s: a few ms of work). Returns the session and whether a new
     timeline point was added. Silence is a status, not an error: the stream keeps going.
@@ -467,9 +468,7 @@ def _count(labels: tuple[str, ...]) -> str:
 
 
 def _help_markdown() -> str:
-    lines = "\n".join(
-        f"- {_label(emotion)}: “{sentence}” ({how})" for emotion, sentence, how in SUGGESTED_SENTENCES
-    )
+    lines = "\n".join(f"- {_label(emotion)}: “{sentence}” ({how})" for emotion, sentence, how in SUGGESTED_SENTENCES)
     return (
         "The model was trained on actors saying two sentences in different moods. Say one of them "
         "the way the mood suggests, for 2 to 4 seconds, close to the microphone:\n\n"
@@ -515,9 +514,15 @@ def build_app(clf: EmotionClassifier) -> Any:
                         )
                         gr.HTML(_limits_markdown())
                     with gr.Column(scale=1, min_width=280):
-                        verdict = gr.HTML(render_waiting("Record or upload speech; the result appears here."), elem_id="verdict")
-                        bars = gr.Plot(empty_probability_chart(clf.labels), label="Probability of each emotion",
-                                       elem_id="bars", show_label=True)
+                        verdict = gr.HTML(
+                            render_waiting("Record or upload speech; the result appears here."), elem_id="verdict"
+                        )
+                        bars = gr.Plot(
+                            empty_probability_chart(clf.labels),
+                            label="Probability of each emotion",
+                            elem_id="bars",
+                            show_label=True,
+                        )
                 timeline_plot = gr.Plot(label="Emotion over time", visible=False, elem_id="timeline")
                 csv_file = gr.File(label="Timeline as CSV", visible=False, elem_id="timeline-csv", interactive=False)
             with gr.Tab("Live", id="live"):
@@ -528,10 +533,17 @@ def build_app(clf: EmotionClassifier) -> Any:
                 live_state = gr.State(None)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=280):
-                        live_in = gr.Audio(sources=["microphone"], type="filepath", streaming=True,
-                                           label="Microphone", elem_id="live-in")
+                        live_in = gr.Audio(
+                            sources=["microphone"],
+                            type="filepath",
+                            streaming=True,
+                            label="Microphone",
+                            elem_id="live-in",
+                        )
                     with gr.Column(scale=1, min_width=280):
-                        live_verdict = gr.HTML(render_waiting("Press record and start talking."), elem_id="live-verdict")
+                        live_verdict = gr.HTML(
+                            render_waiting("Press record and start talking."), elem_id="live-verdict"
+                        )
                 live_plot = gr.Plot(label="Live emotion timeline", elem_id="live-timeline")
 
         # hidden, API-only: Client(url).predict(handle_file("x.wav"), api_name="/predict")
@@ -542,21 +554,38 @@ def build_app(clf: EmotionClassifier) -> Any:
         outputs = [verdict, bars, timeline_plot, csv_file]
         for event in (audio_in.upload, audio_in.stop_recording):
             event(clear, None, outputs, queue=False, show_progress="hidden", api_visibility="private").then(
-                analyse_audio, audio_in, outputs, concurrency_limit=ANALYSIS_CONCURRENCY,
-                concurrency_id="analysis", api_visibility="private", scroll_to_output=True,
+                analyse_audio,
+                audio_in,
+                outputs,
+                concurrency_limit=ANALYSIS_CONCURRENCY,
+                concurrency_id="analysis",
+                api_visibility="private",
+                scroll_to_output=True,
             )
         audio_in.clear(clear, None, outputs, queue=False, api_visibility="private")
 
-        live_in.start_recording(on_live_start, None, [live_state, live_verdict, live_plot],
-                                queue=False, api_visibility="private")
+        live_in.start_recording(
+            on_live_start, None, [live_state, live_verdict, live_plot], queue=False, api_visibility="private"
+        )
         live_in.stream(
-            live_chunk, [live_in, live_state], [live_state, live_verdict, live_plot],
-            stream_every=LIVE_STREAM_EVERY, time_limit=LIVE_TIME_LIMIT,
-            concurrency_limit=LIVE_CONCURRENCY, show_progress="hidden", api_visibility="private",
+            live_chunk,
+            [live_in, live_state],
+            [live_state, live_verdict, live_plot],
+            stream_every=LIVE_STREAM_EVERY,
+            time_limit=LIVE_TIME_LIMIT,
+            concurrency_limit=LIVE_CONCURRENCY,
+            show_progress="hidden",
+            api_visibility="private",
         )
 
-        api_trigger.click(predict_api, api_in, api_out, api_name="predict",
-                          concurrency_limit=ANALYSIS_CONCURRENCY, concurrency_id="analysis")
+        api_trigger.click(
+            predict_api,
+            api_in,
+            api_out,
+            api_name="predict",
+            concurrency_limit=ANALYSIS_CONCURRENCY,
+            concurrency_id="analysis",
+        )
     demo.queue(default_concurrency_limit=ANALYSIS_CONCURRENCY)
     return demo
 

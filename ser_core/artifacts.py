@@ -31,7 +31,15 @@ import numpy as np
 
 from .errors import ArtifactError
 
-__all__ = ["Bundle", "load_bundle", "read_verified", "write_bundle", "write_folder", "default_artifacts_dir", "FORMAT_VERSION"]
+__all__ = [
+    "Bundle",
+    "load_bundle",
+    "read_verified",
+    "write_bundle",
+    "write_folder",
+    "default_artifacts_dir",
+    "FORMAT_VERSION",
+]
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -75,7 +83,9 @@ def read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ArtifactError(f"'{name}' is missing from {folder}; restore it or rebuild the artifacts with train.py.") from None
+        raise ArtifactError(
+            f"'{name}' is missing from {folder}; restore it or rebuild the artifacts with train.py."
+        ) from None
     except OSError as e:
         raise ArtifactError(f"'{name}' in {folder} cannot be read ({e.strerror}); check its permissions.") from e
     if sha256_bytes(data) != expected[name]:
@@ -115,7 +125,9 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
         raise ArtifactError(f"'{MANIFEST}' in {folder} lists no files; rebuild the artifacts.")
 
     labels = tuple(
-        line.strip() for line in read_verified(folder, LABELS_TXT, expected).decode("utf-8").splitlines() if line.strip()
+        line.strip()
+        for line in read_verified(folder, LABELS_TXT, expected).decode("utf-8").splitlines()
+        if line.strip()
     )
     config = _read_json(read_verified(folder, CONFIG_JSON, expected), CONFIG_JSON)
     try:
@@ -124,7 +136,9 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     except ValueError as e:
         raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} is not a plain array archive; rebuild the artifacts.") from e
     tflite = read_verified(folder, MODEL_TFLITE, expected)
-    metrics = _read_json(read_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
+    metrics = (
+        _read_json(read_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
+    )
 
     if list(labels) != list(config.get("labels", [])):
         raise ArtifactError(

@@ -70,8 +70,6 @@ RESAMPLE_QUALITY = "HQ"  # soxr quality
 NO_SPEECH = "No speech was found in the recording; check the microphone and speak closer to it."
 
 
-
-
 @dataclass(frozen=True)
 class Preprocessing:
     """Every setting that turns audio into the clips a model sees; saved in each bundle.
@@ -124,7 +122,9 @@ class Preprocessing:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known - {"n_samples"}
         if unknown:
-            raise ParameterError(f"Unknown preprocessing settings {sorted(unknown)}; the bundle is from another version.")
+            raise ParameterError(
+                f"Unknown preprocessing settings {sorted(unknown)}; the bundle is from another version."
+            )
         config = cls(**{k: v for k, v in data.items() if k in known})
         if "n_samples" in data and data["n_samples"] != config.n_samples:
             raise ParameterError(f"n_samples {data['n_samples']} disagrees with clip_seconds {config.clip_seconds}.")
@@ -135,8 +135,26 @@ PREPROCESSING = Preprocessing()  # what this library's shipped models were train
 N_SAMPLES = PREPROCESSING.n_samples  # 56,000
 
 AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm",
-     ".aif", ".aiff", ".au", ".caf", ".wma", ".mka", ".3gp", ".amr"}
+    {
+        ".wav",
+        ".flac",
+        ".mp3",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".m4a",
+        ".aac",
+        ".mp4",
+        ".webm",
+        ".aif",
+        ".aiff",
+        ".au",
+        ".caf",
+        ".wma",
+        ".mka",
+        ".3gp",
+        ".amr",
+    }
 )
 
 
@@ -178,9 +196,7 @@ def as_float(samples: object) -> np.ndarray:
     if y.dtype.kind == "f":
         with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf, refused by validate_signal
             return y.astype(np.float32, copy=False)
-    raise AudioError(
-        f"Audio samples of type {y.dtype} are not supported; pass integer or floating-point samples."
-    )
+    raise AudioError(f"Audio samples of type {y.dtype} are not supported; pass integer or floating-point samples.")
 
 
 def validate_signal(y: np.ndarray) -> np.ndarray:
@@ -188,9 +204,7 @@ def validate_signal(y: np.ndarray) -> np.ndarray:
     if y.size == 0:
         raise AudioError("The audio is empty; record or choose a file with sound in it.")
     if not np.all(np.isfinite(y)):
-        raise AudioError(
-            "The audio contains NaN or infinite samples; re-export it from the recording software."
-        )
+        raise AudioError("The audio contains NaN or infinite samples; re-export it from the recording software.")
     return y
 
 
@@ -636,4 +650,3 @@ def encode(
         for packet in stream.encode(None):
             out.mux(packet)
     return Path(path)
-

@@ -21,8 +21,17 @@ from typing import IO
 
 from .errors import ParameterError
 
-__all__ = ["REPORT_FORMATS", "SUMMARY_FORMATS", "report_format", "read_report", "done_paths", "ReportWriter",
-           "open_report", "write_summary", "path_key"]
+__all__ = [
+    "REPORT_FORMATS",
+    "SUMMARY_FORMATS",
+    "report_format",
+    "read_report",
+    "done_paths",
+    "ReportWriter",
+    "open_report",
+    "write_summary",
+    "path_key",
+]
 
 REPORT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 SUMMARY_FORMATS = {".html": "html", ".htm": "html", ".png": "png"}
@@ -75,15 +84,21 @@ def read_report(path: str | os.PathLike[str]) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                raise ParameterError(f"Line {number} of the report '{path}' is not JSON; is it a report from predict?") from None
+                raise ParameterError(
+                    f"Line {number} of the report '{path}' is not JSON; is it a report from predict?"
+                ) from None
             if not isinstance(row, dict) or "path" not in row:
-                raise ParameterError(f"Line {number} of the report '{path}' has no 'path'; is it a report from predict?")
+                raise ParameterError(
+                    f"Line {number} of the report '{path}' has no 'path'; is it a report from predict?"
+                )
             rows.append(row)
         return rows
     reader = csv.DictReader(io.StringIO(text))
     fields = reader.fieldnames or []
     if not {"path", "emotion", "confidence", "error"} <= set(fields):
-        raise ParameterError(f"The CSV report '{path}' lacks the path/emotion/confidence/error columns; is it a report from predict?")
+        raise ParameterError(
+            f"The CSV report '{path}' lacks the path/emotion/confidence/error columns; is it a report from predict?"
+        )
     labels = [f for f in fields if f not in ("path", "emotion", "confidence", "error")]
     try:
         return [_csv_row_to_result(row, labels) for row in reader]
@@ -117,8 +132,13 @@ class ReportWriter:
         else:
             probs = result["probabilities"]
             self._csv.writerow(
-                [result["path"], result["emotion"], f"{result['confidence']:.6f}",
-                 *[f"{probs.get(k, 0.0):.6f}" for k in self.labels], ""]
+                [
+                    result["path"],
+                    result["emotion"],
+                    f"{result['confidence']:.6f}",
+                    *[f"{probs.get(k, 0.0):.6f}" for k in self.labels],
+                    "",
+                ]
             )
         self._stream.flush()
 
@@ -142,7 +162,9 @@ def _lock(fd: int, path: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise ParameterError(f"The report '{path}' is being written by another run; wait for it or choose another name.") from None
+        raise ParameterError(
+            f"The report '{path}' is being written by another run; wait for it or choose another name."
+        ) from None
 
 
 def open_report(path: str | os.PathLike[str], labels: tuple[str, ...], *, resume: bool) -> ReportWriter:
@@ -155,7 +177,9 @@ def open_report(path: str | os.PathLike[str], labels: tuple[str, ...], *, resume
     fmt = report_format(path)
     exists = path.exists() and path.stat().st_size > 0
     if exists and not resume:
-        raise ParameterError(f"The report '{path}' already exists; pass --resume to continue it or choose another name.")
+        raise ParameterError(
+            f"The report '{path}' already exists; pass --resume to continue it or choose another name."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     _lock(fd, path)
@@ -216,7 +240,8 @@ def _summary_html(counts: dict[str, int], confidences: list[float], errors: int)
     fig.add_trace(go.Bar(x=list(counts), y=list(counts.values()), name="files"), row=1, col=1)
     fig.add_trace(
         go.Histogram(x=confidences, xbins={"start": 0.0, "end": 1.0, "size": 1.0 / CONFIDENCE_BINS}, name="files"),
-        row=1, col=2,
+        row=1,
+        col=2,
     )
     fig.update_xaxes(range=[0, 1], row=1, col=2)
     fig.update_layout(

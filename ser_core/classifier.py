@@ -60,7 +60,9 @@ class Prediction:
     @classmethod
     def mean(cls, labels: tuple[str, ...], predictions: Sequence[Prediction]) -> Prediction:
         """The verdict of several clips or windows: their mean probabilities."""
-        return cls.from_probabilities(labels, np.mean([[p.probabilities[k] for k in labels] for p in predictions], axis=0))
+        return cls.from_probabilities(
+            labels, np.mean([[p.probabilities[k] for k in labels] for p in predictions], axis=0)
+        )
 
     def to_dict(self) -> dict:
         return {"emotion": self.emotion, "confidence": self.confidence, "probabilities": dict(self.probabilities)}
@@ -136,8 +138,14 @@ class Timeline:
                 writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", 0, "", "", *[""] * len(self.labels)])
             else:
                 writer.writerow(
-                    [f"{w.start:.3f}", f"{w.end:.3f}", 1, p.emotion, f"{p.confidence:.4f}",
-                     *[f"{p.probabilities[k]:.4f}" for k in self.labels]]
+                    [
+                        f"{w.start:.3f}",
+                        f"{w.end:.3f}",
+                        1,
+                        p.emotion,
+                        f"{p.confidence:.4f}",
+                        *[f"{p.probabilities[k]:.4f}" for k in self.labels],
+                    ]
                 )
         return buffer.getvalue()
 
@@ -164,11 +172,15 @@ class EmotionClassifier:
         try:
             self.preprocessing = audio.Preprocessing.from_dict(bundle.config["preprocessing"])
         except (KeyError, TypeError, ParameterError) as e:
-            raise ArtifactError(f"The preprocessing settings in {bundle.path} are unusable ({e}); rebuild the artifacts.") from e
+            raise ArtifactError(
+                f"The preprocessing settings in {bundle.path} are unusable ({e}); rebuild the artifacts."
+            ) from e
         try:
             self.extractor = load_extractor(bundle.config["features"], bundle.arrays)
         except (KeyError, TypeError, ParameterError) as e:
-            raise ArtifactError(f"The feature configuration in {bundle.path} is unusable ({e}); rebuild the artifacts.") from e
+            raise ArtifactError(
+                f"The feature configuration in {bundle.path} is unusable ({e}); rebuild the artifacts."
+            ) from e
         if self.extractor.config.n_samples != self.preprocessing.n_samples:
             raise ArtifactError(
                 f"The features in {bundle.path} expect clips of {self.extractor.config.n_samples} samples but its "
@@ -183,8 +195,14 @@ class EmotionClassifier:
                 f"{len(self.labels)} labels; rebuild the artifacts."
             )
         n_features = self.extractor.n_features
-        if self.model.n_features != n_features or self._mean.shape != (n_features,) or self._scale.shape != (n_features,):
-            raise ArtifactError(f"The model and feature files in {bundle.path} disagree on the feature count; rebuild the artifacts.")
+        if (
+            self.model.n_features != n_features
+            or self._mean.shape != (n_features,)
+            or self._scale.shape != (n_features,)
+        ):
+            raise ArtifactError(
+                f"The model and feature files in {bundle.path} disagree on the feature count; rebuild the artifacts."
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, jobs: int | None = None) -> EmotionClassifier:
@@ -355,6 +373,8 @@ class EmotionClassifier:
 def check_timeline(window: float, hop: float) -> None:
     """Refuse a timeline window or hop outside what the library accepts."""
     if not (audio.MIN_SPEECH_SECONDS <= window <= MAX_WINDOW_SECONDS):
-        raise ParameterError(f"The window must be between {audio.MIN_SPEECH_SECONDS} and {MAX_WINDOW_SECONDS:g} seconds.")
+        raise ParameterError(
+            f"The window must be between {audio.MIN_SPEECH_SECONDS} and {MAX_WINDOW_SECONDS:g} seconds."
+        )
     if not (MIN_HOP_SECONDS <= hop <= window):
         raise ParameterError(f"The hop must be at least {MIN_HOP_SECONDS} s and no longer than the window.")

@@ -135,7 +135,9 @@ def add_noise(y: np.ndarray, *, snr_db: float, rng: np.random.Generator) -> np.n
     return (y + rng.standard_normal(y.size) * np.sqrt(power / 10 ** (snr_db / 10))).astype(np.float32)
 
 
-def augment(y: np.ndarray, *, sr: int, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> list[np.ndarray]:
+def augment(
+    y: np.ndarray, *, sr: int, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+) -> list[np.ndarray]:
     """Augmented copies of a whole recording, silences included (they are trimmed afterwards).
 
     ``y``: shape ``(n,)``. Returns 3 copies (4 with ``config.channel``); lengths may differ.
@@ -184,7 +186,9 @@ def degrade(y: np.ndarray, kind: str, *, rng: np.random.Generator) -> np.ndarray
         import tempfile
 
         container, codec, suffix, rate, bit_rate = (
-            ("ogg", "libopus", ".opus", 48_000, 12_000) if kind == "opus_12k" else ("mp3", "libmp3lame", ".mp3", sr, 32_000)
+            ("ogg", "libopus", ".opus", 48_000, 12_000)
+            if kind == "opus_12k"
+            else ("mp3", "libmp3lame", ".mp3", sr, 32_000)
         )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"coded{suffix}"
@@ -211,7 +215,12 @@ class FeatureTable:
 
 
 def _file_rows(
-    path: str, feature_config: dict, filters: dict, augment_config: dict | None, degradation: str | None, random_seed: int
+    path: str,
+    feature_config: dict,
+    filters: dict,
+    augment_config: dict | None,
+    degradation: str | None,
+    random_seed: int,
 ) -> np.ndarray:
     """Features of one file (degraded first, if asked) and its augmented copies; runs in a worker."""
     extractor = load_extractor(feature_config, filters)
@@ -227,7 +236,11 @@ def _file_rows(
 
 
 def _cache_key(
-    files: list[RavdessFile], config: dict, augment_config: AugmentConfig | None, degradation: str | None, random_seed: int
+    files: list[RavdessFile],
+    config: dict,
+    augment_config: AugmentConfig | None,
+    degradation: str | None,
+    random_seed: int,
 ) -> str:
     h = hashlib.sha256()
     stamp = {
@@ -265,7 +278,10 @@ def extract_table(
     """
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"features-{_cache_key(files, extractor.config.to_dict(), augment_config, degradation, random_seed)}.npz"
+        cache = (
+            Path(cache_dir)
+            / f"features-{_cache_key(files, extractor.config.to_dict(), augment_config, degradation, random_seed)}.npz"
+        )
         if cache.exists():
             with np.load(cache, allow_pickle=False) as npz:
                 log.info("feature cache hit: %s", cache)

@@ -84,7 +84,9 @@ def load_keras_model(bundle: Bundle):  # -> keras.Model
         try:
             model = keras.saving.load_model(path, safe_mode=True)
         except Exception as e:
-            raise ArtifactError(f"'{MODEL_KERAS}' in {bundle.path} cannot be loaded by Keras ({type(e).__name__}); rebuild the artifacts.") from e
+            raise ArtifactError(
+                f"'{MODEL_KERAS}' in {bundle.path} cannot be loaded by Keras ({type(e).__name__}); rebuild the artifacts."
+            ) from e
     model(np.zeros((1, model.input_shape[-1]), np.float32))  # ONNX export needs a called model
     return model
 
@@ -94,7 +96,9 @@ def _onnx_bytes(bundle: Bundle) -> bytes:
         import onnx  # noqa: F401
         import tf2onnx  # noqa: F401
     except ImportError:
-        raise ParameterError("ONNX export needs the tf2onnx and onnx packages; pip install -r requirements.txt.") from None
+        raise ParameterError(
+            "ONNX export needs the tf2onnx and onnx packages; pip install -r requirements.txt."
+        ) from None
     model = load_keras_model(bundle)
     with tempfile.TemporaryDirectory(prefix="ser-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
@@ -121,14 +125,20 @@ def export_model(out: str | os.PathLike[str], fmt: str, *, artifacts: str | os.P
     files[model_name] = bundle.tflite if fmt == "tflite" else _onnx_bytes(bundle)
     from . import __version__
 
-    files[EXPORT_JSON] = (json.dumps({
-        "export_version": EXPORT_VERSION,
-        "format": fmt,
-        "model": model_name,
-        "ser_core_version": __version__,
-        "source_bundle": str(bundle.path),
-        "source_versions": bundle.config.get("versions", {}),
-        "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
-    }, indent=2) + "\n").encode("utf-8")
+    files[EXPORT_JSON] = (
+        json.dumps(
+            {
+                "export_version": EXPORT_VERSION,
+                "format": fmt,
+                "model": model_name,
+                "ser_core_version": __version__,
+                "source_bundle": str(bundle.path),
+                "source_versions": bundle.config.get("versions", {}),
+                "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+            },
+            indent=2,
+        )
+        + "\n"
+    ).encode("utf-8")
 
     return write_folder(out, files)

@@ -410,7 +410,9 @@ class RichFeatureExtractor:
 
         pad = n_fft // 2
         ws, mt = self._workspace, self._max_frames
-        padded = centre_pad(sound[None], pad, workspace=ws, name="padded", max_rows=1, max_width=cfg.n_samples + 2 * pad)
+        padded = centre_pad(
+            sound[None], pad, workspace=ws, name="padded", max_rows=1, max_width=cfg.n_samples + 2 * pad
+        )
         frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[0, ::hop]  # centred
         T = frames.shape[0]
         padded = padded[0]
@@ -502,7 +504,9 @@ class RichFeatureExtractor:
         """
         T = P.shape[0]
         k, m, mt = self._acf_bins, self._acf_size, self._max_frames
-        low = self._workspace.get("acf_in", (T, k + 1), mt, np.complex128)  # complex input: NumPy's irfft converts real anyway
+        low = self._workspace.get(
+            "acf_in", (T, k + 1), mt, np.complex128
+        )  # complex input: NumPy's irfft converts real anyway
         low.real = P[:, : k + 1]
         low.imag = 0.0
         acf = np.fft.irfft(low, n=m, axis=1, out=self._workspace.get("acf", (T, m), mt))

@@ -198,7 +198,12 @@ class SeedFeatureExtractor:
         cfg = self.config
         pad = cfg.n_fft // 2
         padded = centre_pad(
-            clips, pad, workspace=self._workspace, name="padded", max_rows=CHUNK_CLIPS, max_width=cfg.n_samples + 2 * pad
+            clips,
+            pad,
+            workspace=self._workspace,
+            name="padded",
+            max_rows=CHUNK_CLIPS,
+            max_width=cfg.n_samples + 2 * pad,
         )
         frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=1)[:, :: cfg.hop_length]
         return power_spectrum(

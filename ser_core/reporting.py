@@ -41,14 +41,20 @@ def summary_table(metrics: dict) -> str:
         ]
         for i, f in enumerate(si["folds"], 1):
             actors = ", ".join(str(a) for a in f["test_actors"])
-            lines.append(f"| {i} | {actors} | {_pct(f['accuracy'])} | {_pct(f['uar'])} | {_pct(f['macro_f1'])} | {f['ece']:.3f} |")
+            lines.append(
+                f"| {i} | {actors} | {_pct(f['accuracy'])} | {_pct(f['uar'])} | {_pct(f['macro_f1'])} | {f['ece']:.3f} |"
+            )
         m, s = si["mean"], si["std"]
         lines.append(
             f"| **mean** | | **{_pct(m['accuracy'])}** ± {_pct(s['accuracy'])} | **{_pct(m['uar'])}** ± {_pct(s['uar'])} "
             f"| {_pct(m['macro_f1'])} | {m['ece']:.3f} |"
         )
         w = si["worst"]
-        lines += ["", f"Worst fold: {w['fold']} (actors {', '.join(map(str, w['test_actors']))}), UAR {_pct(w['uar'])}.", ""]
+        lines += [
+            "",
+            f"Worst fold: {w['fold']} (actors {', '.join(map(str, w['test_actors']))}), UAR {_pct(w['uar'])}.",
+            "",
+        ]
         lines += ["| class | recall (mean over folds) |", "| --- | --- |"]
         lines += [f"| {label} | {_pct(r)} |" for label, r in si["per_class_recall"].items()]
         lines.append("")
@@ -60,7 +66,10 @@ def summary_table(metrics: dict) -> str:
             "| --- | --- | --- |",
             f"| clean | {_pct(si['mean']['accuracy'])} | {_pct(si['mean']['uar'])} |",
         ]
-        lines += [f"| {DEGRADATION_NAMES.get(k, k)} | {_pct(v['accuracy'])} | {_pct(v['uar'])} |" for k, v in si["degraded"].items()]
+        lines += [
+            f"| {DEGRADATION_NAMES.get(k, k)} | {_pct(v['accuracy'])} | {_pct(v['uar'])} |"
+            for k, v in si["degraded"].items()
+        ]
         lines.append("")
     base = metrics.get("baseline")
     if base and base.get("speaker_independent"):
@@ -101,7 +110,11 @@ def _augmentation(training: dict, data: dict) -> str:
     aug = training.get("augment_config") or {}
     if not training.get("augment", False):
         return "No augmentation."
-    copies = ["a time-stretched", "a pitch-shifted", f"a noisy ({aug['noise_snr_db'][0]:g}-{aug['noise_snr_db'][1]:g} dB SNR)"]
+    copies = [
+        "a time-stretched",
+        "a pitch-shifted",
+        f"a noisy ({aug['noise_snr_db'][0]:g}-{aug['noise_snr_db'][1]:g} dB SNR)",
+    ]
     if aug.get("channel"):
         copies.append("a band-passed (a random cheap-microphone or phone-line band)")
     return (
@@ -115,20 +128,20 @@ def render_model_card(metrics: dict, training: dict) -> str:
     labels = ", ".join(metrics["classes"])
     data = metrics["data"]
     model = metrics.get("model", {})
-    return f"""# Model card: speech emotion classifier (`{metrics['architecture']}`)
+    return f"""# Model card: speech emotion classifier (`{metrics["architecture"]}`)
 
 ## What it does
-Classifies a speech recording into one of {len(metrics['classes'])} emotions: {labels}.
+Classifies a speech recording into one of {len(metrics["classes"])} emotions: {labels}.
 Input: any common audio format, mixed to mono, resampled to 16 kHz, silence trimmed,
 peak-normalised, padded or cropped to 3.5 s; longer speech is judged window by window.
-Features: `{metrics.get('features', 'seed')}`, {metrics.get('n_features', 105):,} utterance statistics
+Features: `{metrics.get("features", "seed")}`, {metrics.get("n_features", 105):,} utterance statistics
 (see docs/FEATURES.md), standardised with the training set's statistics.
-Model: `{metrics['architecture']}` ({model.get('parameters', '?'):,} parameters), served as TensorFlow Lite
-({model.get('tflite_bytes', 0) / 1e6:.2f} MB).
+Model: `{metrics["architecture"]}` ({model.get("parameters", "?"):,} parameters), served as TensorFlow Lite
+({model.get("tflite_bytes", 0) / 1e6:.2f} MB).
 
 ## Training data
 RAVDESS (Livingstone & Russo, 2018, PLoS ONE 13(5): e0196391), speech only, actors
-{data['actors'][0]:02d}–{data['actors'][-1]:02d}, {data['files']} files of acted English sentences
+{data["actors"][0]:02d}–{data["actors"][-1]:02d}, {data["files"]} files of acted English sentences
 ("Kids are talking by the door", "Dogs are sitting by the door"), 16 kHz FLAC.
 Licence of the data: CC BY-NC-SA 4.0; a model trained on it inherits the
 non-commercial, share-alike terms. {_augmentation(training, data)}
@@ -138,7 +151,7 @@ non-commercial, share-alike terms. {_augmentation(training, data)}
 Training configuration: `{training}`.
 
 ## Limits
-- Acted emotions from {len(data['actors'])} North American actors reading two neutral sentences:
+- Acted emotions from {len(data["actors"])} North American actors reading two neutral sentences:
   spontaneous speech, other languages, accents, children and noisy rooms will score lower.
 - The speaker-independent figure is the one to expect on a new voice; the random-split
   figure is inflated by speakers shared between training and test.

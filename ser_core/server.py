@@ -208,7 +208,9 @@ async def _analyse(upload: Any, job: Any) -> Any:
     try:
         return await run_in_threadpool(job, path)
     except MemoryError:
-        raise HTTPException(status_code=413, detail="The recording is too large to analyse here; cut it into parts.") from None
+        raise HTTPException(
+            status_code=413, detail="The recording is too large to analyse here; cut it into parts."
+        ) from None
     except (SERError, HTTPException):
         raise
     except Exception as e:  # a decoder bug is a bad file for the client, not a crash
@@ -240,13 +242,17 @@ def create_app(
         415: {"model": schemas["Error"], "description": "not an audio upload"},
         422: {"model": schemas["Error"], "description": "unusable audio or parameters"},
     }
-    app = FastAPI(title="ser_core", version=__version__, description=f"Speech emotion recognition: {', '.join(labels)}.")
+    app = FastAPI(
+        title="ser_core", version=__version__, description=f"Speech emotion recognition: {', '.join(labels)}."
+    )
     app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
     app.state.classifier = clf
     _install_error_handlers(app)
     upload_help = "an audio file (WAV, FLAC, MP3, OGG, Opus, M4A, WebM)"
 
-    @app.post("/v1/predict", response_model=schemas["PredictionOut"], responses=errors, summary="Emotion of one recording")
+    @app.post(
+        "/v1/predict", response_model=schemas["PredictionOut"], responses=errors, summary="Emotion of one recording"
+    )
     async def predict(file: Annotated[UploadFile, File(description=upload_help)]) -> dict:
         prediction = await _analyse(file, clf.predict)
         return {"path": file.filename or "", **prediction.to_dict()}

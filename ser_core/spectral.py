@@ -100,14 +100,18 @@ def power_spectrum(
     shape, n_fft = frames.shape[:-1], frames.shape[-1]
     bins = n_fft // 2 + 1
     windowed = np.multiply(frames, window, out=workspace.get(f"{name}_windowed", (*shape, n_fft), max_rows))
-    spectrum = np.fft.rfft(windowed, axis=-1, out=workspace.get(f"{name}_spectrum", (*shape, bins), max_rows, np.complex128))
+    spectrum = np.fft.rfft(
+        windowed, axis=-1, out=workspace.get(f"{name}_spectrum", (*shape, bins), max_rows, np.complex128)
+    )
     if np.dtype(dtype) == np.float64:
         parts = spectrum.view(np.float64)  # re, im interleaved
     else:
         parts = workspace.get(f"{name}_parts", (*shape, 2 * bins), max_rows, dtype)
         np.copyto(parts, spectrum.view(np.float64), casting="same_kind")
     np.square(parts, out=parts)
-    return np.add(parts[..., 0::2], parts[..., 1::2], out=workspace.get(f"{name}_power", (*shape, bins), max_rows, dtype))
+    return np.add(
+        parts[..., 0::2], parts[..., 1::2], out=workspace.get(f"{name}_power", (*shape, bins), max_rows, dtype)
+    )
 
 
 def power_to_db(power: np.ndarray, *, top_db: float, axis: int | tuple[int, ...] | None = None) -> np.ndarray:

@@ -196,8 +196,15 @@ def _fit_network(z: np.ndarray, y: np.ndarray, config: TrainConfig, *, desc: str
             self.bar.close()
 
     schedule = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=5, min_lr=1e-5)
-    model.fit(z, y, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
-              callbacks=[schedule, Progress()])
+    model.fit(
+        z,
+        y,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=[schedule, Progress()],
+    )
     return model, {}
 
 
@@ -211,8 +218,11 @@ def _logistic_regression(z: np.ndarray, y: np.ndarray, c: float):
 def _logits(model, z: np.ndarray, n_classes: int) -> np.ndarray:
     """Logits for every class, also when a class was missing from a (tiny) training set."""
     out = np.full((len(z), n_classes), -1e9)
-    out[:, model.classes_] = model.decision_function(z) if len(model.classes_) > 2 else np.c_[
-        -model.decision_function(z), model.decision_function(z)] / 2
+    out[:, model.classes_] = (
+        model.decision_function(z)
+        if len(model.classes_) > 2
+        else np.c_[-model.decision_function(z), model.decision_function(z)] / 2
+    )
     return out
 
 
@@ -228,7 +238,9 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(grid[int(np.argmin([nll(t) for t in grid]))])
 
 
-def _fit_linear(z: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray, config: TrainConfig, *, desc: str):
+def _fit_linear(
+    z: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray, config: TrainConfig, *, desc: str
+):
     """Class-balanced multinomial logistic regression, C and temperature chosen on inner actor folds.
 
     Inner validation uses original recordings of the inner held-out actors only; the outer
@@ -279,10 +291,17 @@ def _train_and_score(
     """Fit on ``train_rows``; score the original recordings of ``test_files`` (and their degraded versions)."""
     y = table.labels(config.emotions)
     model, mean, scale, details = fit(
-        table.features[train_rows], y[train_rows], table.actors()[train_rows], table.augmented[train_rows], config, desc=desc
+        table.features[train_rows],
+        y[train_rows],
+        table.actors()[train_rows],
+        table.augmented[train_rows],
+        config,
+        desc=desc,
     )
     test_rows = np.flatnonzero(np.isin(table.file_index, test_files) & ~table.augmented)
-    result = evaluate_predictions(y[test_rows], keras_probabilities(model, table.features[test_rows], mean, scale), config.emotions)
+    result = evaluate_predictions(
+        y[test_rows], keras_probabilities(model, table.features[test_rows], mean, scale), config.emotions
+    )
     result.update(details)
     for name, other in (degraded or {}).items():
         rows = np.flatnonzero(np.isin(other.file_index, test_files))
@@ -312,8 +331,12 @@ def cross_validate(table: FeatureTable, config: TrainConfig, degraded: dict[str,
         "folds": folds,
         "mean": {k: float(np.mean([f[k] for f in folds])) for k in keys},
         "std": {k: float(np.std([f[k] for f in folds])) for k in keys},
-        "worst": {"fold": worst + 1, "test_actors": folds[worst]["test_actors"], "uar": folds[worst]["uar"],
-                  "accuracy": folds[worst]["accuracy"]},
+        "worst": {
+            "fold": worst + 1,
+            "test_actors": folds[worst]["test_actors"],
+            "uar": folds[worst]["uar"],
+            "accuracy": folds[worst]["accuracy"],
+        },
         "per_class_recall": {
             label: float(np.mean([f["per_class_recall"][label] for f in folds])) for label in config.emotions
         },
@@ -337,7 +360,9 @@ def random_split(table: FeatureTable, config: TrainConfig) -> dict:
     in_train = np.isin(table.file_index, train_files)
     train_rows = np.flatnonzero(in_train & (config.augment | ~table.augmented))
     result = _train_and_score(table, train_rows, test_files, config, desc="random split")
-    result["protocol"] = "random 80/20 file split, stratified by emotion: SPEAKER-DEPENDENT (test actors also in training)"
+    result["protocol"] = (
+        "random 80/20 file split, stratified by emotion: SPEAKER-DEPENDENT (test actors also in training)"
+    )
     return result
 
 
@@ -362,8 +387,15 @@ def confusion_png(confusion: list[list[int]], labels: tuple[str, ...], title: st
     ax.set_title(title, fontsize=10)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
@@ -375,7 +407,17 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in ("numpy", "librosa", "scikit-learn", "tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert", "soxr", "soundfile"):
+    for name in (
+        "numpy",
+        "librosa",
+        "scikit-learn",
+        "tensorflow-cpu",
+        "tensorflow",
+        "keras",
+        "ai-edge-litert",
+        "soxr",
+        "soundfile",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -383,8 +425,11 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _evaluate(files, extractor, config: TrainConfig, cache_dir: Path | None, *, degradations: tuple[str, ...]) -> tuple[FeatureTable, dict]:
+def _evaluate(
+    files, extractor, config: TrainConfig, cache_dir: Path | None, *, degradations: tuple[str, ...]
+) -> tuple[FeatureTable, dict]:
     """Features (with augmented copies) of every file, then the speaker-independent evaluation."""
+
     def table_for(augment: bool, degradation: str | None = None) -> FeatureTable:
         return extract_table(
             files,
@@ -453,8 +498,12 @@ def _train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, cache
 
     rows = np.flatnonzero(config.augment | ~table.augmented)
     model, mean, scale, details = fit(
-        table.features[rows], table.labels(config.emotions)[rows], table.actors()[rows], table.augmented[rows],
-        config, desc="final model",
+        table.features[rows],
+        table.labels(config.emotions)[rows],
+        table.actors()[rows],
+        table.augmented[rows],
+        config,
+        desc="final model",
     )
     tflite = to_tflite(model)
     metrics["final_model"] = details

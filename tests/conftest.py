@@ -89,7 +89,12 @@ def cli(bundle_dir):
             argv[1:1] = ["--artifacts", str(bundle_dir)]
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
         proc = subprocess.run(
-            [sys.executable, "-m", "ser_core", *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+            [sys.executable, "-m", "ser_core", *argv],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
@@ -110,10 +115,10 @@ def launched_demo(classifier) -> Iterator[str]:
     from ser_core import app
 
     demo = app.build_app(classifier)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **app.launch_options())
+    demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **app.launch_options()
+    )
     try:
         yield demo.local_url
     finally:
         demo.close()
-

@@ -52,9 +52,14 @@ def wav_header(*, rate: int, channels: int = 1, bits: int = 16, data_bytes: int,
     block_align = channels * bits // 8
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate % 2**32, (rate * block_align) % 2**32, block_align, bits)
     return (
-        b"RIFF" + struct.pack("<I", (36 + data_bytes) % 2**32) + b"WAVE"
-        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-        + b"data" + struct.pack("<I", data_bytes % 2**32)
+        b"RIFF"
+        + struct.pack("<I", (36 + data_bytes) % 2**32)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes % 2**32)
     )
 
 
@@ -84,7 +89,10 @@ ENCODED: dict[str, tuple[str, Callable[[Path, np.ndarray, int], Path]]] = {
     "ogg_vorbis": ("speech.ogg", lambda p, y, sr: _soundfile(p, y, sr, format="OGG", subtype="VORBIS")),
     "opus": ("speech.opus", lambda p, y, sr: encode_pyav(p, y, sr, container="ogg", codec="libopus", rate=48_000)),
     "m4a_aac": ("speech.m4a", lambda p, y, sr: encode_pyav(p, y, sr, container="ipod", codec="aac")),
-    "webm_opus": ("speech.webm", lambda p, y, sr: encode_pyav(p, y, sr, container="webm", codec="libopus", rate=48_000)),
+    "webm_opus": (
+        "speech.webm",
+        lambda p, y, sr: encode_pyav(p, y, sr, container="webm", codec="libopus", rate=48_000),
+    ),
     "mp3_ffmpeg": ("speech-lame.mp3", lambda p, y, sr: encode_pyav(p, y, sr, container="mp3", codec="libmp3lame")),
 }
 
@@ -150,38 +158,84 @@ def write_corpus(folder: str | Path, *, long: bool = False) -> list[CorpusItem]:
     add("random bytes named .mp3", "noise-bytes.mp3", ERROR, lambda p: p.write_bytes(rng.bytes(20_000)))
     add("text renamed to .mp3", "notes.mp3", ERROR, lambda p: p.write_text("This is not audio.\n" * 200))
     add("WAV header, no frames", "no-frames.wav", ERROR, lambda p: p.write_bytes(wav_header(rate=SR, data_bytes=0)))
-    add("WAV header claiming 0 Hz", "zero-rate.wav", ERROR,
-        lambda p: p.write_bytes(wav_header(rate=0, data_bytes=2 * speech.size) + pcm16(speech)))
-    add("WAV header claiming 3 GHz", "absurd-rate.wav", ERROR,
-        lambda p: p.write_bytes(wav_header(rate=3_000_000_000, data_bytes=2 * speech.size) + pcm16(speech)))
-    add("WAV header claiming 1 Hz", "one-hertz.wav", ERROR,
-        lambda p: p.write_bytes(wav_header(rate=1, data_bytes=2 * speech.size) + pcm16(speech)))
-    add("truncated WAV (header promises 10 s, holds 2 s)", "truncated.wav", PREDICT,
-        lambda p: p.write_bytes(wav_header(rate=SR, data_bytes=2 * 10 * SR) + pcm16(speech)))
-    add("WAV cut inside its header", "cut-header.wav", ERROR, lambda p: p.write_bytes(wav_header(rate=SR, data_bytes=2 * SR)[:30]))
+    add(
+        "WAV header claiming 0 Hz",
+        "zero-rate.wav",
+        ERROR,
+        lambda p: p.write_bytes(wav_header(rate=0, data_bytes=2 * speech.size) + pcm16(speech)),
+    )
+    add(
+        "WAV header claiming 3 GHz",
+        "absurd-rate.wav",
+        ERROR,
+        lambda p: p.write_bytes(wav_header(rate=3_000_000_000, data_bytes=2 * speech.size) + pcm16(speech)),
+    )
+    add(
+        "WAV header claiming 1 Hz",
+        "one-hertz.wav",
+        ERROR,
+        lambda p: p.write_bytes(wav_header(rate=1, data_bytes=2 * speech.size) + pcm16(speech)),
+    )
+    add(
+        "truncated WAV (header promises 10 s, holds 2 s)",
+        "truncated.wav",
+        PREDICT,
+        lambda p: p.write_bytes(wav_header(rate=SR, data_bytes=2 * 10 * SR) + pcm16(speech)),
+    )
+    add(
+        "WAV cut inside its header",
+        "cut-header.wav",
+        ERROR,
+        lambda p: p.write_bytes(wav_header(rate=SR, data_bytes=2 * SR)[:30]),
+    )
     nan = speech.copy()
     nan[SR // 2 : SR // 2 + 100] = np.nan
     add("NaN samples (float WAV)", "nan.wav", ERROR, lambda p: sf.write(str(p), nan, SR, subtype="FLOAT"))
     inf = speech.copy()
     inf[SR] = np.inf
     add("infinite samples (float WAV)", "inf.wav", ERROR, lambda p: sf.write(str(p), inf, SR, subtype="FLOAT"))
-    add("samples at ±50 full scale (float WAV)", "loud-50x.wav", PREDICT,
-        lambda p: sf.write(str(p), 50 * speech / np.abs(speech).max(), SR, subtype="FLOAT"))
+    add(
+        "samples at ±50 full scale (float WAV)",
+        "loud-50x.wav",
+        PREDICT,
+        lambda p: sf.write(str(p), 50 * speech / np.abs(speech).max(), SR, subtype="FLOAT"),
+    )
     add("digital silence", "silence.wav", ERROR, lambda p: sf.write(str(p), np.zeros(2 * SR), SR))
     add("20 ms of sound", "twenty-ms.wav", ERROR, lambda p: sf.write(str(p), speech[SR // 2 : SR // 2 + SR // 50], SR))
     add("8-bit unsigned WAV", "u8.wav", PREDICT, lambda p: sf.write(str(p), speech, SR, subtype="PCM_U8"))
-    add("24-bit at 96 kHz", "pcm24-96k.wav", PREDICT,
-        lambda p: sf.write(str(p), speech_like(2.0, 96_000), 96_000, subtype="PCM_24"))
-    add("8 kHz telephone (mu-law WAV)", "telephone-8k.wav", PREDICT,
-        lambda p: sf.write(str(p), speech_like(2.0, 8_000), 8_000, subtype="ULAW"))
-    add("stereo, one channel silent", "stereo-one-silent.wav", PREDICT,
-        lambda p: sf.write(str(p), np.stack([speech, np.zeros_like(speech)], axis=1), SR))
-    add("6 channels at 44.1 kHz, 32-bit int", "six-channels.wav", PREDICT,
-        lambda p: sf.write(str(p), np.repeat(speech_like(2.0, 44_100)[:, None], 6, axis=1), 44_100, subtype="PCM_32"))
+    add(
+        "24-bit at 96 kHz",
+        "pcm24-96k.wav",
+        PREDICT,
+        lambda p: sf.write(str(p), speech_like(2.0, 96_000), 96_000, subtype="PCM_24"),
+    )
+    add(
+        "8 kHz telephone (mu-law WAV)",
+        "telephone-8k.wav",
+        PREDICT,
+        lambda p: sf.write(str(p), speech_like(2.0, 8_000), 8_000, subtype="ULAW"),
+    )
+    add(
+        "stereo, one channel silent",
+        "stereo-one-silent.wav",
+        PREDICT,
+        lambda p: sf.write(str(p), np.stack([speech, np.zeros_like(speech)], axis=1), SR),
+    )
+    add(
+        "6 channels at 44.1 kHz, 32-bit int",
+        "six-channels.wav",
+        PREDICT,
+        lambda p: sf.write(str(p), np.repeat(speech_like(2.0, 44_100)[:, None], 6, axis=1), 44_100, subtype="PCM_32"),
+    )
     for name, (filename, writer) in ENCODED.items():
         add(name.replace("_", " "), filename, PREDICT, lambda p, w=writer: w(p, speech, SR))
     add("name with spaces and accents", "voix d'émotion – été ü.wav", PREDICT, lambda p: sf.write(str(p), speech, SR))
-    add("MP3 cut in half", "half.mp3", PREDICT, lambda p: p.write_bytes(ENCODED["mp3"][1](p, speech_like(4.0, SR), SR).read_bytes()[:-9000]))
+    add(
+        "MP3 cut in half",
+        "half.mp3",
+        PREDICT,
+        lambda p: p.write_bytes(ENCODED["mp3"][1](p, speech_like(4.0, SR), SR).read_bytes()[:-9000]),
+    )
     add("audio extension on a folder", "folder.wav", ERROR, lambda p: p.mkdir(exist_ok=True))
 
     def no_audio(p: Path) -> None:

@@ -188,7 +188,8 @@ def test_bad_input_becomes_one_friendly_sentence(classifier, tmp_path, make_sour
 
 
 @pytest.mark.parametrize(
-    "content, message", [(b"", "empty"), (b"this is not audio" * 100, "could not be decoded"), (b"RIFF\x00\x00", "could not be decoded")]
+    "content, message",
+    [(b"", "empty"), (b"this is not audio" * 100, "could not be decoded"), (b"RIFF\x00\x00", "could not be decoded")],
 )
 def test_corrupt_or_non_audio_upload_is_refused_politely(classifier, tmp_path, content, message):
     path = tmp_path / "upload.wav"

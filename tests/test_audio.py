@@ -131,8 +131,9 @@ def test_frame_rms_matches_librosa(frame_length, hop_length):
     librosa = pytest.importorskip("librosa")
     y = speech_like(2.3, SR)
     ours = audio.frame_rms(y, frame_length=frame_length, hop_length=hop_length)
-    ref = librosa.feature.rms(y=y.astype(np.float64), frame_length=frame_length, hop_length=hop_length,
-                              center=True, pad_mode="constant")[0]
+    ref = librosa.feature.rms(
+        y=y.astype(np.float64), frame_length=frame_length, hop_length=hop_length, center=True, pad_mode="constant"
+    )[0]
     np.testing.assert_allclose(ours, ref, rtol=1e-6)  # librosa frames and sums its own way
 
 
@@ -285,8 +286,13 @@ def test_every_error_is_a_sererror():
 
 @pytest.mark.parametrize(
     ("problem", "match"),
-    [("missing", "does not exist"), ("folder", "is a folder"), ("empty", "empty \\(0 bytes\\)"),
-     ("text", "could not be decoded"), ("no-frames", "no audio samples")],
+    [
+        ("missing", "does not exist"),
+        ("folder", "is a folder"),
+        ("empty", "empty \\(0 bytes\\)"),
+        ("text", "could not be decoded"),
+        ("no-frames", "no audio samples"),
+    ],
 )
 def test_decode_rule(tmp_path, problem, match):
     path = tmp_path / "x.wav"
@@ -340,8 +346,10 @@ def test_stream_blocks_match_decode(tmp_path, sr):
     np.testing.assert_allclose(joined, audio.decode(path), atol=1e-6)
 
 
-@pytest.mark.parametrize(("fmt", "subtype", "channels"), [("WAV", "PCM_16", 1), ("WAV", "PCM_16", 2), ("FLAC", "PCM_16", 1),
-                                                       ("WAV", "PCM_24", 1), ("FLAC", "PCM_24", 2)])
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "channels"),
+    [("WAV", "PCM_16", 1), ("WAV", "PCM_16", 2), ("FLAC", "PCM_16", 1), ("WAV", "PCM_24", 1), ("FLAC", "PCM_24", 2)],
+)
 def test_16_bit_files_decode_to_libsndfiles_own_floats(tmp_path, fmt, subtype, channels):
     """16-bit files take a faster path (int16 read, scaled by NumPy): every sample is what
     libsndfile's float conversion gives, full scale and the most negative value included."""

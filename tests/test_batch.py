@@ -20,8 +20,12 @@ LABELS = ("neutral", "calm", "happy", "angry", "fearful", "disgust", "surprised"
 def _result(i: int) -> dict:
     probs = np.random.default_rng(i).dirichlet(np.ones(len(LABELS)))
     best = int(np.argmax(probs))
-    return {"path": f"/data/f{i}.wav", "emotion": LABELS[best], "confidence": float(probs[best]),
-            "probabilities": dict(zip(LABELS, map(float, probs), strict=True))}
+    return {
+        "path": f"/data/f{i}.wav",
+        "emotion": LABELS[best],
+        "confidence": float(probs[best]),
+        "probabilities": dict(zip(LABELS, map(float, probs), strict=True)),
+    }
 
 
 @pytest.mark.parametrize("name", ["r.jsonl", "r.csv"])
@@ -124,7 +128,12 @@ def test_cli_report_resume_and_summary(folder, tmp_path, bundle_dir, capsys, mon
 
     monkeypatch.setenv("SER_ARTIFACTS", str(bundle_dir))
     report = tmp_path / "out" / "report.jsonl"
-    assert main(["predict", str(folder / "a.wav"), str(folder / "b.wav"), "--json", "--jobs", "1", "--report", str(report)]) == 0
+    assert (
+        main(
+            ["predict", str(folder / "a.wav"), str(folder / "b.wav"), "--json", "--jobs", "1", "--report", str(report)]
+        )
+        == 0
+    )
     first = report.read_bytes()
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [json.loads(line) for line in first.decode().splitlines()] == printed
@@ -132,7 +141,18 @@ def test_cli_report_resume_and_summary(folder, tmp_path, bundle_dir, capsys, mon
         f.write(b'{"path": "')  # killed while writing the next row
 
     summary = tmp_path / "out" / "summary.html"
-    args = ["predict", str(folder), "--json", "--jobs", "1", "--report", str(report), "--resume", "--summary", str(summary)]
+    args = [
+        "predict",
+        str(folder),
+        "--json",
+        "--jobs",
+        "1",
+        "--report",
+        str(report),
+        "--resume",
+        "--summary",
+        str(summary),
+    ]
     assert main(args) == 0
     captured = capsys.readouterr()
     redone = [json.loads(line)["path"] for line in captured.out.splitlines()]

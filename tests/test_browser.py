@@ -49,9 +49,15 @@ def browser(fake_microphone):
         b = p.chromium.launch(
             executable_path=str(CHROMIUM),
             args=[
-                "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={fake_microphone}",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={fake_microphone}",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
             ],
         )
         yield b
@@ -59,7 +65,9 @@ def browser(fake_microphone):
 
 
 def open_page(browser, server, *, viewport=DESKTOP, dark=False):
-    context = browser.new_context(viewport=viewport, color_scheme="dark" if dark else "light", permissions=["microphone"])
+    context = browser.new_context(
+        viewport=viewport, color_scheme="dark" if dark else "light", permissions=["microphone"]
+    )
     page = context.new_page()
     page.set_default_timeout(VERDICT_TIMEOUT_MS)
     page.goto(server)
@@ -128,7 +136,9 @@ def test_upload_shows_verdict_chart_and_timeline(browser, server, classifier, tm
     upload(page, short)
     emotion = wait_for_result(page)
     done = time.perf_counter()
-    print(f"\nbrowser, 3.5 s WAV: page load to verdict {done - loading:.2f} s, upload to verdict {done - started:.2f} s")
+    print(
+        f"\nbrowser, 3.5 s WAV: page load to verdict {done - loading:.2f} s, upload to verdict {done - started:.2f} s"
+    )
     assert emotion == classifier.predict(short).emotion
     assert_bars(page)
     assert not page.locator("#timeline").is_visible()
@@ -175,7 +185,9 @@ def test_phone_and_dark_mode_render(browser, server, tmp_path, dark):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"]  # no sideways scrolling
     if dark:
-        assert page.evaluate("document.body.classList.contains('dark') || document.documentElement.classList.contains('dark')")
+        assert page.evaluate(
+            "document.body.classList.contains('dark') || document.documentElement.classList.contains('dark')"
+        )
     page.locator("#help").get_by_text("What to say").click()
     page.get_by_text("Kids are talking by the door").first.wait_for()
     shoot(page, tmp_path, "dark" if dark else "phone")
@@ -190,10 +202,12 @@ def test_live_timeline_grows_while_speaking(browser, server, tmp_path):
     counts, started = [], time.perf_counter()
     for _ in range(30):  # sampled once a second; on a loaded machine updates may pause for a few seconds
         page.wait_for_timeout(1_000)
-        counts.append(page.evaluate(
-            "() => { const p = document.querySelector('#live-timeline .js-plotly-plot');"
-            " return p && p.data ? p.data[0].x.length : 0; }"
-        ))
+        counts.append(
+            page.evaluate(
+                "() => { const p = document.querySelector('#live-timeline .js-plotly-plot');"
+                " return p && p.data ? p.data[0].x.length : 0; }"
+            )
+        )
         if len(counts) >= 6 and counts[-1] >= counts[0] + 2:
             break
     print(f"\nbrowser: live timeline points once a second over {time.perf_counter() - started:.1f} s: {counts}")

@@ -214,8 +214,13 @@ def test_timeline_of_silence_has_no_summary(clf):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"window": 0.1}, "window must be between"), ({"window": 120.0}, "window must be between"),
-     ({"hop": 0.0}, "hop must be"), ({"hop": 5.0}, "hop must be"), ({"window": 2.0, "hop": 2.5}, "hop must be")],
+    [
+        ({"window": 0.1}, "window must be between"),
+        ({"window": 120.0}, "window must be between"),
+        ({"hop": 0.0}, "hop must be"),
+        ({"hop": 5.0}, "hop must be"),
+        ({"window": 2.0, "hop": 2.5}, "hop must be"),
+    ],
 )
 def test_timeline_parameter_rule(clf, speech, kwargs, match):
     with pytest.raises(ParameterError, match=match):
@@ -246,7 +251,6 @@ def test_predict_with_timeline_equals_both(clf, seconds):
     prediction, timeline = clf.predict_with_timeline(y, SR)
     assert prediction == clf.predict(y, SR)
     assert timeline == clf.timeline(y, SR)
-
 
 
 def test_timeline_is_the_same_on_one_thread_and_several(bundle_dir, gap_signal):

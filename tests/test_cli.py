@@ -69,7 +69,14 @@ def test_json_one_line_per_input_and_carries_on(cli, inputs):
     lines = json_lines(proc.stdout)
     for obj in lines:
         assert_line_contract(obj)
-    assert [Path(o["path"]).name for o in lines] == ["no such file.wav", "a.wav", "b.flac", "bad.mp3", "empty", "silence.wav"]
+    assert [Path(o["path"]).name for o in lines] == [
+        "no such file.wav",
+        "a.wav",
+        "b.flac",
+        "bad.mp3",
+        "empty",
+        "silence.wav",
+    ]
     by_name = {Path(o["path"]).name: o for o in lines}
     assert "does not exist" in by_name["no such file.wav"]["error"]
     assert "holds no audio files" in by_name["empty"]["error"]
@@ -128,8 +135,15 @@ def test_unusable_artifacts_one_line_no_hang(cli, inputs, tmp_path, jobs):
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["predict"], ["classify", "x.wav"], ["predict", "--jobs", "many", "x.wav"], ["timeline"],
-     ["timeline", "--json", "--csv", "x.wav"], ["predict", "--no-such-flag", "x.wav"]],
+    [
+        [],
+        ["predict"],
+        ["classify", "x.wav"],
+        ["predict", "--jobs", "many", "x.wav"],
+        ["timeline"],
+        ["timeline", "--json", "--csv", "x.wav"],
+        ["predict", "--no-such-flag", "x.wav"],
+    ],
     ids=["nothing", "no-paths", "unknown-command", "bad-jobs", "timeline-no-file", "json-and-csv", "unknown-flag"],
 )
 def test_usage_errors_exit_2(cli, args):

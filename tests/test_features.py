@@ -77,7 +77,9 @@ def test_pure_tone_centroid_and_rolloff_sit_at_the_tone(extractor: SeedFeatureEx
 
 
 @pytest.mark.parametrize(("freq", "pitch_class"), [(440.0, 9), (261.63, 0), (392.0, 7)])  # A4, C4, G4
-def test_pure_tone_chroma_peaks_at_its_pitch_class(extractor: SeedFeatureExtractor, freq: float, pitch_class: int) -> None:
+def test_pure_tone_chroma_peaks_at_its_pitch_class(
+    extractor: SeedFeatureExtractor, freq: float, pitch_class: int
+) -> None:
     chroma = extractor(tone(freq))[index("chroma0_mean") :]
     assert chroma.shape == (12,)
     assert int(np.argmax(chroma)) == pitch_class

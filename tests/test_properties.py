@@ -24,6 +24,7 @@ SETTINGS = settings(deadline=None, derandomize=True, database=None, suppress_hea
 def bounded(max_examples: int) -> settings:
     return settings(SETTINGS, max_examples=max_examples)
 
+
 NUMERIC = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.float16, np.float32, np.float64]
 ODD = [np.bool_, np.complex64, np.dtype("<U3"), np.dtype("M8[s]")]
 RATES = st.one_of(
@@ -73,7 +74,9 @@ def signals(draw) -> tuple[object, object]:
     if np.dtype(dtype).kind in "iu":
         info = np.iinfo(dtype)
         with np.errstate(invalid="ignore", over="ignore"):
-            scaled = (np.nan_to_num(y, posinf=1, neginf=-1).clip(-1, 1) + (np.dtype(dtype).kind == "u")) * (info.max // (1 + (np.dtype(dtype).kind == "u")))
+            scaled = (np.nan_to_num(y, posinf=1, neginf=-1).clip(-1, 1) + (np.dtype(dtype).kind == "u")) * (
+                info.max // (1 + (np.dtype(dtype).kind == "u"))
+            )
             y = scaled.astype(dtype)
     else:
         with np.errstate(over="ignore"):

@@ -135,7 +135,10 @@ def test_one_hour_in_bounded_memory(bundle_dir, tmp_path):
 
     out = subprocess.run(
         [sys.executable, "-c", probe, "predict", "--json", "--artifacts", str(bundle_dir), str(path)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={"OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
     result = json.loads(out.stdout)

@@ -104,7 +104,9 @@ def test_timeline_matches_library(base, clf, tmp_path):
     path = tmp_path / "long.wav"
     path.write_bytes(_wav(y))
     expected = clf.timeline(path, window=2.0, hop=0.5).to_dict()
-    r = httpx.post(f"{base}/v1/timeline", params={"window": 2.0, "hop": 0.5}, files={"file": ("long.wav", path.read_bytes())})
+    r = httpx.post(
+        f"{base}/v1/timeline", params={"window": 2.0, "hop": 0.5}, files={"file": ("long.wav", path.read_bytes())}
+    )
     assert r.status_code == 200, r.text
     got = r.json()
     assert got["path"] == "long.wav" and got["window"] == 2.0 and got["hop"] == 0.5
@@ -166,7 +168,9 @@ def test_too_large_upload_is_413(base):
 
 def test_too_large_chunked_upload_is_413_while_reading(base):
     """No Content-Length: the limit must be enforced on the bytes as they arrive."""
-    head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+    head = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+    )
     sent = 0
 
     def body():
@@ -217,7 +221,9 @@ def test_event_loop_answers_while_inference_runs(clf):
     with _Server(create_app(blocking)) as server:
         result = {}
         worker = threading.Thread(
-            target=lambda: result.update(r=httpx.post(f"{server.url}/v1/predict", files={"file": ("a.wav", _wav(speech_like()))}, timeout=60))
+            target=lambda: result.update(
+                r=httpx.post(f"{server.url}/v1/predict", files={"file": ("a.wav", _wav(speech_like()))}, timeout=60)
+            )
         )
         worker.start()
         assert blocking.entered.wait(30)
@@ -235,8 +241,23 @@ def test_schemathesis_finds_no_server_errors(base, tmp_path):
     if not exe.exists():
         pytest.skip("schemathesis is not installed; pip install -r requirements-dev.txt")
     run = subprocess.run(
-        [str(exe), "run", f"{base}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "15",
-         "--seed", "1", "--workers", "1", "--no-color"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its cache goes there, not in the repo
+        [
+            str(exe),
+            "run",
+            f"{base}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "15",
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,  # its cache goes there, not in the repo
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -42,8 +42,17 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def tiny_config(**kw) -> TrainConfig:
     base = dict(
-        architecture="seed", features="seed", emotions=CLASSES, folds=2, epochs=3, batch_size=16,
-        augment=False, jobs=1, random_seed=7, baseline=False, degradations=(),
+        architecture="seed",
+        features="seed",
+        emotions=CLASSES,
+        folds=2,
+        epochs=3,
+        batch_size=16,
+        augment=False,
+        jobs=1,
+        random_seed=7,
+        baseline=False,
+        degradations=(),
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -77,7 +86,9 @@ def test_tflite_matches_keras(tiny_bundle, tiny_data):
     out, _ = tiny_bundle
     clf = EmotionClassifier.load(out)
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
-    clips = np.stack([audio.to_clip(audio.check_speech(audio.decode(f.path))) for f in scan_ravdess(tiny_data, CLASSES)[:8]])
+    clips = np.stack(
+        [audio.to_clip(audio.check_speech(audio.decode(f.path))) for f in scan_ravdess(tiny_data, CLASSES)[:8]]
+    )
     x = (clf.extractor(clips) - clf._mean) / clf._scale
     np.testing.assert_allclose(clf.model(x), np.asarray(model(x, training=False)), atol=1e-5)
 
@@ -101,7 +112,9 @@ def test_training_is_deterministic(tiny_data, tiny_bundle, tmp_path):
 
 def test_linear_model_with_baseline_and_degraded_audio(tiny_data, tmp_path):
     """The linear recipe: C and temperature chosen on inner folds, seed baseline beside it, degraded folds scored."""
-    config = tiny_config(architecture="linear", baseline=True, degradations=("noise_10db", "telephone"), c_grid=(0.01, 1.0))
+    config = tiny_config(
+        architecture="linear", baseline=True, degradations=("noise_10db", "telephone"), c_grid=(0.01, 1.0)
+    )
     metrics = train(tiny_data, tmp_path / "linear", config, cache_dir=None)
     folds = metrics["speaker_independent"]["folds"]
     assert all(f["c"] in (0.01, 1.0) and 0.2 <= f["temperature"] <= 10 for f in folds)
@@ -136,12 +149,15 @@ def test_metrics_known_answers():
     assert expected_calibration_error(y, probs) == pytest.approx(0.9 + 0.1 / 3 - 4 / 6)
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"folds": 1}, "at least 2 folds"),
-    ({"epochs": 0}, "must be positive"),
-    ({"emotions": ("happy", "happy")}, "at least two different"),
-    ({"random_split_test": 1.5}, "between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"folds": 1}, "at least 2 folds"),
+        ({"epochs": 0}, "must be positive"),
+        ({"emotions": ("happy", "happy")}, "at least two different"),
+        ({"random_split_test": 1.5}, "between 0 and 1"),
+    ],
+)
 def test_config_validation(kw, message):
     with pytest.raises(ParameterError, match=message):
         TrainConfig(**kw)
@@ -185,10 +201,36 @@ def test_interrupted_training_keeps_previous_artifacts(tiny_bundle, tiny_data, t
     subprocess.run(["cp", "-r", str(old), str(out)], check=True)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), "--data", str(tiny_data), "--out", str(out),
-         "--emotions", ",".join(CLASSES), "--architecture", "seed", "--features", "seed", "--folds", "2",
-         "--epochs", "30", "--no-augment", "--no-baseline", "--degradations", "", "--jobs", "1", "--cache", ""],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(out),
+            "--emotions",
+            ",".join(CLASSES),
+            "--architecture",
+            "seed",
+            "--features",
+            "seed",
+            "--folds",
+            "2",
+            "--epochs",
+            "30",
+            "--no-augment",
+            "--no-baseline",
+            "--degradations",
+            "",
+            "--jobs",
+            "1",
+            "--cache",
+            "",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     err = interrupt_at(proc, stage, sig)
     assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 130), err[-2000:]

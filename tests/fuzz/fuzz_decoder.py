@@ -84,8 +84,13 @@ def check(suffix: str, data: bytes) -> None:
 
 
 def run(max_examples: int) -> dict[str, int]:
-    @settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=mutated())
     def fuzz(case: tuple[str, bytes]) -> None:
         check(*case)

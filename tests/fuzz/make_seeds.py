@@ -1,6 +1,6 @@
 """Write the decoder fuzzer's seed corpus: short generated tones, never real recordings.
 
-    python tests/fuzz/make_seeds.py   # rewrites tests/fuzz/seeds/ (about 20 KB)
+python tests/fuzz/make_seeds.py   # rewrites tests/fuzz/seeds/ (about 20 KB)
 """
 
 from __future__ import annotations
