@@ -18,7 +18,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ MAX_WINDOW_SECONDS = 60.0  # longest timeline window
 IN_MEMORY_SECONDS = 60.0  # longer files are analysed as a stream, in bounded memory
 BATCH_WINDOWS = 8  # clips per feature/model batch: small, so even a short recording keeps every thread busy
 INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
+NO_CLIPS = np.zeros((0, 0), np.float32)  # what a judged segment keeps of its clips
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ class EmotionClassifier:
     def _judge(
         self, segments: Iterable[audio.Segment], *, inline: bool = False
     ) -> list[tuple[audio.Segment, Prediction | None]]:
-        """Each segment with its verdict (``None`` without speech).
+        """Each segment (without its clips) with its verdict (``None`` without speech).
 
         The clips of all segments are scored in order, in batches of ``BATCH_WINDOWS``, on
         ``jobs`` threads at once (the features release the GIL for most of their work: FFTs,
@@ -277,7 +278,7 @@ class EmotionClassifier:
                 settle()
 
         for segment in segments:
-            judged.append(segment)
+            judged.append(replace(segment, clips=NO_CLIPS))  # its clips are freed once scored
             scores.append([])
             for clip in segment.clips:
                 pending.append((len(judged) - 1, clip))
