@@ -11,12 +11,13 @@ import signal
 import sys
 from pathlib import Path
 
+from ser_core.build import train
 from ser_core.datasets import DEGRADATIONS, EMOTIONS
 from ser_core.errors import SERError
 from ser_core.features import FEATURE_SETS
 from ser_core.model import ARCHITECTURES
 from ser_core.reporting import summary_table
-from ser_core.training import TrainConfig, train
+from ser_core.training import TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -26,6 +27,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--data", type=Path, required=True, help="RAVDESS folder (searched recursively for WAV/FLAC)")
+    p.add_argument(
+        "--emodb", type=Path, default=None, help="EmoDB folder: adds a second corpus to the calibrated model"
+    )
+    p.add_argument(
+        "--no-calibrated",
+        dest="calibrated",
+        action="store_false",
+        help="leave out the model for calibrated input (speaker calibration)",
+    )
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="bundle folder to write (replaced atomically)")
     p.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated classes, in output order")
     p.add_argument(

@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 
 from . import audio
+from .calibration import Voice
 from .classifier import EmotionClassifier, Prediction, Timeline
 from .errors import AudioError, SERError
 
 __all__ = [
     "Analysis",
+    "on_calibrate",
     "LiveSession",
     "analyse",
     "api_predict",
@@ -89,6 +91,10 @@ SUGGESTED_SENTENCES = (
 
 FRIENDLY_FAILURE = "Something went wrong while analysing the audio; try again, or try another recording or file."
 NO_AUDIO = "No audio was received; record with the microphone or upload a file, then wait for the upload to finish."
+CALIBRATED_NOTE = "Judged relative to your calibrated voice."
+CALIBRATION_SENTENCE = (
+    "“The weather today is mild, and the bus to the station leaves at half past nine, as it does every weekday.”"
+)
 
 CSS = """
 .ser-verdict {border-radius: 14px; padding: 14px 18px; border: 2px solid var(--ser-colour, #94a3b8);
@@ -103,6 +109,7 @@ CSS = """
 .ser-pill {display: inline-block; padding: 2px 10px; border-radius: 999px; margin: 2px 4px 2px 0;
   background: var(--ser-colour); color: #111; font-weight: 600; white-space: nowrap;}
 .ser-limits {font-size: 0.9rem; opacity: 0.8;}
+.ser-calibration {font-size: 0.95rem; padding: 6px 0;}
 @media (max-width: 640px) { .ser-verdict .ser-emoji {font-size: 2.4rem;} .ser-verdict .ser-emotion {font-size: 1.4rem;} }
 """
 
@@ -158,7 +165,7 @@ def load_signal(source: AudioInput) -> np.ndarray:
     return audio.load(samples, sample_rate, max_seconds=MAX_SECONDS)
 
 
-def analyse(clf: EmotionClassifier, source: AudioInput) -> Analysis:
+def analyse(clf: EmotionClassifier, source: AudioInput, voice: Voice | None = None) -> Analysis:
     """The verdict on a recording; longer than one window, also its emotion timeline.
 
     The verdict is always :meth:`EmotionClassifier.predict`, so the page, the ``predict`` API
@@ -168,8 +175,8 @@ def analyse(clf: EmotionClassifier, source: AudioInput) -> Analysis:
     y = load_signal(source)
     duration = y.size / audio.SAMPLE_RATE
     if duration <= audio.CLIP_SECONDS:
-        return Analysis(clf.predict(y, audio.SAMPLE_RATE), duration)
-    prediction, timeline = clf.predict_with_timeline(y, audio.SAMPLE_RATE)
+        return Analysis(clf.predict(y, audio.SAMPLE_RATE, voice=voice), duration)
+    prediction, timeline = clf.predict_with_timeline(y, audio.SAMPLE_RATE, voice=voice)
     return Analysis(prediction, duration, timeline)
 
 
@@ -334,7 +341,12 @@ class LiveSession:
 
 
 def live_step(
-    clf: EmotionClassifier, session: LiveSession | None, chunk: AudioInput, *, now: float | None = None
+    clf: EmotionClassifier,
+    session: LiveSession | None,
+    chunk: AudioInput,
+    *,
+    now: float | None = None,
+    voice: Voice | None = None,
 ) -> tuple[LiveSession, bool]:
     """Add one streamed chunk; about once every :data:`LIVE_STREAM_EVERY` seconds, judge the
     last window (at most 3.5 s: a few ms of work). Returns the session and whether a new
@@ -354,7 +366,7 @@ def live_step(
     session.last_judged = now
     session.times.append(round(now - session.started, 2))
     try:
-        session.current = clf.predict(session.buffer, audio.SAMPLE_RATE)
+        session.current = clf.predict(session.buffer, audio.SAMPLE_RATE, voice=voice)
     except AudioError:
         session.probabilities.append(None)
         session.current = None
@@ -389,12 +401,13 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
-def on_audio(clf: EmotionClassifier, source: AudioInput) -> tuple:
+def on_audio(clf: EmotionClassifier, source: AudioInput, voice: Voice | None = None) -> tuple:
     """Upload or finished recording -> (verdict HTML, bar chart, timeline chart, CSV file)."""
     import gradio as gr
 
-    result = analyse(clf, source)
-    verdict = render_verdict(result.prediction, detail=timeline_detail(result))
+    result = analyse(clf, source, voice)
+    detail = timeline_detail(result) + (f" {CALIBRATED_NOTE}" if voice is not None else "")
+    verdict = render_verdict(result.prediction, detail=detail)
     bars = probability_chart(result.prediction)
     if result.timeline is None:
         return verdict, bars, gr.update(value=None, visible=False), gr.update(value=None, visible=False)
@@ -418,13 +431,15 @@ def on_clear(labels: tuple[str, ...]) -> tuple:
     )
 
 
-def on_live_chunk(clf: EmotionClassifier, chunk: AudioInput, session: LiveSession | None) -> tuple:
+def on_live_chunk(
+    clf: EmotionClassifier, chunk: AudioInput, session: LiveSession | None, voice: Voice | None = None
+) -> tuple:
     """One live chunk -> (session, verdict HTML, timeline chart); the page is only redrawn when a
     new point is added. Failures become a status line, so one odd chunk never ends the stream."""
     import gradio as gr
 
     try:
-        session, updated = live_step(clf, session, chunk)
+        session, updated = live_step(clf, session, chunk, voice=voice)
     except SERError as e:
         return session, render_waiting(str(e)), gr.skip()
     except Exception:
@@ -435,7 +450,8 @@ def on_live_chunk(clf: EmotionClassifier, chunk: AudioInput, session: LiveSessio
     if session.current is None:
         verdict = render_waiting(session.status)
     else:
-        verdict = render_verdict(session.current, detail=session.status)
+        note = f" {CALIBRATED_NOTE}" if voice is not None else ""
+        verdict = render_verdict(session.current, detail=session.status + note)
     return session, verdict, timeline_chart(session.times, session.probabilities, clf.labels)
 
 
@@ -444,9 +460,40 @@ def on_live_start() -> tuple:
     return LiveSession(), render_waiting("Listening… the first verdict comes after about a second of speech."), None
 
 
-def api_predict(clf: EmotionClassifier, source: AudioInput) -> dict:
-    """The ``/predict`` endpoint: ``{"emotion", "confidence", "probabilities"}`` for a file."""
-    return analyse(clf, source).prediction.to_dict()
+def api_predict(clf: EmotionClassifier, source: AudioInput, reference: AudioInput = None) -> dict:
+    """The ``/predict`` endpoint: ``{"emotion", "confidence", "probabilities", "adapted"}`` for a
+    file, relative to the speaker's voice in ``reference`` when one is given (used for this call only)."""
+    voice = calibrate_voice(clf, reference) if reference is not None else None
+    return {**analyse(clf, source, voice).prediction.to_dict(), "adapted": voice and voice.source}
+
+
+def calibrate_voice(clf: EmotionClassifier, source: AudioInput) -> Voice:
+    """The voice in a recording of the visitor's everyday speech (a file or a Gradio pair)."""
+    if source is None:
+        raise AudioError(NO_AUDIO)
+    return clf.calibrate(load_signal(source), audio.SAMPLE_RATE)
+
+
+def on_calibrate(clf: EmotionClassifier, source: AudioInput) -> tuple:
+    """A calibration recording -> (the visitor's voice for their session state, status HTML)."""
+    voice = calibrate_voice(clf, source)
+    return voice, render_calibration(voice)
+
+
+def on_calibration_reset() -> tuple:
+    """Back to the uncalibrated model: no voice, and the status says so."""
+    return None, render_calibration(None)
+
+
+def render_calibration(voice: Voice | None) -> str:
+    """The calibration status line: which model the verdicts come from."""
+    if voice is None:
+        return '<div class="ser-calibration" data-calibrated="false">Not calibrated: verdicts compare your voice with the voices the model was trained on.</div>'
+    return (
+        f'<div class="ser-calibration" data-calibrated="true">✅ Calibrated to your voice ({voice.seconds:.1f} s of '
+        "speech). Verdicts, bars and timelines are now relative to how you usually sound; this stays in this "
+        "browser tab only.</div>"
+    )
 
 
 # ---------------------------------------------------------------- page
@@ -495,13 +542,37 @@ def build_app(clf: EmotionClassifier) -> Any:
     live_chunk = functools.partial(on_live_chunk, clf)
     clear = functools.partial(on_clear, clf.labels)
     predict_api = friendly(functools.partial(api_predict, clf))
-    for fn, name in ((analyse_audio, "analyse"), (live_chunk, "live_chunk"), (predict_api, "predict")):
+    calibrate = friendly(functools.partial(on_calibrate, clf))
+    named = ((analyse_audio, "analyse"), (live_chunk, "live_chunk"), (predict_api, "predict"), (calibrate, "calibrate"))
+    for fn, name in named:
         fn.__name__ = name  # type: ignore[attr-defined]
 
     with gr.Blocks(title="Speech emotion recognition", delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
         gr.Markdown(_intro_markdown(clf.labels), elem_id="intro")
         with gr.Accordion("What to say (first visit? start here)", open=False, elem_id="help"):
             gr.Markdown(_help_markdown())
+        voice_state = gr.State(None)  # the visitor's Voice: in this session only, never on disk
+        with gr.Accordion(
+            "Calibrate to my voice (optional, recommended)",
+            open=False,
+            elem_id="calibrate",
+            visible=clf.calibrated is not None,
+        ):
+            gr.Markdown(
+                "Read this sentence in your everyday voice, calmly, for about 5 to 10 seconds: "
+                f"{CALIBRATION_SENTENCE} The model then judges your recordings against how *you* usually "
+                "sound, instead of against the actors it was trained on."
+            )
+            with gr.Row(equal_height=False):
+                calibrate_in = gr.Audio(
+                    sources=["microphone", "upload"],
+                    type="filepath",
+                    label="Your everyday voice",
+                    elem_id="calibrate-in",
+                )
+                with gr.Column():
+                    calibration_status = gr.HTML(render_calibration(None), elem_id="calibration-status")
+                    reset = gr.Button("Reset to the uncalibrated model", elem_id="calibration-reset", size="sm")
         with gr.Tabs():
             with gr.Tab("Record or upload", id="analyse"):
                 with gr.Row(equal_height=False):
@@ -548,6 +619,7 @@ def build_app(clf: EmotionClassifier) -> Any:
 
         # hidden, API-only: Client(url).predict(handle_file("x.wav"), api_name="/predict")
         api_in = gr.Audio(type="filepath", visible=False)
+        api_reference = gr.Audio(type="filepath", visible=False)
         api_out = gr.JSON(visible=False)
         api_trigger = gr.Button(visible=False)
 
@@ -555,7 +627,7 @@ def build_app(clf: EmotionClassifier) -> Any:
         for event in (audio_in.upload, audio_in.stop_recording):
             event(clear, None, outputs, queue=False, show_progress="hidden", api_visibility="private").then(
                 analyse_audio,
-                audio_in,
+                [audio_in, voice_state],
                 outputs,
                 concurrency_limit=ANALYSIS_CONCURRENCY,
                 concurrency_id="analysis",
@@ -567,9 +639,21 @@ def build_app(clf: EmotionClassifier) -> Any:
         live_in.start_recording(
             on_live_start, None, [live_state, live_verdict, live_plot], queue=False, api_visibility="private"
         )
+        for event in (calibrate_in.upload, calibrate_in.stop_recording):
+            event(
+                calibrate,
+                calibrate_in,
+                [voice_state, calibration_status],
+                concurrency_limit=ANALYSIS_CONCURRENCY,
+                concurrency_id="analysis",
+                api_visibility="private",
+            )
+        reset.click(
+            on_calibration_reset, None, [voice_state, calibration_status], queue=False, api_visibility="private"
+        )
         live_in.stream(
             live_chunk,
-            [live_in, live_state],
+            [live_in, live_state, voice_state],
             [live_state, live_verdict, live_plot],
             stream_every=LIVE_STREAM_EVERY,
             time_limit=LIVE_TIME_LIMIT,
@@ -580,7 +664,7 @@ def build_app(clf: EmotionClassifier) -> Any:
 
         api_trigger.click(
             predict_api,
-            api_in,
+            [api_in, api_reference],
             api_out,
             api_name="predict",
             concurrency_limit=ANALYSIS_CONCURRENCY,

@@ -4,6 +4,7 @@ Files (none is a pickle):
 
 - ``model.tflite``: the classifier, run by LiteRT when serving;
 - ``model.keras``: the same network for Keras (training, export, inspection);
+- ``calibrated.tflite`` (optional): the model for features relative to a speaker's voice;
 - ``features.npz``: filter banks and feature standardisation (mean, scale);
 - ``labels.txt``: one class label a line, in output order;
 - ``config.json``: preprocessing, feature and training configuration, library versions;
@@ -45,6 +46,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MODEL_TFLITE = "model.tflite"
 MODEL_KERAS = "model.keras"
+CALIBRATED_TFLITE = "calibrated.tflite"
 FEATURES_NPZ = "features.npz"
 LABELS_TXT = "labels.txt"
 CONFIG_JSON = "config.json"
@@ -73,6 +75,7 @@ class Bundle:
     arrays: dict[str, np.ndarray]
     tflite: bytes
     metrics: dict
+    calibrated_tflite: bytes | None = None
 
 
 def read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
@@ -136,6 +139,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     except ValueError as e:
         raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} is not a plain array archive; rebuild the artifacts.") from e
     tflite = read_verified(folder, MODEL_TFLITE, expected)
+    calibrated = read_verified(folder, CALIBRATED_TFLITE, expected) if CALIBRATED_TFLITE in expected else None
     metrics = (
         _read_json(read_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
     )
@@ -147,7 +151,15 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     for key in ("mean", "scale"):
         if key not in arrays:
             raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} lacks the '{key}' array; rebuild the artifacts.")
-    return Bundle(path=folder, labels=labels, config=config, arrays=arrays, tflite=tflite, metrics=metrics)
+    return Bundle(
+        path=folder,
+        labels=labels,
+        config=config,
+        arrays=arrays,
+        tflite=tflite,
+        metrics=metrics,
+        calibrated_tflite=calibrated,
+    )
 
 
 def write_bundle(out: str | os.PathLike[str], files: dict[str, bytes]) -> Path:

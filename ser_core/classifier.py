@@ -20,11 +20,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import audio
 from .artifacts import Bundle, load_bundle
+from .calibration import Voice, estimate_baseline, feature_fingerprint, relative
 from .errors import ArtifactError, AudioError, ParameterError
 from .features import load_extractor
 
@@ -36,7 +38,27 @@ MAX_WINDOW_SECONDS = 60.0  # longest timeline window
 IN_MEMORY_SECONDS = 60.0  # longer files are analysed as a stream, in bounded memory
 BATCH_WINDOWS = 8  # clips per feature/model batch: small, so even a short recording keeps every thread busy
 INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
+NEUTRAL_LABELS = ("neutral", "calm")  # the classes that show a speaker's everyday voice
 NO_CLIPS = np.zeros((0, 0), np.float32)  # what a judged segment keeps of its clips
+MAX_REFERENCE_SECONDS = 120.0  # longest reference recording: a minute is plenty
+NO_REFERENCE_SPEECH = (
+    "The reference recordings hold no usable speech; record 5 to 10 seconds of your everyday voice, "
+    "reading a neutral sentence close to the microphone."
+)
+
+
+@dataclass(frozen=True)
+class CalibratedModel:
+    """The model for features relative to a speaker's voice, with its own standardisation."""
+
+    model: Any  # LiteModel
+    mean: np.ndarray
+    scale: np.ndarray
+    mode: str
+    population: np.ndarray  # the training speakers' mean neutral voice (raw features)
+
+    def __call__(self, features: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        return self.model((relative(features, reference, self.mode) - self.mean) / self.scale)
 
 
 @dataclass(frozen=True)
@@ -204,6 +226,36 @@ class EmotionClassifier:
             raise ArtifactError(
                 f"The model and feature files in {bundle.path} disagree on the feature count; rebuild the artifacts."
             )
+        self.fingerprint = feature_fingerprint(self.extractor.config.to_dict())
+        self.calibrated = self._calibrated_model(bundle)
+
+    def _calibrated_model(self, bundle: Bundle) -> CalibratedModel | None:
+        """The bundle's model for calibrated input, checked against its description; ``None`` without one."""
+        if bundle.calibrated_tflite is None:
+            return None
+        from .model import LiteModel
+
+        try:
+            mode = bundle.config["calibration"]["mode"]
+            mean = np.asarray(bundle.arrays["calibrated_mean"], np.float32)
+            scale = np.asarray(bundle.arrays["calibrated_scale"], np.float32)
+            population = np.asarray(bundle.arrays["calibrated_population"], np.float32)
+            n = self.extractor.n_features
+            width = relative(np.zeros((1, n), np.float32), np.zeros(n, np.float32), mode).shape[1]
+        except (KeyError, TypeError, ValueError, ParameterError) as e:
+            raise ArtifactError(
+                f"The calibrated model in {bundle.path} is not described fully ({e}); rebuild the artifacts."
+            ) from e
+        model = LiteModel(bundle.calibrated_tflite)
+        if (
+            model.n_classes != len(self.labels)
+            or model.n_features != width
+            or not mean.shape == scale.shape == (width,)
+        ):
+            raise ArtifactError(
+                f"The calibrated model in {bundle.path} does not fit its features or labels; rebuild the artifacts."
+            )
+        return CalibratedModel(model, mean, scale, mode, population)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, jobs: int | None = None) -> EmotionClassifier:
@@ -216,15 +268,31 @@ class EmotionClassifier:
 
     # ------------------------------------------------------------ core
 
-    def probabilities(self, clips: np.ndarray) -> np.ndarray:
-        """Class probabilities of preprocessed clips. ``(batch, n_samples) -> (batch, classes)``."""
-        features = self.extractor(np.atleast_2d(clips))
-        return self.model((features - self._mean) / self._scale)
+    def probabilities(self, clips: np.ndarray, voice: Voice | None = None) -> np.ndarray:
+        """Class probabilities of preprocessed clips, relative to ``voice`` when one is given.
+        ``(batch, n_samples) -> (batch, classes)``."""
+        return self.classify_features(self.extractor(np.atleast_2d(clips)), voice)
+
+    def classify_features(self, features: np.ndarray, voice: Voice | None = None) -> np.ndarray:
+        """Class probabilities of raw feature rows ``(batch, n_features)``: the one place where a
+        voice enters, as the calibrated model's input."""
+        if voice is None:
+            return self.model((features - self._mean) / self._scale)
+        self._check_voice(voice)
+        return self.calibrated(features, voice.reference)
+
+    def _check_voice(self, voice: Voice) -> None:
+        if not isinstance(voice, Voice):
+            raise ParameterError("voice must be a Voice, as calibrate() returns.")
+        if self.calibrated is None:
+            raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
+        if voice.features != self.fingerprint:
+            raise ParameterError("This voice was made with another model's features; calibrate again with this model.")
 
     def _segments(self, blocks: Iterable[np.ndarray], window: float | None, hop: float | None = None):
         return audio.windows(blocks, window=window, hop=hop, config=self.preprocessing)
 
-    def _predict_signal(self, y: np.ndarray) -> Prediction:
+    def _predict_signal(self, y: np.ndarray, voice: Voice | None = None) -> Prediction:
         """Verdict on a mono 16 kHz signal of any length.
 
         Up to ``IN_MEMORY_SECONDS`` the signal is one segment (:func:`ser_core.audio.speech_clips`:
@@ -233,32 +301,39 @@ class EmotionClassifier:
         and its samples always agree.
         """
         if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
-            return self._timeline([y]).summary
+            return self._timeline([y], voice=voice).summary
         (segment,) = self._segments([y], None)
-        ((_, prediction),) = self._judge([segment], inline=not segment.pooled)  # one clip: no thread hand-off
+        ((_, prediction),) = self._judge([segment], voice, inline=not segment.pooled)  # one clip: no thread hand-off
         if prediction is None:
             raise segment.error
         return prediction
 
     def _timeline(
-        self, blocks: Iterable[np.ndarray], *, window: float = audio.CLIP_SECONDS, hop: float = DEFAULT_HOP_SECONDS
+        self,
+        blocks: Iterable[np.ndarray],
+        *,
+        window: float = audio.CLIP_SECONDS,
+        hop: float = DEFAULT_HOP_SECONDS,
+        voice: Voice | None = None,
     ) -> Timeline:
-        judged = self._judge(self._segments(blocks, window, hop))
+        judged = self._judge(self._segments(blocks, window, hop), voice)
         if not judged:
             raise AudioError("The recording holds no audio samples; choose a file with sound in it.")
         windows = [Window(segment.start, segment.end, prediction) for segment, prediction in judged]
         return Timeline(self.labels, window, hop, windows[-1].end, windows)
 
     def _judge(
-        self, segments: Iterable[audio.Segment], *, inline: bool = False
+        self, segments: Iterable[audio.Segment], voice: Voice | None = None, *, inline: bool = False
     ) -> list[tuple[audio.Segment, Prediction | None]]:
         """Each segment (without its clips) with its verdict (``None`` without speech).
 
         The clips of all segments are scored in order, in batches of ``BATCH_WINDOWS``, on
         ``jobs`` threads at once (the features release the GIL for most of their work: FFTs,
         sorts, matrix products); at most ``INFLIGHT_PER_THREAD`` batches per thread wait.
-        ``inline`` scores everything on the calling thread.
+        ``voice`` calibrates every clip; ``inline`` scores everything on the calling thread.
         """
+        if voice is not None:
+            self._check_voice(voice)  # before any work, in the caller's thread
         judged: list[audio.Segment] = []
         scores: list[list[Prediction]] = []  # per segment, the verdicts of its clips
         pending: list[tuple[int, np.ndarray]] = []  # (segment index, clip)
@@ -272,7 +347,7 @@ class EmotionClassifier:
         def flush() -> None:
             if pending:
                 clips = np.stack([clip for _, clip in pending])
-                inflight.append(([i for i, _ in pending], self._submit(clips, inline=inline)))
+                inflight.append(([i for i, _ in pending], self._submit(clips, voice, inline=inline)))
                 pending.clear()
             while len(inflight) > INFLIGHT_PER_THREAD * self.jobs:
                 settle()
@@ -296,33 +371,98 @@ class EmotionClassifier:
 
     # ------------------------------------------------------------ public
 
-    def predict(self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None = None) -> Prediction:
+    def predict(
+        self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None = None, *, voice: Voice | None = None
+    ) -> Prediction:
         """Emotion of a file (``source`` a path) or of samples (``source`` an array with ``sample_rate``).
 
-        Arrays may be ``(n,)`` or ``(n, channels)``, any integer or float type, any rate.
+        Arrays may be ``(n,)`` or ``(n, channels)``, any integer or float type, any rate. With a
+        ``voice`` (:meth:`calibrate`) the calibrated model judges the speech relative to it.
         Raises :class:`~ser_core.errors.SERError` subclasses with a readable message.
         """
         if not isinstance(source, (str, os.PathLike)):
-            return self._predict_signal(audio.load(source, sample_rate))
+            return self._predict_signal(audio.load(source, sample_rate), voice)
         if sample_rate is not None:
             raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
         blocks = audio.stream(Path(source))
         head, too_long = audio.take(blocks, int(IN_MEMORY_SECONDS * audio.SAMPLE_RATE))
         if too_long:
-            return self._timeline(itertools.chain(head, blocks)).summary
-        return self._predict_signal(np.concatenate(head))
+            return self._timeline(itertools.chain(head, blocks), voice=voice).summary
+        return self._predict_signal(np.concatenate(head), voice)
 
-    def predict_with_timeline(self, samples: np.ndarray, sample_rate: int) -> tuple[Prediction, Timeline]:
+    def calibrate(
+        self, recordings: Iterable[str | os.PathLike[str] | np.ndarray], sample_rate: int | None = None
+    ) -> Voice:
+        """A speaker's :class:`Voice` from recordings of their everyday, unemotional voice: files,
+        or arrays at ``sample_rate``. One sentence is enough to start; 5 to 60 seconds is better.
+
+        Raises :class:`AudioError` when none of them holds usable speech.
+        """
+        if self.calibrated is None:
+            raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
+        if isinstance(recordings, (str, os.PathLike, np.ndarray)):
+            recordings = [recordings]
+        rows, seconds = [], 0.0
+        for recording in recordings:
+            rate = None if isinstance(recording, (str, os.PathLike)) else sample_rate
+            y = audio.load(recording, rate, max_seconds=MAX_REFERENCE_SECONDS)
+            try:
+                speech = audio.check_speech(y, config=self.preprocessing)
+                clips, _ = audio.speech_clips(speech, config=self.preprocessing)
+            except AudioError:
+                continue
+            if len(clips):
+                rows.append(self.extractor(clips))
+                seconds += speech.size / audio.SAMPLE_RATE
+        if not rows:
+            raise AudioError(NO_REFERENCE_SPEECH)
+        features = np.concatenate(rows)
+        return Voice(features.mean(axis=0), len(features), seconds, self.fingerprint, "reference")
+
+    def adapt(self, sources: Iterable[str | os.PathLike[str] | np.ndarray], sample_rate: int | None = None) -> Voice:
+        """A :class:`Voice` estimated from the recordings to be judged, all of one speaker
+        (``--same-speaker``): files, or arrays at ``sample_rate``, of any length (streamed).
+
+        Every window of speech counts, weighted by how neutral the uncalibrated model finds it
+        (:func:`~ser_core.calibration.estimate_baseline`), so a session dominated by one
+        emotion does not become the speaker's normal. Raises :class:`AudioError` without speech.
+        """
+        if self.calibrated is None:
+            raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
+        if isinstance(sources, (str, os.PathLike, np.ndarray)):
+            sources = [sources]
+        rows: list[np.ndarray] = []
+        for source in sources:
+            try:
+                if isinstance(source, (str, os.PathLike)):
+                    blocks: Iterable[np.ndarray] = audio.stream(Path(source))
+                else:
+                    blocks = [audio.load(source, sample_rate)]
+                for segment in self._segments(blocks, audio.CLIP_SECONDS, DEFAULT_HOP_SECONDS):
+                    if len(segment.clips):
+                        rows.append(self.extractor(segment.clips))
+            except AudioError:
+                continue  # an unreadable file is reported when it is judged
+        if not rows:
+            raise AudioError("None of the recordings holds usable speech to adapt to; check the files.")
+        features = np.concatenate(rows)
+        neutral = self.classify_features(features)[:, [i for i, k in enumerate(self.labels) if k in NEUTRAL_LABELS]]
+        baseline = estimate_baseline(features, neutral.sum(axis=1), self.calibrated.population)
+        return Voice(baseline, len(features), len(features) * DEFAULT_HOP_SECONDS, self.fingerprint, "same-speaker")
+
+    def predict_with_timeline(
+        self, samples: np.ndarray, sample_rate: int, *, voice: Voice | None = None
+    ) -> tuple[Prediction, Timeline]:
         """``(predict(samples, sample_rate), timeline(samples, sample_rate))`` with the work shared.
 
         Over ``IN_MEMORY_SECONDS`` the verdict *is* the timeline's summary, so the windows are
         analysed once instead of twice.
         """
         y = audio.load(samples, sample_rate)
-        timeline = self._timeline([y])
+        timeline = self._timeline([y], voice=voice)
         if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
             return timeline.summary, timeline
-        return self._predict_signal(y), timeline
+        return self._predict_signal(y, voice), timeline
 
     def timeline(
         self,
@@ -331,6 +471,7 @@ class EmotionClassifier:
         *,
         window: float = audio.CLIP_SECONDS,
         hop: float = DEFAULT_HOP_SECONDS,
+        voice: Voice | None = None,
     ) -> Timeline:
         """Emotion over time with sliding windows of ``window`` seconds every ``hop`` seconds.
 
@@ -342,17 +483,17 @@ class EmotionClassifier:
         if isinstance(source, (str, os.PathLike)):
             if sample_rate is not None:
                 raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-            return self._timeline(audio.stream(Path(source)), window=window, hop=hop)
-        return self._timeline([audio.load(source, sample_rate)], window=window, hop=hop)
+            return self._timeline(audio.stream(Path(source)), window=window, hop=hop, voice=voice)
+        return self._timeline([audio.load(source, sample_rate)], window=window, hop=hop, voice=voice)
 
-    def _submit(self, clips: np.ndarray, *, inline: bool = False) -> Callable[[], np.ndarray]:
+    def _submit(self, clips: np.ndarray, voice: Voice | None, *, inline: bool = False) -> Callable[[], np.ndarray]:
         """Start scoring ``clips``; returns a function that waits for their probabilities.
 
         ``inline`` scores them on the calling thread."""
         if self.jobs == 1 or inline:
-            probs = self.probabilities(clips)
+            probs = self.probabilities(clips, voice)
             return lambda: probs
-        return self._threads().submit(self.probabilities, clips).result
+        return self._threads().submit(self.probabilities, clips, voice).result
 
     def _threads(self):
         """The scoring threads (started on first use, kept for later recordings)."""

@@ -1,4 +1,5 @@
-"""RAVDESS by its file names, augmentation, and a cached, parallel feature table.
+"""The corpora by their file names (RAVDESS, EmoDB), augmentation, and a cached, parallel
+feature table.
 
 The feature table holds, for every file, the features of the original clip followed by
 those of its augmented copies; each row remembers its file, so a split by actor keeps
@@ -24,8 +25,10 @@ from .features import load_extractor
 __all__ = [
     "EMOTIONS",
     "RAVDESS_EMOTIONS",
-    "RavdessFile",
+    "EMODB_EMOTIONS",
+    "Recording",
     "scan_ravdess",
+    "scan_emodb",
     "AugmentConfig",
     "augment",
     "DEGRADATIONS",
@@ -47,22 +50,35 @@ RAVDESS_EMOTIONS = {
     "07": "disgust",
     "08": "surprised",
 }
+EMODB_EMOTIONS = {
+    "W": "angry",
+    "E": "disgust",
+    "A": "fearful",
+    "F": "happy",
+    "N": "neutral",
+}  # boredom, sadness: not ours
+EMODB_SPEAKER_OFFSET = 100  # EmoDB speaker 03 is speaker 103: apart from RAVDESS actors 1-24
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_EMODB_NAME = re.compile(r"^(\d\d)([ab]\d\d)([A-Z])([a-z])$")
 _DATA_EXTENSIONS = {".wav", ".flac"}
 CACHE_VERSION = 5  # bump when feature or augmentation code changes its output
 
 
 @dataclass(frozen=True)
-class RavdessFile:
+class Recording:
+    """One labelled recording of a corpus. ``actor`` is unique across corpora (EmoDB's are 100 +
+    its speaker number); ``intensity`` is RAVDESS's 1 (normal) or 2 (strong), 0 where unknown."""
+
     path: Path
     emotion: str
     actor: int
     intensity: int
     statement: int
     repetition: int
+    corpus: str = "ravdess"
 
 
-def scan_ravdess(root: str | os.PathLike[str], emotions: tuple[str, ...]) -> list[RavdessFile]:
+def scan_ravdess(root: str | os.PathLike[str], emotions: tuple[str, ...]) -> list[Recording]:
     """Every RAVDESS speech file under ``root`` (recursively) whose emotion is in ``emotions``.
 
     Sorted by path, so the order does not depend on the file system.
@@ -85,9 +101,42 @@ def scan_ravdess(root: str | os.PathLike[str], emotions: tuple[str, ...]) -> lis
             continue  # song, or not an emotion code
         emotion = RAVDESS_EMOTIONS[emo]
         if emotion in emotions:
-            files.append(RavdessFile(path, emotion, int(actor), int(intensity), int(statement), int(repetition)))
+            files.append(Recording(path, emotion, int(actor), int(intensity), int(statement), int(repetition)))
     if not files:
         raise ParameterError(f"No RAVDESS speech files (03-01-EE-II-SS-RR-AA.wav/.flac) were found under {root}.")
+    return files
+
+
+def scan_emodb(root: str | os.PathLike[str], emotions: tuple[str, ...]) -> list[Recording]:
+    """Every EmoDB file (``SSTTTEV.wav/.flac``) under ``root`` whose emotion is one of ``emotions``.
+
+    EmoDB has five of the default classes; a class it lacks simply has no files. Sorted by path.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ParameterError(f"The data folder {root} does not exist; pass the folder that holds EmoDB's files.")
+    files = []
+    for path in sorted(root.rglob("*")):
+        match = _EMODB_NAME.match(path.stem)
+        if path.suffix.lower() not in _DATA_EXTENSIONS or not match or not path.is_file():
+            continue
+        speaker, text, code, version = match.groups()
+        emotion = EMODB_EMOTIONS.get(code)
+        if emotion in emotions:
+            statement = int(text[1:]) + (0 if text[0] == "a" else 10)
+            files.append(
+                Recording(
+                    path,
+                    emotion,
+                    EMODB_SPEAKER_OFFSET + int(speaker),
+                    0,
+                    statement,
+                    ord(version) - ord("a") + 1,
+                    "emodb",
+                )
+            )
+    if not files:
+        raise ParameterError(f"No EmoDB files (SSTTTEV.wav/.flac, e.g. 03a01Fa.flac) were found under {root}.")
     return files
 
 
@@ -204,7 +253,7 @@ class FeatureTable:
     features: np.ndarray  # (rows, n_features) float32
     file_index: np.ndarray  # (rows,) int: index into ``files``
     augmented: np.ndarray  # (rows,) bool
-    files: list[RavdessFile]
+    files: list[Recording]
 
     def labels(self, classes: tuple[str, ...]) -> np.ndarray:
         lookup = {c: i for i, c in enumerate(classes)}
@@ -236,7 +285,7 @@ def _file_rows(
 
 
 def _cache_key(
-    files: list[RavdessFile],
+    files: list[Recording],
     config: dict,
     augment_config: AugmentConfig | None,
     degradation: str | None,
@@ -259,7 +308,7 @@ def _cache_key(
 
 
 def extract_table(
-    files: list[RavdessFile],
+    files: list[Recording],
     *,
     extractor,
     augment_config: AugmentConfig | None,

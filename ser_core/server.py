@@ -1,7 +1,8 @@
 """REST API: ``python -m ser_core serve`` runs :func:`create_app` with uvicorn.
 
 ``POST /v1/predict`` and ``POST /v1/timeline`` take a multipart upload in the field ``file``
-and answer with the same JSON as ``predict --json`` and ``timeline --json``;
+(and optionally the speaker's neutral voice in repeated ``reference`` fields, used for that
+request only) and answer with the same JSON as ``predict --json`` and ``timeline --json``;
 ``GET /v1/health`` and ``GET /v1/model`` describe the service. Every error is a JSON object
 ``{"error": sentence}`` with a fitting status: 413 for an upload over the limit (counted
 while the body is read, never buffered whole), 415 for something that is not audio,
@@ -137,11 +138,14 @@ def _schemas() -> dict[str, Any]:
     class Error(BaseModel):
         error: str = Field(description="one sentence: what is wrong and what to do")
 
+    adapted_field = Field(None, description="'reference' when judged relative to the reference recordings, else null")
+
     class PredictionOut(BaseModel):
         path: str = Field(description="the uploaded file's name")
         emotion: str
         confidence: float
         probabilities: dict[str, float]
+        adapted: str | None = adapted_field
 
     class WindowOut(BaseModel):
         start: float
@@ -164,6 +168,7 @@ def _schemas() -> dict[str, Any]:
         summary: SummaryOut | None = Field(description="mean over windows with speech; null when none has any")
         shares: dict[str, float]
         windows: list[WindowOut]
+        adapted: str | None = adapted_field
 
     class ModelOut(BaseModel):
         labels: list[str]
@@ -199,14 +204,16 @@ def _install_error_handlers(app: "FastAPI") -> None:
         return _json_error(500, f"The server failed ({type(exc).__name__}); please report it with the file.")
 
 
-async def _analyse(upload: Any, job: Any) -> Any:
-    """Save the upload, run ``job(path)`` in the threadpool, and remove the file whatever happens."""
+async def _analyse(uploads: list[Any], job: Any) -> Any:
+    """Save the uploads, run ``job(*paths)`` in the threadpool, and remove the files whatever happens."""
     from fastapi import HTTPException
     from starlette.concurrency import run_in_threadpool
 
-    path = await _saved(upload)
+    paths: list[Path] = []
     try:
-        return await run_in_threadpool(job, path)
+        for upload in uploads:
+            paths.append(await _saved(upload))
+        return await run_in_threadpool(job, *paths)
     except MemoryError:
         raise HTTPException(
             status_code=413, detail="The recording is too large to analyse here; cut it into parts."
@@ -217,7 +224,13 @@ async def _analyse(upload: Any, job: Any) -> Any:
         log.exception("analysis failed")
         raise AudioError(f"The file could not be analysed ({type(e).__name__}); check it is a valid recording.") from e
     finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
+        for path in paths:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _voice(clf: "EmotionClassifier", references: tuple[Path, ...]) -> Any:
+    """The voice of the reference uploads, or ``None`` without any; stateless: made per request."""
+    return clf.calibrate(references) if references else None
 
 
 def create_app(
@@ -249,13 +262,24 @@ def create_app(
     app.state.classifier = clf
     _install_error_handlers(app)
     upload_help = "an audio file (WAV, FLAC, MP3, OGG, Opus, M4A, WebM)"
+    reference_help = (
+        "optional, repeatable: recordings of the same speaker's everyday, unemotional voice (5 to 60 s in all); "
+        "the verdict is then relative to that voice"
+    )
 
     @app.post(
         "/v1/predict", response_model=schemas["PredictionOut"], responses=errors, summary="Emotion of one recording"
     )
-    async def predict(file: Annotated[UploadFile, File(description=upload_help)]) -> dict:
-        prediction = await _analyse(file, clf.predict)
-        return {"path": file.filename or "", **prediction.to_dict()}
+    async def predict(
+        file: Annotated[UploadFile, File(description=upload_help)],
+        reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
+    ) -> dict:
+        def job(path: Path, *references: Path) -> tuple:
+            voice = _voice(clf, references)
+            return clf.predict(path, voice=voice), voice
+
+        prediction, voice = await _analyse([file, *(reference or [])], job)
+        return {"path": file.filename or "", **prediction.to_dict(), "adapted": voice and voice.source}
 
     @app.post("/v1/timeline", response_model=schemas["TimelineOut"], responses=errors, summary="Emotion over time")
     async def timeline(
@@ -266,9 +290,14 @@ def create_app(
         hop: Annotated[
             float, Query(ge=MIN_HOP_SECONDS, le=MAX_WINDOW_SECONDS, description="seconds, at most the window")
         ] = DEFAULT_HOP_SECONDS,
+        reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
     ) -> dict:
-        result = await _analyse(file, lambda path: clf.timeline(path, window=window, hop=hop))
-        return {"path": file.filename or "", **result.to_dict()}
+        def job(path: Path, *references: Path) -> tuple:
+            voice = _voice(clf, references)
+            return clf.timeline(path, window=window, hop=hop, voice=voice), voice
+
+        result, voice = await _analyse([file, *(reference or [])], job)
+        return {"path": file.filename or "", **result.to_dict(), "adapted": voice and voice.source}
 
     @app.get("/v1/health", summary="Liveness")
     async def health() -> dict:

@@ -1,4 +1,4 @@
-"""Training and speaker-independent evaluation; builds the model bundle.
+"""Training and speaker-independent evaluation of the uncalibrated model (the bundle: ser_core.build).
 
 Protocol: k folds of whole actors. For each fold the network is trained on the other
 actors' files and their augmented copies, and scored on the held-out actors' original
@@ -10,34 +10,44 @@ the network recognising actors. The shipped model is then trained on every actor
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-import io
-import json
 import logging
-import platform
-import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import audio
-from .artifacts import CONFIG_JSON, FEATURES_NPZ, LABELS_TXT, METRICS_JSON, MODEL_KERAS, MODEL_TFLITE, write_bundle
-from .datasets import DEGRADATIONS, EMOTIONS, AugmentConfig, FeatureTable, extract_table, scan_ravdess
+from .datasets import DEGRADATIONS, EMOTIONS, AugmentConfig, FeatureTable
 from .errors import ParameterError
-from .features import FEATURE_SETS, build_extractor
-from .model import ARCHITECTURES, build_model, quiet_tensorflow, to_tflite
-from .reporting import render_model_card
+from .features import FEATURE_SETS
+from .model import ARCHITECTURES, build_model, quiet_tensorflow
 
-__all__ = ["TrainConfig", "train", "evaluate_predictions", "actor_folds", "ECE_BINS"]
+__all__ = [
+    "TrainConfig",
+    "evaluate_predictions",
+    "actor_folds",
+    "fit",
+    "cross_validate",
+    "random_split",
+    "stages",
+    "ECE_BINS",
+]
 
 log = logging.getLogger(__name__)
 
 ECE_BINS = 15
 _ON_STAGE: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("on_stage", default=None)
+
+
+@contextlib.contextmanager
+def stages(on_stage: Callable[[str], None] | None) -> Iterator[None]:
+    """Within this block, :func:`announce` also calls ``on_stage``."""
+    token = _ON_STAGE.set(on_stage)
+    try:
+        yield
+    finally:
+        _ON_STAGE.reset(token)
 
 
 def announce(stage: str) -> None:
@@ -364,182 +374,3 @@ def random_split(table: FeatureTable, config: TrainConfig) -> dict:
         "random 80/20 file split, stratified by emotion: SPEAKER-DEPENDENT (test actors also in training)"
     )
     return result
-
-
-# ---------------------------------------------------------------- the bundle
-
-
-def confusion_png(confusion: list[list[int]], labels: tuple[str, ...], title: str) -> bytes:
-    """A row-normalised confusion matrix as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(confusion, dtype=float)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(
-                j,
-                i,
-                f"{norm[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if norm[i, j] > 0.5 else "black",
-            )
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in (
-        "numpy",
-        "librosa",
-        "scikit-learn",
-        "tensorflow-cpu",
-        "tensorflow",
-        "keras",
-        "ai-edge-litert",
-        "soxr",
-        "soundfile",
-    ):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _evaluate(
-    files, extractor, config: TrainConfig, cache_dir: Path | None, *, degradations: tuple[str, ...]
-) -> tuple[FeatureTable, dict]:
-    """Features (with augmented copies) of every file, then the speaker-independent evaluation."""
-
-    def table_for(augment: bool, degradation: str | None = None) -> FeatureTable:
-        return extract_table(
-            files,
-            extractor=extractor,
-            augment_config=config.augment_config if augment else None,
-            random_seed=config.random_seed,
-            cache_dir=cache_dir,
-            n_jobs=config.jobs,
-            degradation=degradation,
-        )
-
-    table = table_for(config.augment)
-    if not config.evaluate:
-        return table, {}
-    degraded = {name: table_for(False, name) for name in degradations}
-    return table, {
-        "speaker_independent": cross_validate(table, config, degraded),
-        "speaker_dependent_random_split": random_split(table, config),
-    }
-
-
-def train(
-    data_dir: str | Path,
-    out_dir: str | Path,
-    config: TrainConfig,
-    *,
-    cache_dir: Path | None,
-    on_stage: Callable[[str], None] | None = None,
-) -> dict:
-    """Extract features, evaluate speaker-independently, train on all actors, write the bundle.
-
-    ``on_stage`` is called with the name of each stage as the run reaches it ("features",
-    "fold 1/5", ..., "final model", "writing"); an exception it raises stops the run there,
-    before anything is written.
-
-    With ``config.baseline`` the original design is evaluated the same way, for comparison.
-    Returns the metrics written to ``metrics.json``.
-    """
-    token = _ON_STAGE.set(on_stage)
-    try:
-        return _train(data_dir, out_dir, config, cache_dir)
-    finally:
-        _ON_STAGE.reset(token)
-
-
-def _train(data_dir: str | Path, out_dir: str | Path, config: TrainConfig, cache_dir: Path | None) -> dict:
-    started = time.perf_counter()
-    files = scan_ravdess(data_dir, config.emotions)
-    actors = sorted({f.actor for f in files})
-    log.info("%d files from %d actors, classes %s", len(files), len(actors), list(config.emotions))
-    extractor = build_extractor(config.features)
-    announce("features")
-    table, evaluation = _evaluate(files, extractor, config, cache_dir, degradations=config.degradations)
-    metrics: dict = {
-        "classes": list(config.emotions),
-        "architecture": config.architecture,
-        "features": config.features,
-        "n_features": extractor.n_features,
-        "data": {"files": len(files), "actors": actors, "rows_with_augmentation": int(len(table.features))},
-        **evaluation,
-    }
-    if config.evaluate and config.baseline and not config.is_baseline:
-        seed_config = replace(config, architecture="seed", features="seed", augment_config=AugmentConfig.original())
-        _, seed_evaluation = _evaluate(files, build_extractor("seed"), seed_config, cache_dir, degradations=())
-        metrics["baseline"] = {"architecture": "seed", "features": "seed", **seed_evaluation}
-
-    rows = np.flatnonzero(config.augment | ~table.augmented)
-    model, mean, scale, details = fit(
-        table.features[rows],
-        table.labels(config.emotions)[rows],
-        table.actors()[rows],
-        table.augmented[rows],
-        config,
-        desc="final model",
-    )
-    tflite = to_tflite(model)
-    metrics["final_model"] = details
-    metrics["timing"] = {"total_seconds": round(time.perf_counter() - started, 1)}
-    metrics["model"] = {"parameters": int(model.count_params()), "tflite_bytes": len(tflite)}
-    metrics["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        keras_path = Path(tmp) / MODEL_KERAS
-        model.save(keras_path)
-        keras_bytes = keras_path.read_bytes()
-    buffer = io.BytesIO()
-    np.savez(buffer, mean=mean, scale=scale, **extractor.filters)
-    config_json = {
-        "labels": list(config.emotions),
-        "preprocessing": audio.PREPROCESSING.to_dict(),
-        "features": extractor.config.to_dict(),
-        "feature_names": list(extractor.names),
-        "training": config.to_dict(),
-        "versions": library_versions(),
-    }
-    files_out = {
-        MODEL_TFLITE: tflite,
-        MODEL_KERAS: keras_bytes,
-        FEATURES_NPZ: buffer.getvalue(),
-        LABELS_TXT: ("\n".join(config.emotions) + "\n").encode(),
-        CONFIG_JSON: (json.dumps(config_json, indent=2) + "\n").encode(),
-        METRICS_JSON: (json.dumps(metrics, indent=2) + "\n").encode(),
-        "MODEL_CARD.md": render_model_card(metrics, config.to_dict()).encode(),
-    }
-    if "speaker_independent" in metrics:
-        files_out["confusion_matrix.png"] = confusion_png(
-            metrics["speaker_independent"]["confusion"],
-            config.emotions,
-            f"{config.architecture} on {config.features} features: {config.folds}-fold by actor, summed over folds",
-        )
-    announce("writing")
-    write_bundle(out_dir, files_out)
-    return metrics

@@ -226,7 +226,7 @@ def test_unexpected_failure_becomes_a_generic_sentence(classifier, monkeypatch):
 def test_api_predict_returns_the_json_contract(classifier, seconds):
     source = gradio_input(seconds, 44_100)
     out = app.api_predict(classifier, source)
-    assert set(out) == {"emotion", "confidence", "probabilities"}
+    assert set(out) == {"emotion", "confidence", "probabilities", "adapted"} and out["adapted"] is None
     assert list(out["probabilities"]) == list(EMOTIONS)
     assert sum(out["probabilities"].values()) == pytest.approx(1.0)
     assert out["emotion"] == max(out["probabilities"], key=out["probabilities"].get)

@@ -43,7 +43,7 @@ def test_predict_endpoint_returns_the_contract(client, classifier, tmp_path, sec
 
     path = wav(tmp_path / "x.wav", seconds)
     out = client.predict(handle_file(path), api_name="/predict")
-    assert set(out) == {"emotion", "confidence", "probabilities"}
+    assert set(out) == {"emotion", "confidence", "probabilities", "adapted"} and out["adapted"] is None
     assert list(out["probabilities"]) == list(EMOTIONS)
     assert sum(out["probabilities"].values()) == pytest.approx(1.0)
     assert out["emotion"] == max(out["probabilities"], key=out["probabilities"].get)
@@ -93,3 +93,16 @@ def test_files_outside_the_upload_cache_are_not_served(server):
         r = httpx.get(f"{server}gradio_api/file={target}", timeout=10)
         assert r.status_code in (403, 404), target
         assert "import" not in r.text and "root:" not in r.text
+
+
+def test_predict_endpoint_takes_a_reference_recording(client, classifier, tmp_path):
+    from gradio_client import handle_file
+
+    if classifier.calibrated is None:
+        pytest.skip("the shipped bundle has no calibrated model")
+    path, reference = wav(tmp_path / "x.wav", 3.0), wav(tmp_path / "ref.wav", 6.0)
+    out = client.predict(handle_file(path), handle_file(reference), api_name="/predict")
+    assert out["adapted"] == "reference"
+    local = app.api_predict(classifier, path, reference)
+    assert out["probabilities"] == pytest.approx(local["probabilities"])
+    assert out["probabilities"] != pytest.approx(app.api_predict(classifier, path)["probabilities"], abs=1e-4)

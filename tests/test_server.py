@@ -208,10 +208,10 @@ class _BlockingClassifier:
         self._clf = clf
         self.entered, self.release = threading.Event(), threading.Event()
 
-    def predict(self, path):
+    def predict(self, path, voice=None):
         self.entered.set()
         assert self.release.wait(30)
-        return self._clf.predict(path)
+        return self._clf.predict(path, voice=voice)
 
 
 def test_event_loop_answers_while_inference_runs(clf):

@@ -16,9 +16,10 @@ from conftest import RAVDESS, REPO
 
 from ser_core import EmotionClassifier
 from ser_core.artifacts import load_bundle
+from ser_core.build import train
 from ser_core.datasets import scan_ravdess
 from ser_core.errors import ParameterError
-from ser_core.training import TrainConfig, actor_folds, evaluate_predictions, expected_calibration_error, train
+from ser_core.training import TrainConfig, actor_folds, evaluate_predictions, expected_calibration_error
 
 pytestmark = pytest.mark.slow
 

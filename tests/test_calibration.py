@@ -1,0 +1,125 @@
+"""Speaker calibration: the Voice, the relative features, the same-speaker baseline, and the
+classifier's calibrated path on the shipped bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import speech_like
+
+from ser_core.calibration import Voice, estimate_baseline, relative
+from ser_core.errors import AudioError, ParameterError
+
+SR = 16_000
+
+
+def voice(n: int = 5, **kw) -> Voice:
+    return Voice(**{"reference": np.arange(n, dtype=np.float32), "clips": 3, "seconds": 7.5, "features": "abc", **kw})
+
+
+def test_voice_round_trips_through_json_and_holds_no_audio():
+    v = voice()
+    text = v.to_json()
+    again = Voice.from_json(text)
+    assert np.array_equal(again.reference, v.reference) and (again.clips, again.seconds) == (3, 7.5)
+    assert again.features == "abc" and again.source == "reference"
+    assert set(json.loads(text)) == {"format", "features", "source", "clips", "seconds", "reference"}
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"format": 99}', "not a saved voice of this version"),
+        ('{"format": 1, "features": "abc"}', "incomplete or damaged"),
+        ('{"format": 1, "features": "a", "clips": 1, "seconds": 1, "reference": [1, NaN]}', "finite numbers"),
+    ],
+)
+def test_damaged_voice_is_one_sentence(text, match):
+    with pytest.raises(ParameterError, match=match):
+        Voice.from_json(text)
+
+
+def test_relative_features():
+    x = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
+    ref = np.array([1.0, 1.0], np.float32)
+    np.testing.assert_array_equal(relative(x, ref, "offset"), [[0, 1], [2, 4]])
+    np.testing.assert_array_equal(relative(x, ref, "concat"), [[1, 2, 0, 1], [3, 5, 2, 4]])
+    with pytest.raises(ParameterError, match="Unknown calibration mode"):
+        relative(x, ref, "ratio")
+
+
+def test_baseline_follows_the_neutral_clips_and_falls_back_on_the_population(rng):
+    """A speaker whose everyday voice sits at +1 (population at 0), angry clips at +6."""
+    neutral = rng.normal(1.0, 0.1, (10, 4))
+    angry = rng.normal(6.0, 0.1, (40, 4))
+    population = np.zeros(4)
+    balanced = np.concatenate([neutral, angry[:10]])
+    weights = np.r_[np.full(10, 0.9), np.full(10, 0.05)]
+    assert np.allclose(estimate_baseline(balanced, weights, population), 1.0, atol=0.4)
+    # an angry call: 40 angry clips, 2 neutral; the plain median would call angry the normal
+    session = np.concatenate([neutral[:2], angry])
+    weights = np.r_[np.full(2, 0.9), np.full(40, 0.02)]
+    baseline = estimate_baseline(session, weights, population)
+    assert np.all(baseline < 2.0) and np.median(session, axis=0).min() > 5.0
+    # nothing sounds everyday: the population itself
+    assert np.array_equal(estimate_baseline(angry, np.zeros(40), population), population.astype(np.float32))
+
+
+# ---------------------------------------------------------------- the classifier's calibrated path
+
+
+@pytest.fixture(scope="module")
+def calibrated(classifier):
+    if classifier.calibrated is None:
+        pytest.skip("the shipped bundle has no calibrated model")
+    return classifier
+
+
+def test_calibrate_builds_a_voice_from_speech(calibrated):
+    v = calibrated.calibrate([speech_like(4.0, SR, seed=1), speech_like(3.0, SR, seed=2)], SR)
+    assert v.source == "reference" and v.features == calibrated.fingerprint
+    assert v.clips >= 2 and 6.0 < v.seconds < 8.0
+    assert v.reference.shape == (calibrated.extractor.n_features,)
+
+
+def test_a_calibrated_verdict_uses_the_voice(calibrated):
+    y = speech_like(3.0, SR, seed=5)
+    plain = calibrated.predict(y, SR)
+    a = calibrated.predict(y, SR, voice=calibrated.calibrate(speech_like(3.0, SR, seed=6), SR))
+    b = calibrated.predict(y, SR, voice=calibrated.calibrate(speech_like(3.0, SR, f0=220.0, seed=7), SR))
+    assert a.probabilities != b.probabilities and a.probabilities != plain.probabilities
+    assert sum(a.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_the_same_voice_through_json_gives_the_same_verdict(calibrated):
+    v = calibrated.calibrate(speech_like(3.0, SR, seed=6), SR)
+    y = speech_like(3.0, SR, seed=5)
+    assert calibrated.predict(y, SR, voice=Voice.from_json(v.to_json())) == calibrated.predict(y, SR, voice=v)
+
+
+def test_timeline_with_a_voice_matches_predict_per_window(calibrated):
+    v = calibrated.calibrate(speech_like(3.0, SR, seed=6), SR)
+    y = speech_like(3.0, SR, seed=5)
+    t = calibrated.timeline(y, SR, voice=v)
+    assert t.windows[0].prediction == calibrated.predict(y, SR, voice=v)
+
+
+def test_silent_reference_is_refused(calibrated):
+    with pytest.raises(AudioError, match="reference recordings hold no usable speech"):
+        calibrated.calibrate([np.zeros(SR * 2, np.float32)], SR)
+
+
+def test_a_voice_from_other_features_is_refused(calibrated):
+    v = voice(calibrated.extractor.n_features)
+    with pytest.raises(ParameterError, match="another model's features"):
+        calibrated.predict(speech_like(2.0, SR), SR, voice=v)
+
+
+def test_same_speaker_adaptation_estimates_a_voice(calibrated):
+    clips = [speech_like(3.0, SR, seed=s) for s in range(4)]
+    v = calibrated.adapt(clips, SR)
+    assert v.source == "same-speaker" and v.clips >= 4
+    assert calibrated.predict(clips[0], SR, voice=v).emotion in calibrated.labels
