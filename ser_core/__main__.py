@@ -25,8 +25,12 @@ def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
     ``error`` is a sentence for an argument that is missing or a folder without audio.
     """
     from .audio import AUDIO_EXTENSIONS
+    from .inputs import is_url, iter_url
 
     for raw in paths:
+        if is_url(raw):
+            yield from iter_url(raw)
+            continue
         path = Path(raw)
         if path.is_dir():
             found = False
@@ -55,20 +59,12 @@ def _worker_init(artifacts: str | None, jobs: int = 1) -> None:
 
 
 def _classify(item: tuple[str, str | None]) -> dict:
-    from .errors import SERError
+    from .inputs import analyse
 
     path, error = item
     if error is not None:
         return {"path": path, "error": error}
-    try:
-        result = _worker_classifier.predict(path)
-    except SERError as e:
-        return {"path": path, "error": str(e)}
-    except MemoryError:
-        return {"path": path, "error": "The file is too large to analyse with the memory available; cut it into parts."}
-    except Exception as e:  # a decoder bug must not end a batch of thousands of files
-        return {"path": path, "error": f"The file could not be analysed ({type(e).__name__}); please report it with the file."}
-    return {"path": path, **result.to_dict()}
+    return analyse(path, lambda local: _worker_classifier.predict(local).to_dict())
 
 
 def _results(items: list[tuple[str, str | None]], artifacts: str | None, jobs: int) -> Iterator[dict]:
