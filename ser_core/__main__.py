@@ -126,7 +126,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 before = len(items)
                 items = list(batch.iter_pending(items, report.done))
                 print(f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr)
-        results = _results(items, args.artifacts, args.jobs)
+        if args.cluster:
+            from . import cluster
+
+            results = cluster.results(items, args)
+        else:
+            results = _results(items, args.artifacts, args.jobs)
         width = min(60, max((len(p) for p, _ in items), default=4))
         failed = 0
         if not args.json:
@@ -167,19 +172,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     from .classifier import EmotionClassifier
-    from .errors import SERError
+    from .errors import ParameterError, SERError
 
+    if args.cluster or len(args.file) > 1 or args.report or args.resume:  # many recordings: one JSON line each
+        from .cluster import timeline_args
+
+        try:
+            return cmd_predict(timeline_args(args))
+        except ParameterError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    (file,) = args.file
     try:
         clf = EmotionClassifier.load(args.artifacts, jobs=args.jobs)
-        timeline = clf.timeline(args.file, window=args.window, hop=args.hop)
+        timeline = clf.timeline(file, window=args.window, hop=args.hop)
     except SERError as e:
         if args.json:
-            print(json.dumps({"path": args.file, "error": str(e)}, ensure_ascii=False))
+            print(json.dumps({"path": file, "error": str(e)}, ensure_ascii=False))
         else:
             print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        print(json.dumps({"path": args.file, **timeline.to_dict()}, ensure_ascii=False))
+        print(json.dumps({"path": file, **timeline.to_dict()}, ensure_ascii=False))
     elif args.csv:
         sys.stdout.write(timeline.to_csv())
     else:
@@ -221,6 +235,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import cluster
     from .audio import CLIP_SECONDS
     from .classifier import DEFAULT_HOP_SECONDS
 
@@ -236,10 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the --report FILE: skip inputs already in it, append")
     p.add_argument("--summary", metavar="FILE", help="write a summary chart (.html, self-contained, or .png)")
     p.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal")
+    cluster.add_arguments(p)
     p.set_defaults(func=cmd_predict)
 
     t = sub.add_parser("timeline", help="emotion over time for one recording", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("file", metavar="FILE")
+    t.add_argument("file", metavar="FILE", nargs="+", help="a recording; several, or folders, with --cluster")
     fmt = t.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object")
     fmt.add_argument("--csv", action="store_true", help="CSV, one row a window")
@@ -247,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="step between windows in seconds")
     t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads scoring the windows")
+    cluster.add_arguments(t, timeline=True)
     t.set_defaults(func=cmd_timeline)
 
     from .server import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES
