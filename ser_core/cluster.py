@@ -9,8 +9,8 @@ so the caller can write its report a line at a time.
 
 Every file ends with exactly one row: a batch is returned whole or not at all, a batch whose
 worker died is run again elsewhere by the scheduler, and a batch that keeps ending its
-workers is split so that only the file at fault gets an error row. A file that cannot be
-decoded is an error row from inside the task, never a retry.
+workers is split into single files, so that the others around the file at fault get their
+rows. A file that cannot be decoded is an error row from inside the task, never a retry.
 
 Dask and fsspec come with ``pip install "ser-core[cluster]"``; they are imported here only
 when a cluster is used (see docs/CLUSTER.md).
@@ -233,8 +233,8 @@ def stream(client, batches: Iterable[list[str]], options: dict, inflight: int) -
     """Rows of every batch (:func:`score_batch` with ``options``), as the batches finish; at most
     ``inflight`` batches submitted at once.
 
-    A batch that keeps ending its workers (``KilledWorker``) is split into single files;
-    a single file that does gets an error row.
+    A batch lost with more workers than the scheduler allows (``KilledWorker``; the default is
+    3) is split into single files; a single file lost so gets an error row.
     """
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
@@ -263,7 +263,8 @@ def stream(client, batches: Iterable[list[str]], options: dict, inflight: int) -
                 rows = [
                     {
                         "path": batch[0],
-                        "error": "The file ended every worker that analysed it; please report it with the file.",
+                        "error": "Every worker analysing this file was lost; analyse it alone to check, "
+                        "and please report it with the file.",
                     }
                 ]
         except SERError:
