@@ -26,6 +26,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 from .errors import ArtifactError, ParameterError, SERError
@@ -176,6 +177,12 @@ def score_batch(
 # ---------------------------------------------------------------- on the client
 
 
+def _silence_dask() -> None:
+    """Only critical messages from Dask's loggers (each has its own level) from now on."""
+    for name in [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 @contextlib.contextmanager
 def connect(address: str | int) -> Iterator:
     """A ``distributed.Client`` of the scheduler at ``address``, or of a new local cluster of N
@@ -211,7 +218,13 @@ def connect(address: str | int) -> Iterator:
             raise SERError(
                 f"The scheduler at {address} has had no workers for {WORKER_WAIT_S} s; start some with 'dask worker {address}'."
             ) from None
-        yield client
+        try:
+            yield client
+        except BaseException:
+            # the caller reports the failure in one sentence; closing a client whose scheduler
+            # is gone would only add Dask's tracebacks to it
+            _silence_dask()
+            raise
 
 
 def _check_timeline_options(args: argparse.Namespace, bundle) -> tuple[float, float] | None:
@@ -269,7 +282,12 @@ def stream(client, batches: Iterable[list[str]], options: dict, inflight: int) -
                 ]
         except SERError:
             raise
-        except Exception as e:  # the task could not run: a worker without ser_core, a lost scheduler
+        except (CancelledError, OSError):  # OSError: distributed's CommClosedError
+            raise SERError(
+                "The connection to the scheduler was lost before the run ended; "
+                "start it again and continue with --report FILE --resume."
+            ) from None
+        except Exception as e:  # the task could not run: e.g. a worker without ser_core
             raise SERError(
                 f"The cluster could not run the analysis ({type(e).__name__}: {e}); install the same ser-core "
                 'with pip install "ser-core[cluster]" on every worker, and continue with --report FILE --resume.'
