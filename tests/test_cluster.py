@@ -288,3 +288,78 @@ def test_unreachable_scheduler_is_one_sentence(cli, clips):
     assert proc.returncode == 1
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
     assert "Could not reach a Dask scheduler" in line
+
+
+@pytest.fixture
+def scheduler_and_workers(tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``dask scheduler`` and ``dask worker`` (2 processes) started as commands on 127.0.0.1, as on
+    several machines; yields the scheduler's address and its process."""
+    dask = str(Path(sys.executable).parent / "dask")
+    address_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    scheduler = subprocess.Popen(
+        [
+            dask,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(address_file),
+        ],
+        **quiet,
+    )
+    workers = None
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not address_file.exists() or not address_file.read_text().strip():
+            assert time.monotonic() < deadline and scheduler.poll() is None, "the scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(address_file.read_text())["address"]
+        workers = subprocess.Popen(
+            [dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
+            **quiet,
+        )
+        yield address, scheduler
+    finally:
+        for process in (workers, scheduler):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=WAIT_S)
+
+
+@pytest.mark.slow
+def test_scheduler_address_and_a_lost_scheduler(cli, bundle_dir, many, tmp_path, scheduler_and_workers):
+    address, scheduler = scheduler_and_workers
+    report = tmp_path / "report.jsonl"
+    argv = ["predict", "--json", "--artifacts", str(bundle_dir), "--report", str(report), "--batch-size", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ser_core", *argv, "--cluster", address, str(many)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+        )
+        try:
+            _lines_until(proc, 1, time.monotonic() + WAIT_S)
+            scheduler.kill()
+            proc.wait(timeout=WAIT_S)
+        finally:
+            proc.kill()
+    stderr = errors.read_text()
+    assert proc.returncode == 1
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "error: The connection to the scheduler was lost before the run ended; "
+        "start it again and continue with --report FILE --resume."
+    )
+    resumed = cli(*argv, "--resume", "--cluster", "local:2", many, timeout=WAIT_S)
+    assert resumed.returncode == 0
+    assert len(by_path(read_report(report))) == 120
