@@ -243,7 +243,8 @@ def test_client_killed_then_resume_completes_without_duplicates(cli, bundle_dir,
         start_new_session=True,
     )
     try:
-        _lines_until(proc, 1, time.monotonic() + WAIT_S)
+        # a row is printed, then written to the report: once the second is printed, the first is in it
+        _lines_until(proc, 2, time.monotonic() + WAIT_S)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the client and its local cluster, at once
         proc.wait(timeout=WAIT_S)
