@@ -25,8 +25,12 @@ def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
     ``error`` is a sentence for an argument that is missing or a folder without audio.
     """
     from .audio import AUDIO_EXTENSIONS
+    from .inputs import is_url, iter_url
 
     for raw in paths:
+        if is_url(raw):
+            yield from iter_url(raw)
+            continue
         path = Path(raw)
         if path.is_dir():
             found = False
@@ -55,23 +59,12 @@ def _worker_init(artifacts: str | None, jobs: int = 1) -> None:
 
 
 def _classify(item: tuple[str, str | None]) -> dict:
-    from .errors import SERError
+    from .inputs import analyse
 
     path, error = item
     if error is not None:
         return {"path": path, "error": error}
-    try:
-        result = _worker_classifier.predict(path)
-    except SERError as e:
-        return {"path": path, "error": str(e)}
-    except MemoryError:
-        return {"path": path, "error": "The file is too large to analyse with the memory available; cut it into parts."}
-    except Exception as e:  # a decoder bug must not end a batch of thousands of files
-        return {
-            "path": path,
-            "error": f"The file could not be analysed ({type(e).__name__}); please report it with the file.",
-        }
-    return {"path": path, **result.to_dict()}
+    return analyse(path, lambda local: _worker_classifier.predict(local).to_dict())
 
 
 def _results(items: list[tuple[str, str | None]], artifacts: str | None, jobs: int) -> Iterator[dict]:
@@ -135,7 +128,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(
                     f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr
                 )
-        results = _results(items, args.artifacts, args.jobs)
+        if args.cluster:
+            from . import cluster
+
+            results = cluster.results(items, args)
+        else:
+            results = _results(items, args.artifacts, args.jobs)
         width = min(60, max((len(p) for p, _ in items), default=4))
         failed = 0
         if not args.json:
@@ -179,19 +177,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     from .classifier import EmotionClassifier
-    from .errors import SERError
+    from .errors import ParameterError, SERError
 
+    if args.cluster or len(args.file) > 1 or args.report or args.resume:  # many recordings: one JSON line each
+        from .cluster import timeline_args
+
+        try:
+            return cmd_predict(timeline_args(args))
+        except ParameterError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    (file,) = args.file
     try:
         clf = EmotionClassifier.load(args.artifacts, jobs=args.jobs)
-        timeline = clf.timeline(args.file, window=args.window, hop=args.hop)
+        timeline = clf.timeline(file, window=args.window, hop=args.hop)
     except SERError as e:
         if args.json:
-            print(json.dumps({"path": args.file, "error": str(e)}, ensure_ascii=False))
+            print(json.dumps({"path": file, "error": str(e)}, ensure_ascii=False))
         else:
             print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        print(json.dumps({"path": args.file, **timeline.to_dict()}, ensure_ascii=False))
+        print(json.dumps({"path": file, **timeline.to_dict()}, ensure_ascii=False))
     elif args.csv:
         sys.stdout.write(timeline.to_csv())
     else:
@@ -235,6 +242,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import cluster
     from .audio import CLIP_SECONDS
     from .classifier import DEFAULT_HOP_SECONDS
 
@@ -256,12 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--summary", metavar="FILE", help="write a summary chart (.html, self-contained, or .png)")
     p.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal")
+    cluster.add_arguments(p)
     p.set_defaults(func=cmd_predict)
 
     t = sub.add_parser(
         "timeline", help="emotion over time for one recording", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    t.add_argument("file", metavar="FILE")
+    t.add_argument("file", metavar="FILE", nargs="+", help="a recording; several, or folders, with --cluster")
     fmt = t.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object")
     fmt.add_argument("--csv", action="store_true", help="CSV, one row a window")
@@ -269,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="step between windows in seconds")
     t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads scoring the windows")
+    cluster.add_arguments(t, timeline=True)
     t.set_defaults(func=cmd_timeline)
 
     from .server import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES

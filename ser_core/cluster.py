@@ -1,0 +1,324 @@
+"""Many recordings on a Dask cluster: ``predict --cluster ADDRESS`` and ``timeline --cluster ADDRESS``.
+
+ADDRESS is a running scheduler (``tcp://host:8786``) or ``local:N``, a cluster of N worker
+processes started here and listening on 127.0.0.1 only. The client lists the inputs, sends
+them in batches (one task scores up to ``MAX_BATCH_FILES`` files, so scheduling stays a small
+share of the work) and keeps only a few batches per worker thread in flight. Each worker
+process loads and verifies the model bundle once. Rows stream back as their batch finishes,
+so the caller can write its report a line at a time.
+
+Every file ends with exactly one row: a batch is returned whole or not at all, a batch whose
+worker died is run again elsewhere by the scheduler, and a batch that keeps ending its
+workers is split into single files, so that the others around the file at fault get their
+rows. A file that cannot be decoded is an error row from inside the task, never a retry.
+
+Dask and fsspec come with ``pip install "ser-core[cluster]"``; they are imported here only
+when a cluster is used (see docs/CLUSTER.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import itertools
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+from .errors import ArtifactError, ParameterError, SERError
+
+__all__ = ["add_arguments", "parse_address", "batch_size", "score_batch", "results", "timeline_args"]
+
+LOCAL_PREFIX = "local:"
+MAX_LOCAL_WORKERS = 256
+MAX_BATCH_FILES = 64  # files per task at most: ~0.3 s of work for short clips against ~1 ms of scheduling
+TASKS_PER_THREAD = 4  # a small run is cut into this many batches per worker thread, so the load evens out
+INFLIGHT_PER_THREAD = 3  # batches queued or running per worker thread; the rest wait on the client
+CONNECT_TIMEOUT_S = 10
+WORKER_WAIT_S = 60  # how long a scheduler may be without workers before the run gives up
+CRASH_ENV = "SER_CLUSTER_CRASH_ONCE"  # for the recovery tests: see _crash_once
+
+
+def parse_address(address: str) -> str | int:
+    """A scheduler address as given, or the worker count N of ``local:N``."""
+    if not address.startswith(LOCAL_PREFIX):
+        return address
+    count = address[len(LOCAL_PREFIX) :]
+    if not count.isdigit() or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
+        raise ParameterError(
+            f"'{address}' must be local:N with N from 1 to {MAX_LOCAL_WORKERS} worker processes, e.g. local:2."
+        )
+    return int(count)
+
+
+def _address_argument(text: str) -> str:
+    try:
+        parse_address(text)
+    except ParameterError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a whole number of files, at least 1.")
+    return int(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, timeline: bool = False) -> None:
+    """The cluster options of ``predict`` (and, with ``timeline``, the report options ``timeline`` lacks)."""
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        type=_address_argument,
+        help="run on a Dask cluster: a scheduler (tcp://host:8786) or local:N worker processes on this machine",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"files per cluster task (default: up to {MAX_BATCH_FILES}, at least {TASKS_PER_THREAD} tasks a worker thread)",
+    )
+    if timeline:
+        parser.add_argument(
+            "--report", metavar="FILE", help="with --cluster: also write every timeline to FILE (.jsonl)"
+        )
+        parser.add_argument(
+            "--resume", action="store_true", help="continue the --report FILE: skip inputs already in it"
+        )
+        parser.add_argument(
+            "--progress", action="store_true", help="progress bar on stderr even when it is not a terminal"
+        )
+
+
+def timeline_args(args: argparse.Namespace) -> argparse.Namespace:
+    """``timeline --cluster`` options as ``predict --cluster --json`` takes them: one JSON line a recording."""
+    from .batch import report_format
+
+    if not args.cluster:
+        raise ParameterError(
+            "timeline takes one FILE; for several, or --report, add --cluster (local:2 runs on this machine)."
+        )
+    if args.csv:
+        raise ParameterError("With --cluster every recording is one JSON line; leave out --csv.")
+    if args.report and report_format(args.report) != "jsonl":
+        raise ParameterError(f"A timeline report holds JSON; name it '{Path(args.report).with_suffix('.jsonl')}'.")
+    return argparse.Namespace(**{**vars(args), "paths": args.file, "json": True, "summary": None})
+
+
+def batch_size(n_files: int, threads: int) -> int:
+    """Files per task: ``TASKS_PER_THREAD`` tasks for each worker thread, between 1 and ``MAX_BATCH_FILES``."""
+    return max(1, min(MAX_BATCH_FILES, math.ceil(n_files / (max(threads, 1) * TASKS_PER_THREAD))))
+
+
+# ---------------------------------------------------------------- on a worker
+
+
+@functools.cache
+def _classifier(artifacts: str | None):
+    """The model of this worker process, loaded and verified on its first task."""
+    from .classifier import EmotionClassifier
+
+    return EmotionClassifier.load(artifacts, jobs=1)
+
+
+def _crash_once() -> None:
+    """With ``$SER_CLUSTER_CRASH_ONCE`` naming a file that does not exist yet, create it and end
+    this worker process at once, mid-task: the tests' way to lose a worker deterministically."""
+    flag = os.environ.get(CRASH_ENV)
+    if not flag:
+        return
+    try:
+        os.close(os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os._exit(70)
+
+
+def _analysis(clf, timeline: tuple[float, float] | None, cwd: str) -> Callable[[str], dict]:
+    """What a worker does with one local file; a relative path is the client's, so it is taken from ``cwd``."""
+    if timeline is None:
+        return lambda path: clf.predict(os.path.join(cwd, path)).to_dict()
+    window, hop = timeline
+    return lambda path: clf.timeline(os.path.join(cwd, path), window=window, hop=hop).to_dict()
+
+
+def score_batch(
+    sources: list[str],
+    *,
+    artifacts: str | None,
+    labels: tuple[str, ...],
+    timeline: tuple[float, float] | None = None,
+    cwd: str = ".",
+) -> list[dict]:
+    """One row for each source (``predict --json`` objects, or timelines with ``timeline=(window, hop)``).
+
+    Runs on a worker. Bad audio becomes an error row; only a model that cannot be loaded, or
+    that has other labels than the client's, raises: then nothing can be scored.
+    """
+    from .inputs import analyse
+
+    _crash_once()
+    clf = _classifier(artifacts)
+    if tuple(clf.labels) != tuple(labels):
+        raise ArtifactError(
+            f"A worker's model has the labels {', '.join(clf.labels)}, this machine's {', '.join(labels)}; "
+            "give every machine the same bundle (--artifacts on a shared filesystem)."
+        )
+    analysis = _analysis(clf, timeline, cwd)
+    return [analyse(source, analysis) for source in sources]
+
+
+# ---------------------------------------------------------------- on the client
+
+
+def _silence_dask() -> None:
+    """Only critical messages from Dask's loggers (each has its own level) from now on."""
+    for name in [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def connect(address: str | int) -> Iterator:
+    """A ``distributed.Client`` of the scheduler at ``address``, or of a new local cluster of N
+    worker processes (one thread each, 127.0.0.1 only); closed, with the cluster, on exit."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SERError('--cluster needs Dask; install it with pip install "ser-core[cluster]".') from None
+    with contextlib.ExitStack() as stack:
+        if isinstance(address, int):
+            target = stack.enter_context(
+                LocalCluster(
+                    n_workers=address,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+        else:
+            target = address
+        try:
+            client = stack.enter_context(Client(target, timeout=CONNECT_TIMEOUT_S))
+        except (OSError, TimeoutError, ValueError) as e:
+            raise SERError(
+                f"Could not reach a Dask scheduler at {address} ({type(e).__name__}); "
+                "start one with 'dask scheduler' or check the address."
+            ) from None
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except TimeoutError:
+            raise SERError(
+                f"The scheduler at {address} has had no workers for {WORKER_WAIT_S} s; start some with 'dask worker {address}'."
+            ) from None
+        try:
+            yield client
+        except BaseException:
+            # the caller reports the failure in one sentence; closing a client whose scheduler
+            # is gone would only add Dask's tracebacks to it
+            _silence_dask()
+            raise
+
+
+def _check_timeline_options(args: argparse.Namespace, bundle) -> tuple[float, float] | None:
+    """``(window, hop)`` for a timeline run, checked here once rather than once a file on the workers."""
+    if args.command != "timeline":
+        return None
+    import numpy as np
+
+    from .audio import SAMPLE_RATE
+    from .classifier import EmotionClassifier
+
+    EmotionClassifier(bundle, jobs=1).timeline(
+        np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE, window=args.window, hop=args.hop
+    )
+    return args.window, args.hop
+
+
+def stream(client, batches: Iterable[list[str]], options: dict, inflight: int) -> Iterator[dict]:
+    """Rows of every batch (:func:`score_batch` with ``options``), as the batches finish; at most
+    ``inflight`` batches submitted at once.
+
+    A batch lost with more workers than the scheduler allows (``KilledWorker``; the default is
+    3) is split into single files; a single file lost so gets an error row.
+    """
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    waiting = iter(batches)
+    futures: dict = {}
+    finished = as_completed()
+
+    def submit(batch: list[str]) -> None:
+        future = client.submit(score_batch, batch, **options, pure=False, retries=0)
+        futures[future] = batch
+        finished.add(future)
+
+    for batch in itertools.islice(waiting, inflight):
+        submit(batch)
+    for future in finished:
+        batch = futures.pop(future)
+        try:
+            rows = future.result()
+        except KilledWorker:
+            rows = []
+            if len(batch) > 1:  # find the file at fault: the others get their rows
+                for source in batch:
+                    submit([source])
+            else:
+                rows = [
+                    {
+                        "path": batch[0],
+                        "error": "Every worker analysing this file was lost; analyse it alone to check, "
+                        "and please report it with the file.",
+                    }
+                ]
+        except SERError:
+            raise
+        except (CancelledError, OSError):  # OSError: distributed's CommClosedError
+            raise SERError(
+                "The connection to the scheduler was lost before the run ended; "
+                "start it again and continue with --report FILE --resume."
+            ) from None
+        except Exception as e:  # the task could not run: e.g. a worker without ser_core
+            raise SERError(
+                f"The cluster could not run the analysis ({type(e).__name__}: {e}); install the same ser-core "
+                'with pip install "ser-core[cluster]" on every worker, and continue with --report FILE --resume.'
+            ) from None
+        yield from rows
+        for more in itertools.islice(waiting, 1):
+            submit(more)
+
+
+def results(items: Iterable[tuple[str, str | None]], args: argparse.Namespace) -> Iterator[dict]:
+    """One row per input, scored on the cluster ``args.cluster``, in the order they finish.
+
+    Inputs that already carry an error (a missing path) are answered at once, without the cluster.
+    """
+    from .artifacts import load_bundle
+
+    address = parse_address(args.cluster)
+    bundle = load_bundle(args.artifacts)  # a bad bundle fails here, once, before any worker starts
+    timeline = _check_timeline_options(args, bundle)
+    artifacts = str(Path(args.artifacts).resolve()) if args.artifacts else None
+    sources = []
+    for source, error in items:
+        if error is None:
+            sources.append(source)
+        else:
+            yield {"path": source, "error": error}
+    if not sources:
+        return
+    with connect(address) as client:
+        threads = sum(client.nthreads().values())
+        size = args.batch_size or batch_size(len(sources), threads)
+        batches = (sources[i : i + size] for i in range(0, len(sources), size))
+        options = {"artifacts": artifacts, "labels": bundle.labels, "timeline": timeline, "cwd": os.getcwd()}
+        yield from stream(client, batches, options, max(2, threads * INFLIGHT_PER_THREAD))
