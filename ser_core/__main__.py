@@ -49,13 +49,45 @@ def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
 
 
 _worker_classifier = None
+_worker_voice = None  # the Voice every file is judged against (--reference, --same-speaker), or None
 
 
-def _worker_init(artifacts: str | None, jobs: int = 1) -> None:
-    global _worker_classifier
+def _worker_init(artifacts: str | None, jobs: int = 1, voice: str | None = None) -> None:
+    global _worker_classifier, _worker_voice
+    from .calibration import Voice
     from .classifier import EmotionClassifier
 
     _worker_classifier = EmotionClassifier.load(artifacts, jobs=jobs)
+    _worker_voice = None if voice is None else Voice.from_json(voice)
+
+
+def adaptation(args: argparse.Namespace, paths: list[str]):
+    """The Voice that ``--reference FILE`` or ``--same-speaker`` asks for (``None`` without either).
+
+    Raises :class:`ParameterError` (a usage error) for references without usable speech.
+    """
+    from .classifier import EmotionClassifier
+    from .errors import AudioError, ParameterError
+
+    if not args.reference and not args.same_speaker:
+        return None
+    clf = EmotionClassifier.load(args.artifacts)
+    if args.reference:
+        try:
+            return clf.calibrate(args.reference)
+        except AudioError as e:
+            raise ParameterError(f"--reference: {e}") from None
+    try:
+        voice = clf.adapt(paths)
+    except AudioError:
+        voice = None  # no file has speech: each one says so on its own line
+    if voice is None:
+        print(
+            "--same-speaker: these recordings are too short or mostly one emotion to show the speaker's "
+            "everyday voice; they are judged without adaptation.",
+            file=sys.stderr,
+        )
+    return voice
 
 
 def _classify(item: tuple[str, str | None]) -> dict:
@@ -64,21 +96,29 @@ def _classify(item: tuple[str, str | None]) -> dict:
     path, error = item
     if error is not None:
         return {"path": path, "error": error}
-    return analyse(path, lambda local: _worker_classifier.predict(local).to_dict())
+    return analyse(path, _verdict)
 
 
-def _results(items: list[tuple[str, str | None]], artifacts: str | None, jobs: int) -> Iterator[dict]:
+def _verdict(path: str) -> dict:
+    from .calibration import adapted
+
+    return {**_worker_classifier.predict(path, voice=_worker_voice).to_dict(), "adapted": adapted(_worker_voice)}
+
+
+def _results(
+    items: list[tuple[str, str | None]], artifacts: str | None, jobs: int, voice: str | None
+) -> Iterator[dict]:
     if jobs <= 1 or len(items) < 8:
-        _worker_init(artifacts, max(jobs, 1))  # few files: a long one's windows use the threads
+        _worker_init(artifacts, max(jobs, 1), voice)  # few files: a long one's windows use the threads
         yield from map(_classify, items)
         return
     import multiprocessing as mp
 
-    _worker_init(artifacts)  # bad artifacts fail here: a failing pool initializer is respawned forever
+    _worker_init(artifacts, 1, voice)  # bad artifacts fail here: a failing pool initializer is respawned forever
     if sys.platform.startswith("linux"):  # forked workers inherit the classifier just loaded and verified
         pool = mp.get_context("fork").Pool(jobs)
     else:
-        pool = mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(artifacts,))
+        pool = mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(artifacts, 1, voice))
     with pool:
         yield from pool.imap(_classify, items, chunksize=8)
 
@@ -128,12 +168,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(
                     f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr
                 )
+        voice = adaptation(args, [path for path, error in items if error is None])
+        args.voice = None if voice is None else voice.to_json()
         if args.cluster:
             from . import cluster
 
             results = cluster.results(items, args)
         else:
-            results = _results(items, args.artifacts, args.jobs)
+            results = _results(items, args.artifacts, args.jobs, args.voice)
         width = min(60, max((len(p) for p, _ in items), default=4))
         failed = 0
         if not args.json:
@@ -176,6 +218,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
+    from .calibration import adapted
     from .classifier import EmotionClassifier
     from .errors import ParameterError, SERError
 
@@ -189,8 +232,13 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     (file,) = args.file
     try:
+        voice = adaptation(args, [file])
+    except ParameterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         clf = EmotionClassifier.load(args.artifacts, jobs=args.jobs)
-        timeline = clf.timeline(file, window=args.window, hop=args.hop)
+        timeline = clf.timeline(file, window=args.window, hop=args.hop, voice=voice)
     except SERError as e:
         if args.json:
             print(json.dumps({"path": file, "error": str(e)}, ensure_ascii=False))
@@ -198,7 +246,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        print(json.dumps({"path": file, **timeline.to_dict()}, ensure_ascii=False))
+        print(json.dumps({"path": file, **timeline.to_dict(), "adapted": adapted(voice)}, ensure_ascii=False))
     elif args.csv:
         sys.stdout.write(timeline.to_csv())
     else:
@@ -265,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", metavar="FILE", help="write a summary chart (.html, self-contained, or .png)")
     p.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal")
     cluster.add_arguments(p)
+    _adaptation_arguments(p)
     p.set_defaults(func=cmd_predict)
 
     t = sub.add_parser(
@@ -279,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads scoring the windows")
     cluster.add_arguments(t, timeline=True)
+    _adaptation_arguments(t)
     t.set_defaults(func=cmd_timeline)
 
     from .server import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES
@@ -304,6 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     e.set_defaults(func=cmd_export)
     return parser
+
+
+def _adaptation_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--reference",
+        action="append",
+        metavar="FILE",
+        help="a recording of the speaker's everyday, unemotional voice (repeat for more): "
+        "every PATH is this speaker, judged relative to that voice",
+    )
+    group.add_argument(
+        "--same-speaker",
+        action="store_true",
+        help="every PATH is one speaker: adapt to the voice estimated from the recordings themselves",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import audio
-from .calibration import Voice
+from .calibration import Voice, adapted
 from .classifier import EmotionClassifier, Prediction, Timeline
 from .errors import AudioError, SERError
 
@@ -464,7 +464,7 @@ def api_predict(clf: EmotionClassifier, source: AudioInput, reference: AudioInpu
     """The ``/predict`` endpoint: ``{"emotion", "confidence", "probabilities", "adapted"}`` for a
     file, relative to the speaker's voice in ``reference`` when one is given (used for this call only)."""
     voice = calibrate_voice(clf, reference) if reference is not None else None
-    return {**analyse(clf, source, voice).prediction.to_dict(), "adapted": voice and voice.source}
+    return {**analyse(clf, source, voice).prediction.to_dict(), "adapted": adapted(voice)}
 
 
 def calibrate_voice(clf: EmotionClassifier, source: AudioInput) -> Voice:

@@ -4,7 +4,8 @@ Files (none is a pickle):
 
 - ``model.tflite``: the classifier, run by LiteRT when serving;
 - ``model.keras``: the same network for Keras (training, export, inspection);
-- ``calibrated.tflite`` (optional): the model for features relative to a speaker's voice;
+- ``calibrated.tflite``, ``session.tflite`` (optional, together): the models for features relative
+  to a speaker's voice, given as references or estimated from the recordings themselves;
 - ``features.npz``: filter banks and feature standardisation (mean, scale);
 - ``labels.txt``: one class label a line, in output order;
 - ``config.json``: preprocessing, feature and training configuration, library versions;
@@ -47,6 +48,7 @@ MANIFEST = "manifest.json"
 MODEL_TFLITE = "model.tflite"
 MODEL_KERAS = "model.keras"
 CALIBRATED_TFLITE = "calibrated.tflite"
+SESSION_TFLITE = "session.tflite"
 FEATURES_NPZ = "features.npz"
 LABELS_TXT = "labels.txt"
 CONFIG_JSON = "config.json"
@@ -76,6 +78,7 @@ class Bundle:
     tflite: bytes
     metrics: dict
     calibrated_tflite: bytes | None = None
+    session_tflite: bytes | None = None
 
 
 def read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
@@ -140,6 +143,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
         raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} is not a plain array archive; rebuild the artifacts.") from e
     tflite = read_verified(folder, MODEL_TFLITE, expected)
     calibrated = read_verified(folder, CALIBRATED_TFLITE, expected) if CALIBRATED_TFLITE in expected else None
+    session = read_verified(folder, SESSION_TFLITE, expected) if SESSION_TFLITE in expected else None
     metrics = (
         _read_json(read_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
     )
@@ -159,6 +163,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
         tflite=tflite,
         metrics=metrics,
         calibrated_tflite=calibrated,
+        session_tflite=session,
     )
 
 

@@ -29,6 +29,7 @@ from .artifacts import (
     METRICS_JSON,
     MODEL_KERAS,
     MODEL_TFLITE,
+    SESSION_TFLITE,
     write_bundle,
 )
 from .datasets import AugmentConfig, FeatureTable, extract_table, scan_emodb, scan_ravdess
@@ -36,7 +37,7 @@ from .features import build_extractor
 from .model import to_tflite
 from .reporting import render_model_card
 from .training import TrainConfig, announce, cross_validate, fit, random_split, stages
-from .training_calibrated import CalibrationConfig, Corpus, evaluate_calibrated, neutral_population, train_calibrated
+from .training_calibrated import CalibrationConfig, Corpus, evaluate_calibrated, train_calibrated, train_session
 
 __all__ = ["train"]
 
@@ -215,11 +216,17 @@ def _train(
         calibrated, cal_mean, cal_scale, cal_details = train_calibrated(
             corpora, config, calibration, desc="final calibrated model"
         )
+        session, session_mean, session_scale, session_details = train_session(
+            corpora, config, calibration, desc="final same-speaker model"
+        )
         files_out[CALIBRATED_TFLITE] = to_tflite(calibrated)
-        population = neutral_population(corpora, config.emotions.index("neutral"))
-        arrays.update(calibrated_mean=cal_mean, calibrated_scale=cal_scale, calibrated_population=population)
+        files_out[SESSION_TFLITE] = to_tflite(session)
+        arrays.update(
+            calibrated_mean=cal_mean, calibrated_scale=cal_scale, session_mean=session_mean, session_scale=session_scale
+        )
         config_json["calibration"] = {**calibration.to_dict(), "corpora": [c.name for c in corpora]}
         metrics["calibrated_model"] = {**cal_details, "corpora": [c.name for c in corpora]}
+        metrics["same_speaker_model"] = session_details
     metrics["timing"] = {"total_seconds": round(time.perf_counter() - started, 1)}
     metrics["created"] = datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -7,9 +7,9 @@ features of a few seconds of their unemotional speech). A :class:`Voice` holds t
 audio; it serialises to JSON and back and names the feature set it belongs to, so a voice made
 with one model is never applied to another's features.
 
-Without a reference, :func:`estimate_baseline` finds the baseline in a session's own clips,
-weighted by how neutral they sound and blended with the training speakers' mean neutral voice,
-so that a session dominated by one emotion is not mistaken for the speaker's normal.
+Without a reference, :func:`estimate_baseline` takes the mean of a session's own clips, and
+declines (judging without adaptation) when the session sounds dominated by one emotion, so that
+an angry call is never taken for the speaker's normal.
 """
 
 from __future__ import annotations
@@ -22,11 +22,21 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["Voice", "CALIBRATION_MODES", "relative", "feature_fingerprint", "estimate_baseline"]
+__all__ = [
+    "Voice",
+    "CALIBRATION_MODES",
+    "adapted",
+    "relative",
+    "feature_fingerprint",
+    "estimate_baseline",
+    "dominant_share",
+]
 
 CALIBRATION_MODES = ("concat", "offset")  # the calibrated model's input: [x, x - ref] or x - ref
 VOICE_FORMAT = 1
 ADAPTATIONS = ("reference", "same-speaker")
+MIN_SESSION_CLIPS = 8  # fewer clips (about 10 s of speech) cannot show a speaker's range
+MAX_DOMINANT_SHARE = 0.5  # a session more than half of one verdict is not adapted to (set beforehand)
 
 
 def feature_fingerprint(feature_config: dict) -> str:
@@ -95,6 +105,11 @@ class Voice:
             raise ParameterError("The saved voice is not valid JSON; calibrate again.") from None
 
 
+def adapted(voice: Voice | None) -> str | None:
+    """What a verdict's ``"adapted"`` field says: ``"reference"``, ``"same-speaker"`` or ``None``."""
+    return None if voice is None else voice.source
+
+
 def relative(features: np.ndarray, reference: np.ndarray, mode: str) -> np.ndarray:
     """Features ``(b, n)`` in relation to a speaker's ``reference`` ``(n,)``: ``(b, 2 n)`` for
     ``"concat"`` (the features and their difference from the reference), ``(b, n)`` for ``"offset"``."""
@@ -105,32 +120,24 @@ def relative(features: np.ndarray, reference: np.ndarray, mode: str) -> np.ndarr
     raise ParameterError(f"Unknown calibration mode {mode!r}; choose one of {list(CALIBRATION_MODES)}.")
 
 
-def estimate_baseline(
-    features: np.ndarray, neutral: np.ndarray, population: np.ndarray, *, prior: float = 4.0
-) -> np.ndarray:
-    """A speaker's baseline from the features ``(b, n)`` of a session's own clips.
+def estimate_baseline(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray | None:
+    """A speaker's baseline from the features ``(b, n)`` of a session's own clips, or ``None``
+    when the session cannot give one honestly.
 
-    ``neutral`` ``(b,)`` weighs each clip by how much the uncalibrated model hears an everyday
-    voice in it (its neutral and calm probabilities). The baseline is the weighted median of the
-    clips, blended with ``population`` ``(n,)`` (the mean neutral voice of the training speakers)
-    as though it were ``prior`` more clips: a session with little everyday speech, such as an
-    angry call, stays close to the population and so close to the uncalibrated model, and a
-    session with plenty moves to the speaker's own. Shape ``(n,)``.
+    The baseline is the mean of the clips: in a session that mixes emotions it sits near the
+    speaker's everyday voice. A session the uncalibrated model hears as mostly one emotion
+    (``probabilities`` ``(b, classes)``: more than ``MAX_DOMINANT_SHARE`` of its clips won by one
+    class), or one of fewer than ``MIN_SESSION_CLIPS`` clips, would make that emotion the
+    speaker's normal, so it gets ``None``: judged without adaptation, never worse than that.
+    Shape ``(n,)``.
     """
     features = np.asarray(features, np.float64)
-    population = np.asarray(population, np.float64)
-    w = np.clip(np.asarray(neutral, np.float64), 0.0, None)
-    total = float(w.sum())
-    if total <= 0:
-        return population.astype(np.float32)
-    share = total / (total + prior)
-    return (share * _weighted_median(features, w / total) + (1 - share) * population).astype(np.float32)
+    if len(features) < MIN_SESSION_CLIPS or dominant_share(probabilities) > MAX_DOMINANT_SHARE:
+        return None
+    return features.mean(axis=0).astype(np.float32)
 
 
-def _weighted_median(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per column of ``x`` ``(b, n)``, the median under weights ``w`` ``(b,)`` summing to one."""
-    order = np.argsort(x, axis=0)
-    cumulative = np.cumsum(w[order], axis=0)
-    columns = np.arange(x.shape[1])
-    rows = order[np.argmax(cumulative >= 0.5, axis=0), columns]
-    return x[rows, columns]
+def dominant_share(probabilities: np.ndarray) -> float:
+    """The share of clips won by the most frequent verdict. ``(b, classes) -> float``."""
+    wins = np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])
+    return float(wins.max() / max(1, wins.sum()))

@@ -38,7 +38,6 @@ MAX_WINDOW_SECONDS = 60.0  # longest timeline window
 IN_MEMORY_SECONDS = 60.0  # longer files are analysed as a stream, in bounded memory
 BATCH_WINDOWS = 8  # clips per feature/model batch: small, so even a short recording keeps every thread busy
 INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
-NEUTRAL_LABELS = ("neutral", "calm")  # the classes that show a speaker's everyday voice
 NO_CLIPS = np.zeros((0, 0), np.float32)  # what a judged segment keeps of its clips
 MAX_REFERENCE_SECONDS = 120.0  # longest reference recording: a minute is plenty
 NO_REFERENCE_SPEECH = (
@@ -55,7 +54,6 @@ class CalibratedModel:
     mean: np.ndarray
     scale: np.ndarray
     mode: str
-    population: np.ndarray  # the training speakers' mean neutral voice (raw features)
 
     def __call__(self, features: np.ndarray, reference: np.ndarray) -> np.ndarray:
         return self.model((relative(features, reference, self.mode) - self.mean) / self.scale)
@@ -227,35 +225,38 @@ class EmotionClassifier:
                 f"The model and feature files in {bundle.path} disagree on the feature count; rebuild the artifacts."
             )
         self.fingerprint = feature_fingerprint(self.extractor.config.to_dict())
-        self.calibrated = self._calibrated_model(bundle)
+        self.calibrated = self._calibrated_model(bundle, bundle.calibrated_tflite, "calibrated")
+        self.session = self._calibrated_model(bundle, bundle.session_tflite, "session")
+        if (self.calibrated is None) != (self.session is None):
+            raise ArtifactError(f"The bundle in {bundle.path} has only one of its two calibrated models; rebuild it.")
 
-    def _calibrated_model(self, bundle: Bundle) -> CalibratedModel | None:
-        """The bundle's model for calibrated input, checked against its description; ``None`` without one."""
-        if bundle.calibrated_tflite is None:
+    def _calibrated_model(self, bundle: Bundle, content: bytes | None, name: str) -> CalibratedModel | None:
+        """One of the bundle's models for calibrated input (``name``: ``calibrated`` or ``session``),
+        checked against its description; ``None`` without one."""
+        if content is None:
             return None
         from .model import LiteModel
 
         try:
             mode = bundle.config["calibration"]["mode"]
-            mean = np.asarray(bundle.arrays["calibrated_mean"], np.float32)
-            scale = np.asarray(bundle.arrays["calibrated_scale"], np.float32)
-            population = np.asarray(bundle.arrays["calibrated_population"], np.float32)
+            mean = np.asarray(bundle.arrays[f"{name}_mean"], np.float32)
+            scale = np.asarray(bundle.arrays[f"{name}_scale"], np.float32)
             n = self.extractor.n_features
             width = relative(np.zeros((1, n), np.float32), np.zeros(n, np.float32), mode).shape[1]
         except (KeyError, TypeError, ValueError, ParameterError) as e:
             raise ArtifactError(
-                f"The calibrated model in {bundle.path} is not described fully ({e}); rebuild the artifacts."
+                f"The {name} model in {bundle.path} is not described fully ({e}); rebuild the artifacts."
             ) from e
-        model = LiteModel(bundle.calibrated_tflite)
+        model = LiteModel(content)
         if (
             model.n_classes != len(self.labels)
             or model.n_features != width
             or not mean.shape == scale.shape == (width,)
         ):
             raise ArtifactError(
-                f"The calibrated model in {bundle.path} does not fit its features or labels; rebuild the artifacts."
+                f"The {name} model in {bundle.path} does not fit its features or labels; rebuild the artifacts."
             )
-        return CalibratedModel(model, mean, scale, mode, population)
+        return CalibratedModel(model, mean, scale, mode)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, jobs: int | None = None) -> EmotionClassifier:
@@ -275,11 +276,12 @@ class EmotionClassifier:
 
     def classify_features(self, features: np.ndarray, voice: Voice | None = None) -> np.ndarray:
         """Class probabilities of raw feature rows ``(batch, n_features)``: the one place where a
-        voice enters, as the calibrated model's input."""
+        voice enters, as the input of the model for its kind (references, or same-speaker)."""
         if voice is None:
             return self.model((features - self._mean) / self._scale)
         self._check_voice(voice)
-        return self.calibrated(features, voice.reference)
+        model = self.calibrated if voice.source == "reference" else self.session
+        return model(features, voice.reference)
 
     def _check_voice(self, voice: Voice) -> None:
         if not isinstance(voice, Voice):
@@ -419,13 +421,15 @@ class EmotionClassifier:
         features = np.concatenate(rows)
         return Voice(features.mean(axis=0), len(features), seconds, self.fingerprint, "reference")
 
-    def adapt(self, sources: Iterable[str | os.PathLike[str] | np.ndarray], sample_rate: int | None = None) -> Voice:
+    def adapt(
+        self, sources: Iterable[str | os.PathLike[str] | np.ndarray], sample_rate: int | None = None
+    ) -> Voice | None:
         """A :class:`Voice` estimated from the recordings to be judged, all of one speaker
         (``--same-speaker``): files, or arrays at ``sample_rate``, of any length (streamed).
 
-        Every window of speech counts, weighted by how neutral the uncalibrated model finds it
-        (:func:`~ser_core.calibration.estimate_baseline`), so a session dominated by one
-        emotion does not become the speaker's normal. Raises :class:`AudioError` without speech.
+        ``None`` when the recordings cannot show the speaker's everyday voice: under about 10 s
+        of speech, or heard as mostly one emotion (:func:`~ser_core.calibration.estimate_baseline`);
+        they are then judged without adaptation. Raises :class:`AudioError` without any speech.
         """
         if self.calibrated is None:
             raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
@@ -446,8 +450,9 @@ class EmotionClassifier:
         if not rows:
             raise AudioError("None of the recordings holds usable speech to adapt to; check the files.")
         features = np.concatenate(rows)
-        neutral = self.classify_features(features)[:, [i for i, k in enumerate(self.labels) if k in NEUTRAL_LABELS]]
-        baseline = estimate_baseline(features, neutral.sum(axis=1), self.calibrated.population)
+        baseline = estimate_baseline(features, self.classify_features(features))
+        if baseline is None:
+            return None
         return Voice(baseline, len(features), len(features) * DEFAULT_HOP_SECONDS, self.fingerprint, "same-speaker")
 
     def predict_with_timeline(

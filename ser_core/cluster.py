@@ -140,12 +140,20 @@ def _crash_once() -> None:
     os._exit(70)
 
 
-def _analysis(clf, timeline: tuple[float, float] | None, cwd: str) -> Callable[[str], dict]:
-    """What a worker does with one local file; a relative path is the client's, so it is taken from ``cwd``."""
+def _analysis(clf, timeline: tuple[float, float] | None, cwd: str, voice: str | None) -> Callable[[str], dict]:
+    """What a worker does with one local file; a relative path is the client's, so it is taken from ``cwd``.
+    ``voice`` is the client's Voice as JSON (``--reference``, ``--same-speaker``)."""
+    from .calibration import Voice, adapted
+
+    judged = None if voice is None else Voice.from_json(voice)
+    extra = {"adapted": adapted(judged)}
     if timeline is None:
-        return lambda path: clf.predict(os.path.join(cwd, path)).to_dict()
+        return lambda path: {**clf.predict(os.path.join(cwd, path), voice=judged).to_dict(), **extra}
     window, hop = timeline
-    return lambda path: clf.timeline(os.path.join(cwd, path), window=window, hop=hop).to_dict()
+    return lambda path: {
+        **clf.timeline(os.path.join(cwd, path), window=window, hop=hop, voice=judged).to_dict(),
+        **extra,
+    }
 
 
 def score_batch(
@@ -155,6 +163,7 @@ def score_batch(
     labels: tuple[str, ...],
     timeline: tuple[float, float] | None = None,
     cwd: str = ".",
+    voice: str | None = None,
 ) -> list[dict]:
     """One row for each source (``predict --json`` objects, or timelines with ``timeline=(window, hop)``).
 
@@ -170,7 +179,7 @@ def score_batch(
             f"A worker's model has the labels {', '.join(clf.labels)}, this machine's {', '.join(labels)}; "
             "give every machine the same bundle (--artifacts on a shared filesystem)."
         )
-    analysis = _analysis(clf, timeline, cwd)
+    analysis = _analysis(clf, timeline, cwd, voice)
     return [analyse(source, analysis) for source in sources]
 
 
@@ -178,9 +187,14 @@ def score_batch(
 
 
 def _silence_dask() -> None:
-    """Only critical messages from Dask's loggers (each has its own level) from now on."""
+    """Only critical messages from Dask's loggers (each has its own level) from now on.
+
+    The handlers Dask attached are raised too: a logger created later, with a level of its own,
+    still passes its records up to them (a lost scheduler logs tracebacks from several)."""
     for name in [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    for handler in logging.getLogger("distributed").handlers:
+        handler.setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager
@@ -320,5 +334,11 @@ def results(items: Iterable[tuple[str, str | None]], args: argparse.Namespace) -
         threads = sum(client.nthreads().values())
         size = args.batch_size or batch_size(len(sources), threads)
         batches = (sources[i : i + size] for i in range(0, len(sources), size))
-        options = {"artifacts": artifacts, "labels": bundle.labels, "timeline": timeline, "cwd": os.getcwd()}
+        options = {
+            "artifacts": artifacts,
+            "labels": bundle.labels,
+            "timeline": timeline,
+            "cwd": os.getcwd(),
+            "voice": getattr(args, "voice", None),
+        }
         yield from stream(client, batches, options, max(2, threads * INFLIGHT_PER_THREAD))

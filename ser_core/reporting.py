@@ -106,6 +106,37 @@ def summary_table(metrics: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def calibration_table(metrics: dict) -> str:
+    """The calibrated model's numbers: RAVDESS k-fold by actor and leave-one-corpus-out, each
+    uncalibrated, with 1, 2 and 4 reference clips, and same-speaker on balanced and dominated sessions."""
+    cal = metrics.get("calibration")
+    if not cal:
+        return ""
+    lines = [
+        "| evaluation | uncalibrated | 1 reference | 2 references | 4 references | same-speaker, balanced | "
+        "same-speaker, one emotion dominating (uncalibrated on the same clips) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, name in _calibration_rows(cal):
+        block = cal[key].get("mean", cal[key])
+        refs = block.get("calibrated", {})
+        balanced, dominated = block["balanced_sessions"], block["dominated_sessions"]
+        lines.append(
+            f"| {name} | {_pct(block['uncalibrated']['uar'])} | "
+            + " | ".join(_pct(refs[k]["uar"]) if k in refs else "–" for k in ("1", "2", "4"))
+            + f" | {_pct(balanced['same_speaker']['uar'])} | {_pct(dominated['same_speaker']['uar'])} "
+            f"({_pct(dominated['uncalibrated']['uar'])}) |"
+        )
+    notes = [cal[key]["protocol"] for key, _ in _calibration_rows(cal)]
+    return "\n".join(lines) + "\n\nUAR; " + "; ".join(notes) + ".\n"
+
+
+def _calibration_rows(cal: dict) -> list[tuple[str, str]]:
+    rows = [("ravdess_kfold", "RAVDESS, k-fold by actor (7 classes)")]
+    rows += [(key, f"trained {key.replace('_', ' ')}, scored on it") for key in cal if key.startswith("without_")]
+    return [(key, name) for key, name in rows if key in cal]
+
+
 def _augmentation(training: dict, data: dict) -> str:
     aug = training.get("augment_config") or {}
     if not training.get("augment", False):
@@ -120,6 +151,28 @@ def _augmentation(training: dict, data: dict) -> str:
     return (
         f"Augmentation, training actors only: {', '.join(copies)} copy of each recording, "
         f"{data['rows_with_augmentation']} rows in all."
+    )
+
+
+def _calibration_section(metrics: dict) -> str:
+    table = calibration_table(metrics)
+    if not table:
+        return "This bundle has no model for calibrated input.\n"
+    model = metrics.get("calibrated_model", {})
+    emodb = metrics["data"].get("emodb")
+    corpus = (
+        f"RAVDESS and EmoDB (Burkhardt et al., 2005, Proc. Interspeech 1517-1520; {emodb['files']} files of "
+        f"{len(emodb['speakers'])} German speakers, five of the seven classes, a copy resampled to 22.05 kHz and cut "
+        "to 2 s)"
+        if emodb
+        else "RAVDESS"
+    )
+    return (
+        f"A second model judges speech relative to the speaker's own everyday voice, given as a few neutral "
+        f"recordings (`calibrate`) or estimated from the recordings themselves (`--same-speaker`). It is trained on "
+        f"{corpus}, each speaker's clips relative to random draws of one to four of their own neutral clips; "
+        f"C = {model.get('c')} (set beforehand), temperature {model.get('temperature', float('nan')):.2f} from inner "
+        "speaker folds.\n\n" + table
     )
 
 
@@ -150,6 +203,8 @@ non-commercial, share-alike terms. {_augmentation(training, data)}
 {summary_table(metrics)}
 Training configuration: `{training}`.
 
+## Speaker calibration
+{_calibration_section(metrics)}
 ## Limits
 - Acted emotions from {len(data["actors"])} North American actors reading two neutral sentences:
   spontaneous speech, other languages, accents, children and noisy rooms will score lower.

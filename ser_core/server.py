@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from . import audio
+from .calibration import adapted
 from .errors import AudioError, ParameterError, SERError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -279,7 +280,7 @@ def create_app(
             return clf.predict(path, voice=voice), voice
 
         prediction, voice = await _analyse([file, *(reference or [])], job)
-        return {"path": file.filename or "", **prediction.to_dict(), "adapted": voice and voice.source}
+        return {"path": file.filename or "", **prediction.to_dict(), "adapted": adapted(voice)}
 
     @app.post("/v1/timeline", response_model=schemas["TimelineOut"], responses=errors, summary="Emotion over time")
     async def timeline(
@@ -297,7 +298,7 @@ def create_app(
             return clf.timeline(path, window=window, hop=hop, voice=voice), voice
 
         result, voice = await _analyse([file, *(reference or [])], job)
-        return {"path": file.filename or "", **result.to_dict(), "adapted": voice and voice.source}
+        return {"path": file.filename or "", **result.to_dict(), "adapted": adapted(voice)}
 
     @app.get("/v1/health", summary="Liveness")
     async def health() -> dict:

@@ -8,6 +8,9 @@ draws, so each corpus weighs about the same; classes are balanced by the logisti
 C and the temperature are chosen on inner speaker folds of the training rows alone
 (:func:`ser_core.training.fit`).
 
+The same-speaker model is trained the same way on clips relative to the mean of random
+sessions of the speaker's own clips (60-100% of them), as ``--same-speaker`` estimates it.
+
 Evaluation (never tuning on what is scored): k-fold by actor on RAVDESS, with 1, 2 and 4
 reference clips of the test speaker (those clips are not scored), and the same-speaker path on
 balanced and on one-emotion-dominated sessions beside the uncalibrated model on the same clips;
@@ -25,12 +28,11 @@ from .calibration import CALIBRATION_MODES, estimate_baseline, relative
 from .errors import ParameterError
 from .training import TrainConfig, actor_folds, evaluate_predictions, fit
 
-__all__ = ["CalibrationConfig", "Corpus", "train_calibrated", "evaluate_calibrated", "neutral_population"]
+__all__ = ["CalibrationConfig", "Corpus", "train_calibrated", "train_session", "evaluate_calibrated"]
 
 log = logging.getLogger(__name__)
 
 NEUTRAL = "neutral"
-EVERYDAY = ("neutral", "calm")  # what the uncalibrated model's neutral weight sums, as the classifier does
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,32 @@ def train_calibrated(corpora: list[Corpus], config: TrainConfig, cal: Calibratio
     return fit(x, y, groups, np.zeros(len(y), bool), inner, desc=desc)
 
 
+def _session_rows(
+    corpus: Corpus, draws: int, mode: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows relative to the mean of a session of each speaker's own clips (a random 60-100% of
+    them, ``draws`` times): what ``--same-speaker`` sees. ``(x, y, speakers)``."""
+    xs, ys, groups = [], [], []
+    for speaker in np.unique(corpus.speakers):
+        rows = np.flatnonzero(corpus.speakers == speaker)
+        for _ in range(draws):
+            session = rng.choice(rows, max(2, int(len(rows) * rng.uniform(0.6, 1.0))), replace=False)
+            xs.append(relative(corpus.features[session], corpus.features[session].mean(axis=0), mode))
+            ys.append(corpus.labels[session])
+            groups.append(corpus.speakers[session])
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
+
+
+def train_session(corpora: list[Corpus], config: TrainConfig, cal: CalibrationConfig, *, desc: str):
+    """The same-speaker model on ``corpora``: ``(keras_model, mean, scale, details)`` as :func:`fit`."""
+    rng = np.random.default_rng([config.random_seed, 1])
+    largest = max(len(c.labels) for c in corpora)
+    parts = [_session_rows(c, round(cal.draws * largest / len(c.labels)), cal.mode, rng) for c in corpora]
+    x, y, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
+    inner = replace(config, architecture="linear", c_grid=cal.c_grid, inner_folds=cal.inner_folds)
+    return fit(x, y, groups, np.zeros(len(y), bool), inner, desc=desc)
+
+
 def _probabilities(model, mean: np.ndarray, scale: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.asarray(model((x - mean) / scale, training=False))
 
@@ -150,33 +178,27 @@ def _sessions(test: Corpus, share: float, rng: np.random.Generator) -> list[np.n
     return sessions
 
 
-def neutral_population(corpora: list[Corpus], neutral: int) -> np.ndarray:
-    """The training speakers' mean neutral voice: the mean over speakers of their neutral clips' mean."""
-    means = [
-        c.features[(c.speakers == s) & (c.labels == neutral)].mean(axis=0)
-        for c in corpora
-        for s in np.unique(c.speakers[c.labels == neutral])
-    ]
-    return np.mean(means, axis=0).astype(np.float32)
-
-
-def _score_same_speaker(fitted, plain, sessions: list[np.ndarray], test: Corpus, classes, cal, population) -> dict:
-    """Each session judged relative to a baseline estimated from itself, beside the uncalibrated
-    model on the same clips."""
-    model, mean, scale, _ = fitted
-    everyday = [i for i, c in enumerate(classes) if c in EVERYDAY]
-    truth, adapted, uncalibrated = [], [], []
+def _score_same_speaker(session_model, plain, sessions: list[np.ndarray], test: Corpus, classes, cal) -> dict:
+    """Each session judged by the same-speaker model relative to a baseline estimated from itself
+    (or, where :func:`estimate_baseline` declines, without adaptation), beside the uncalibrated model."""
+    model, mean, scale, _ = session_model
+    truth, adapted, uncalibrated, declined = [], [], [], 0
     for rows in sessions:
         x = test.features[rows]
         before = _probabilities(plain[0], plain[1], plain[2], x)
-        baseline = estimate_baseline(x, before[:, everyday].sum(axis=1), population)
-        adapted.append(_probabilities(model, mean, scale, relative(x, baseline, cal.mode)))
+        baseline = estimate_baseline(x, before)
+        declined += baseline is None
+        adapted.append(
+            before if baseline is None else _probabilities(model, mean, scale, relative(x, baseline, cal.mode))
+        )
         uncalibrated.append(before)
         truth.append(test.labels[rows])
     y = np.concatenate(truth)
     return {
         "same_speaker": _summary(y, np.concatenate(adapted), classes),
         "uncalibrated": _summary(y, np.concatenate(uncalibrated), classes),
+        "sessions": len(sessions),
+        "not_adapted": declined,
     }
 
 
@@ -190,7 +212,7 @@ def _evaluate_split(train: list[Corpus], test: Corpus, config: TrainConfig, cal:
     rng = np.random.default_rng([config.random_seed, len(test.labels)])
     classes, neutral = config.emotions, config.emotions.index(NEUTRAL)
     fitted = train_calibrated(train, config, cal, desc=f"{desc}: calibrated")
-    population = neutral_population(train, neutral)
+    session = train_session(train, config, cal, desc=f"{desc}: same-speaker")
     x = np.concatenate([c.features for c in train])
     plain_config = replace(config, architecture="linear", c_grid=cal.c_grid, inner_folds=cal.inner_folds)
     plain = fit(
@@ -206,11 +228,9 @@ def _evaluate_split(train: list[Corpus], test: Corpus, config: TrainConfig, cal:
         "calibrated": {
             str(k): _score_references(fitted, test, neutral, k, cal, rng, classes) for k in cal.eval_references
         },
-        "balanced_sessions": _score_same_speaker(
-            fitted, plain, _balanced_sessions(test), test, classes, cal, population
-        ),
+        "balanced_sessions": _score_same_speaker(session, plain, _balanced_sessions(test), test, classes, cal),
         "dominated_sessions": _score_same_speaker(
-            fitted, plain, _sessions(test, cal.dominated_share, rng), test, classes, cal, population
+            session, plain, _sessions(test, cal.dominated_share, rng), test, classes, cal
         ),
         "c": fitted[3].get("c"),
     }
@@ -236,7 +256,9 @@ def _mean_of(folds: list[dict]) -> dict:
                 c: float(np.mean([f["per_class_recall"][c] for f in folds])) for c in first["per_class_recall"]
             },
         }
-    return {key: _mean_of([f[key] for f in folds]) for key in first if isinstance(first[key], dict)}
+    out = {key: _mean_of([f[key] for f in folds]) for key in first if isinstance(first[key], dict)}
+    counts = {key: int(sum(f[key] for f in folds)) for key in first if type(first[key]) is int}  # summed, not averaged
+    return {**out, **counts}
 
 
 def evaluate_calibrated(ravdess: Corpus, others: list[Corpus], config: TrainConfig, cal: CalibrationConfig) -> dict:

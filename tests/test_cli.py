@@ -54,7 +54,8 @@ def assert_line_contract(obj: dict) -> None:
         assert message and "\n" not in message and message.rstrip().endswith(".")
         assert message[0].isupper() or message[0] == "'"
     else:
-        assert set(obj) == {"path", "emotion", "confidence", "probabilities"}
+        assert set(obj) == {"path", "emotion", "confidence", "probabilities", "adapted"}
+        assert obj["adapted"] in (None, "reference", "same-speaker")
         assert obj["emotion"] in EMOTIONS
         assert list(obj["probabilities"]) == list(EMOTIONS)
         assert all(math.isfinite(v) for v in obj["probabilities"].values())
@@ -183,3 +184,50 @@ def test_timeline_bad_file_is_one_error(cli, inputs, flag):
         assert set(obj) == {"path", "error"} and "could not be decoded" in obj["error"]
     else:
         assert [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+# ---------------------------------------------------------------- speaker adaptation
+
+
+@pytest.fixture(scope="module")
+def calibrated_bundle(bundle_dir):
+    from ser_core import EmotionClassifier
+
+    if EmotionClassifier.load(bundle_dir).calibrated is None:
+        pytest.skip("the shipped bundle has no calibrated model")
+    return bundle_dir
+
+
+def test_reference_calibrates_every_line(cli, inputs, calibrated_bundle):
+    from ser_core import EmotionClassifier
+
+    proc = cli("predict", "--json", "--reference", inputs["b"], inputs["a"], inputs["bad"])
+    assert proc.returncode == 1  # bad.mp3 only
+    good, bad = json_lines(proc.stdout)
+    assert_line_contract(good)
+    assert_line_contract(bad)
+    assert good["adapted"] == "reference"
+    clf = EmotionClassifier.load(calibrated_bundle)
+    expected = clf.predict(inputs["a"], voice=clf.calibrate([inputs["b"]]))
+    assert good["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
+
+
+@pytest.mark.parametrize("reference", ["silence", "missing", "bad"])
+def test_unusable_reference_is_a_usage_error(cli, inputs, calibrated_bundle, reference):
+    proc = cli("predict", "--json", "--reference", inputs[reference], inputs["a"])
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: --reference: ") and line.endswith(".") and "Traceback" not in proc.stderr
+
+
+def test_same_speaker_on_one_actor(cli, ravdess_files, calibrated_bundle):
+    proc = cli("predict", "--json", "--same-speaker", *ravdess_files)
+    assert proc.returncode == 0
+    lines = json_lines(proc.stdout)
+    assert len(lines) == len(ravdess_files) and all(o["adapted"] == "same-speaker" for o in lines)
+
+
+def test_timeline_with_a_reference(cli, inputs, calibrated_bundle):
+    proc = cli("timeline", "--json", "--reference", inputs["b"], inputs["a"])
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["adapted"] == "reference"
