@@ -534,6 +534,44 @@ def _limits_markdown() -> str:
     )
 
 
+def _calibration_panel(clf: EmotionClassifier, voice_state: Any, calibrate: Callable) -> None:
+    """The "Calibrate to my voice" step, inside the page being built: a recording of the
+    visitor's everyday voice sets ``voice_state`` (their session only), the reset clears it."""
+    import gradio as gr
+
+    with gr.Accordion(
+        "Calibrate to my voice (optional, recommended)",
+        open=False,
+        elem_id="calibrate",
+        visible=clf.calibrated is not None,
+    ):
+        gr.Markdown(
+            "Read this sentence in your everyday voice, calmly, for about 5 to 10 seconds: "
+            f"{CALIBRATION_SENTENCE} The model then judges your recordings against how *you* usually "
+            "sound, instead of against the actors it was trained on."
+        )
+        with gr.Row(equal_height=False):
+            calibrate_in = gr.Audio(
+                sources=["microphone", "upload"],
+                type="filepath",
+                label="Your everyday voice",
+                elem_id="calibrate-in",
+            )
+            with gr.Column():
+                calibration_status = gr.HTML(render_calibration(None), elem_id="calibration-status")
+                reset = gr.Button("Reset to the uncalibrated model", elem_id="calibration-reset", size="sm")
+    for event in (calibrate_in.upload, calibrate_in.stop_recording):
+        event(
+            calibrate,
+            calibrate_in,
+            [voice_state, calibration_status],
+            concurrency_limit=ANALYSIS_CONCURRENCY,
+            concurrency_id="analysis",
+            api_visibility="private",
+        )
+    reset.click(on_calibration_reset, None, [voice_state, calibration_status], queue=False, api_visibility="private")
+
+
 def build_app(clf: EmotionClassifier) -> Any:
     """The Gradio Blocks page for ``clf`` (load the model once, pass it here)."""
     import gradio as gr
@@ -552,27 +590,7 @@ def build_app(clf: EmotionClassifier) -> Any:
         with gr.Accordion("What to say (first visit? start here)", open=False, elem_id="help"):
             gr.Markdown(_help_markdown())
         voice_state = gr.State(None)  # the visitor's Voice: in this session only, never on disk
-        with gr.Accordion(
-            "Calibrate to my voice (optional, recommended)",
-            open=False,
-            elem_id="calibrate",
-            visible=clf.calibrated is not None,
-        ):
-            gr.Markdown(
-                "Read this sentence in your everyday voice, calmly, for about 5 to 10 seconds: "
-                f"{CALIBRATION_SENTENCE} The model then judges your recordings against how *you* usually "
-                "sound, instead of against the actors it was trained on."
-            )
-            with gr.Row(equal_height=False):
-                calibrate_in = gr.Audio(
-                    sources=["microphone", "upload"],
-                    type="filepath",
-                    label="Your everyday voice",
-                    elem_id="calibrate-in",
-                )
-                with gr.Column():
-                    calibration_status = gr.HTML(render_calibration(None), elem_id="calibration-status")
-                    reset = gr.Button("Reset to the uncalibrated model", elem_id="calibration-reset", size="sm")
+        _calibration_panel(clf, voice_state, calibrate)
         with gr.Tabs():
             with gr.Tab("Record or upload", id="analyse"):
                 with gr.Row(equal_height=False):
@@ -638,18 +656,6 @@ def build_app(clf: EmotionClassifier) -> Any:
 
         live_in.start_recording(
             on_live_start, None, [live_state, live_verdict, live_plot], queue=False, api_visibility="private"
-        )
-        for event in (calibrate_in.upload, calibrate_in.stop_recording):
-            event(
-                calibrate,
-                calibrate_in,
-                [voice_state, calibration_status],
-                concurrency_limit=ANALYSIS_CONCURRENCY,
-                concurrency_id="analysis",
-                api_visibility="private",
-            )
-        reset.click(
-            on_calibration_reset, None, [voice_state, calibration_status], queue=False, api_visibility="private"
         )
         live_in.stream(
             live_chunk,

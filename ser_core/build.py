@@ -202,31 +202,9 @@ def _train(
     }
     files_out = {MODEL_TFLITE: tflite, MODEL_KERAS: _keras_bytes(model)}
     if calibration is not None:
-        corpora = [_corpus("RAVDESS", table, config)]
-        if emodb_dir is not None:
-            emodb = scan_emodb(emodb_dir, config.emotions)
-            emodb_table = extract_table(
-                emodb, extractor=extractor, augment_config=None, random_seed=config.random_seed,
-                cache_dir=cache_dir, n_jobs=config.jobs,
-            )  # fmt: skip
-            corpora.append(_corpus("EmoDB", emodb_table, config))
-            metrics["data"]["emodb"] = {"files": len(emodb), "speakers": sorted({f.actor for f in emodb})}
-        if config.evaluate:
-            metrics["calibration"] = evaluate_calibrated(corpora[0], corpora[1:], config, calibration)
-        calibrated, cal_mean, cal_scale, cal_details = train_calibrated(
-            corpora, config, calibration, desc="final calibrated model"
+        _add_calibrated(
+            table, extractor, config, calibration, emodb_dir, cache_dir, metrics, files_out, arrays, config_json
         )
-        session, session_mean, session_scale, session_details = train_session(
-            corpora, config, calibration, desc="final same-speaker model"
-        )
-        files_out[CALIBRATED_TFLITE] = to_tflite(calibrated)
-        files_out[SESSION_TFLITE] = to_tflite(session)
-        arrays.update(
-            calibrated_mean=cal_mean, calibrated_scale=cal_scale, session_mean=session_mean, session_scale=session_scale
-        )
-        config_json["calibration"] = {**calibration.to_dict(), "corpora": [c.name for c in corpora]}
-        metrics["calibrated_model"] = {**cal_details, "corpora": [c.name for c in corpora]}
-        metrics["same_speaker_model"] = session_details
     metrics["timing"] = {"total_seconds": round(time.perf_counter() - started, 1)}
     metrics["created"] = datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -248,6 +226,46 @@ def _train(
     announce("writing")
     write_bundle(out_dir, files_out)
     return metrics
+
+
+def _add_calibrated(
+    table: FeatureTable,
+    extractor,
+    config: TrainConfig,
+    calibration: CalibrationConfig,
+    emodb_dir: str | Path | None,
+    cache_dir: Path | None,
+    metrics: dict,
+    files_out: dict[str, bytes],
+    arrays: dict[str, np.ndarray],
+    config_json: dict,
+) -> None:
+    """The calibrated and same-speaker models (and their evaluation) into the bundle being built."""
+    corpora = [_corpus("RAVDESS", table, config)]
+    if emodb_dir is not None:
+        emodb = scan_emodb(emodb_dir, config.emotions)
+        emodb_table = extract_table(
+            emodb, extractor=extractor, augment_config=None, random_seed=config.random_seed,
+            cache_dir=cache_dir, n_jobs=config.jobs,
+        )  # fmt: skip
+        corpora.append(_corpus("EmoDB", emodb_table, config))
+        metrics["data"]["emodb"] = {"files": len(emodb), "speakers": sorted({f.actor for f in emodb})}
+    if config.evaluate:
+        metrics["calibration"] = evaluate_calibrated(corpora[0], corpora[1:], config, calibration)
+    calibrated, cal_mean, cal_scale, cal_details = train_calibrated(
+        corpora, config, calibration, desc="final calibrated model"
+    )
+    session, session_mean, session_scale, session_details = train_session(
+        corpora, config, calibration, desc="final same-speaker model"
+    )
+    files_out[CALIBRATED_TFLITE] = to_tflite(calibrated)
+    files_out[SESSION_TFLITE] = to_tflite(session)
+    arrays.update(
+        calibrated_mean=cal_mean, calibrated_scale=cal_scale, session_mean=session_mean, session_scale=session_scale
+    )
+    config_json["calibration"] = {**calibration.to_dict(), "corpora": [c.name for c in corpora]}
+    metrics["calibrated_model"] = {**cal_details, "corpora": [c.name for c in corpora]}
+    metrics["same_speaker_model"] = session_details
 
 
 def _keras_bytes(model) -> bytes:

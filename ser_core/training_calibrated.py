@@ -103,6 +103,11 @@ def train_calibrated(corpora: list[Corpus], config: TrainConfig, cal: Calibratio
         _reference_rows(c, neutral, round(cal.draws * largest / len(c.labels)), cal.max_references, cal.mode, rng)
         for c in corpora
     ]
+    return _fit_parts(parts, config, cal, desc)
+
+
+def _fit_parts(parts: list[tuple[np.ndarray, ...]], config: TrainConfig, cal: CalibrationConfig, desc: str):
+    """:func:`fit` (the linear recipe with the calibration's C and inner folds) on the rows of every corpus."""
     x, y, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
     inner = replace(config, architecture="linear", c_grid=cal.c_grid, inner_folds=cal.inner_folds)
     return fit(x, y, groups, np.zeros(len(y), bool), inner, desc=desc)
@@ -129,9 +134,7 @@ def train_session(corpora: list[Corpus], config: TrainConfig, cal: CalibrationCo
     rng = np.random.default_rng([config.random_seed, 1])
     largest = max(len(c.labels) for c in corpora)
     parts = [_session_rows(c, round(cal.draws * largest / len(c.labels)), cal.mode, rng) for c in corpora]
-    x, y, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
-    inner = replace(config, architecture="linear", c_grid=cal.c_grid, inner_folds=cal.inner_folds)
-    return fit(x, y, groups, np.zeros(len(y), bool), inner, desc=desc)
+    return _fit_parts(parts, config, cal, desc)
 
 
 def _probabilities(model, mean: np.ndarray, scale: np.ndarray, x: np.ndarray) -> np.ndarray:

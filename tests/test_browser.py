@@ -218,3 +218,37 @@ def test_live_timeline_grows_while_speaking(browser, server, tmp_path):
     page.locator("#live-in button.stop-button").click()
     page.wait_for_timeout(1_000)  # let the last chunk upload finish before the tab closes
     context.close()
+
+
+def test_calibrate_to_my_voice_then_reset(browser, server, classifier, ravdess_files, tmp_path):
+    """The calibration step: a neutral recording calibrates this page's session, the verdict is the
+    library's calibrated one and says so, and the reset returns to the uncalibrated model."""
+    if classifier.calibrated is None:
+        pytest.skip("the shipped bundle has no calibrated model")
+    neutral, angry = ravdess_files[0], ravdess_files[3]
+    context, page = open_page(browser, server)
+    upload(page, angry)
+    assert wait_for_result(page) == classifier.predict(angry).emotion
+    shoot(page, tmp_path, "desktop-before-calibration")
+
+    page.locator("#calibrate").get_by_text("Calibrate to my voice").click()
+    page.locator("#calibrate-in button[aria-label='Upload file']").click()
+    page.locator("#calibrate-in input[type=file]").set_input_files(str(neutral))
+    page.wait_for_selector("#calibration-status [data-calibrated=true]")
+    page.locator("#audio-in button[aria-label='Clear']").click()
+    page.wait_for_selector("#verdict [data-emotion]", state="detached")
+    upload(page, angry)
+    emotion = wait_for_result(page)
+    expected = classifier.predict(angry, voice=classifier.calibrate([neutral]))
+    assert emotion == expected.emotion
+    assert "calibrated voice" in page.locator("#verdict").inner_text()
+    shoot(page, tmp_path, "desktop-after-calibration")
+
+    page.locator("#calibration-reset").click()
+    page.wait_for_selector("#calibration-status [data-calibrated=false]")
+    page.locator("#audio-in button[aria-label='Clear']").click()
+    page.wait_for_selector("#verdict [data-emotion]", state="detached")
+    upload(page, angry)
+    assert wait_for_result(page) == classifier.predict(angry).emotion
+    assert "calibrated voice" not in page.locator("#verdict").inner_text()
+    context.close()
