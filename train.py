@@ -18,6 +18,7 @@ from ser_core.features import FEATURE_SETS
 from ser_core.model import ARCHITECTURES
 from ser_core.reporting import summary_table
 from ser_core.training import TrainConfig
+from ser_core.training_calibrated import CalibrationConfig
 
 DEFAULTS = TrainConfig()
 
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             config,
             cache_dir=Path(args.cache) if args.cache else None,
             on_stage=interrupts.on_stage,
+            emodb_dir=args.emodb,
+            calibration=CalibrationConfig() if args.calibrated else None,
         )
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)
