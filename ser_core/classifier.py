@@ -305,9 +305,11 @@ class EmotionClassifier:
         if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
             return self._timeline([y], voice=voice).summary
         (segment,) = self._segments([y], None)
-        ((_, prediction),) = self._judge([segment], voice, inline=not segment.pooled)  # one clip: no thread hand-off
-        if prediction is None:
+        if segment.error is not None:
             raise segment.error
+        if not segment.pooled:  # one clip, on this thread: the common case, kept short
+            return Prediction.from_probabilities(self.labels, self.probabilities(segment.clips, voice)[0])
+        ((_, prediction),) = self._judge([segment], voice)
         return prediction
 
     def _timeline(
@@ -325,14 +327,14 @@ class EmotionClassifier:
         return Timeline(self.labels, window, hop, windows[-1].end, windows)
 
     def _judge(
-        self, segments: Iterable[audio.Segment], voice: Voice | None = None, *, inline: bool = False
+        self, segments: Iterable[audio.Segment], voice: Voice | None = None
     ) -> list[tuple[audio.Segment, Prediction | None]]:
         """Each segment (without its clips) with its verdict (``None`` without speech).
 
         The clips of all segments are scored in order, in batches of ``BATCH_WINDOWS``, on
         ``jobs`` threads at once (the features release the GIL for most of their work: FFTs,
         sorts, matrix products); at most ``INFLIGHT_PER_THREAD`` batches per thread wait.
-        ``voice`` calibrates every clip; ``inline`` scores everything on the calling thread.
+        ``voice`` calibrates every clip.
         """
         if voice is not None:
             self._check_voice(voice)  # before any work, in the caller's thread
@@ -349,7 +351,7 @@ class EmotionClassifier:
         def flush() -> None:
             if pending:
                 clips = np.stack([clip for _, clip in pending])
-                inflight.append(([i for i, _ in pending], self._submit(clips, voice, inline=inline)))
+                inflight.append(([i for i, _ in pending], self._submit(clips, voice)))
                 pending.clear()
             while len(inflight) > INFLIGHT_PER_THREAD * self.jobs:
                 settle()
@@ -491,11 +493,9 @@ class EmotionClassifier:
             return self._timeline(audio.stream(Path(source)), window=window, hop=hop, voice=voice)
         return self._timeline([audio.load(source, sample_rate)], window=window, hop=hop, voice=voice)
 
-    def _submit(self, clips: np.ndarray, voice: Voice | None, *, inline: bool = False) -> Callable[[], np.ndarray]:
-        """Start scoring ``clips``; returns a function that waits for their probabilities.
-
-        ``inline`` scores them on the calling thread."""
-        if self.jobs == 1 or inline:
+    def _submit(self, clips: np.ndarray, voice: Voice | None) -> Callable[[], np.ndarray]:
+        """Start scoring ``clips``; returns a function that waits for their probabilities."""
+        if self.jobs == 1:
             probs = self.probabilities(clips, voice)
             return lambda: probs
         return self._threads().submit(self.probabilities, clips, voice).result
