@@ -328,7 +328,8 @@ def drive_live(
         def body(i: int) -> dict:
             with open(chunks[i % len(chunks)], "rb") as fh:
                 path = http.post(f"{api}/upload", files=[("files", ("chunk.wav", fh, "audio/wav"))]).json()[0]
-            data = [{"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "chunk.wav"}, None]
+            # the microphone chunk, then the two session states (the live session, the calibrated voice)
+            data = [{"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "chunk.wav"}, None, None]
             return {
                 "data": data,
                 "fn_index": fn_index,

@@ -232,13 +232,11 @@ def connect(address: str | int) -> Iterator:
             raise SERError(
                 f"The scheduler at {address} has had no workers for {WORKER_WAIT_S} s; start some with 'dask worker {address}'."
             ) from None
-        try:
-            yield client
-        except BaseException:
-            # the caller reports the failure in one sentence; closing a client whose scheduler
-            # is gone would only add Dask's tracebacks to it
-            _silence_dask()
-            raise
+        # from here on every failure reaches the caller through its futures and is reported in one
+        # sentence; a scheduler that goes away would otherwise add Dask's tracebacks to it (its
+        # background threads log them as soon as the connection drops, before any future fails)
+        _silence_dask()
+        yield client
 
 
 def _check_timeline_options(args: argparse.Namespace, bundle) -> tuple[float, float] | None:

@@ -38,8 +38,8 @@ def spy(clf, monkeypatch):
     calls: list[tuple[np.ndarray, np.ndarray]] = []
     real = clf.probabilities
 
-    def probabilities(clips: np.ndarray) -> np.ndarray:
-        out = real(clips)
+    def probabilities(clips: np.ndarray, voice=None) -> np.ndarray:
+        out = real(clips, voice)
         calls.append((np.atleast_2d(clips).copy(), out.copy()))
         return out
 
@@ -274,9 +274,9 @@ def test_timeline_windows_are_scored_off_the_calling_thread(bundle_dir, gap_sign
     names: list[str] = []
     real = clf.probabilities
 
-    def probabilities(clips: np.ndarray) -> np.ndarray:
+    def probabilities(clips: np.ndarray, voice=None) -> np.ndarray:
         names.append(threading.current_thread().name)
-        return real(clips)
+        return real(clips, voice)
 
     monkeypatch.setattr(clf, "probabilities", probabilities)
     clf.timeline(np.concatenate([gap_signal] * 3), SR)
