@@ -194,10 +194,23 @@ def test_phone_and_dark_mode_render(browser, server, tmp_path, dark):
     context.close()
 
 
+def start_recording(page, component: str, attempts: int = 3) -> None:
+    """Press record until the component shows it is recording: a tab rendered on first visit may
+    take the first click before its handlers are attached (at most ``attempts`` presses)."""
+    for _ in range(attempts):
+        page.locator(f"{component} button.record-button").click()
+        try:
+            page.wait_for_selector(f"{component} button.stop-button", timeout=5_000)
+            return
+        except Exception:  # playwright's TimeoutError: not recording yet
+            continue
+    raise AssertionError(f"{component} did not start recording after {attempts} presses")
+
+
 def test_live_timeline_grows_while_speaking(browser, server, tmp_path):
     context, page = open_page(browser, server)
     page.get_by_role("tab", name="Live").click()
-    page.locator("#live-in button.record-button").click()
+    start_recording(page, "#live-in")
     page.wait_for_selector("#live-timeline .js-plotly-plot", timeout=VERDICT_TIMEOUT_MS)
     counts, started = [], time.perf_counter()
     for _ in range(30):  # sampled once a second; on a loaded machine updates may pause for a few seconds
