@@ -1,0 +1,53 @@
+"""Speaker calibration's cost: a verdict with and without a voice, and building a Voice from 10 s
+of speech (RAVDESS actor 01's neutral recordings).
+
+    .venv/bin/python benchmarks/bench_calibration.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ser_core import EmotionClassifier, audio  # noqa: E402
+
+ACTOR = REPO.parent / "shared" / "data" / "ravdess-speech-16k" / "Actor_01"
+
+
+def median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    clf = EmotionClassifier.load(jobs=1)
+    files = sorted(ACTOR.glob("*.flac"))
+    neutral = [f for f in files if f.name.startswith("03-01-01-")]
+    ten = np.concatenate([audio.decode(f) for f in neutral])[: 10 * audio.SAMPLE_RATE]
+    voice = clf.calibrate(ten, audio.SAMPLE_RATE)
+    clips = [audio.decode(f) for f in files]
+    plain = statistics.median(median_ms(lambda y=y: clf.predict(y, audio.SAMPLE_RATE), 5) for y in clips)
+    calibrated = statistics.median(
+        median_ms(lambda y=y: clf.predict(y, audio.SAMPLE_RATE, voice=voice), 5) for y in clips
+    )
+    build = median_ms(lambda: clf.calibrate(ten, audio.SAMPLE_RATE), 30)
+    print(
+        f"verdict on a RAVDESS recording (median over {len(clips)}): {plain:.2f} ms uncalibrated, "
+        f"{calibrated:.2f} ms calibrated (+{calibrated - plain:.2f} ms)"
+    )
+    print(f"a Voice from 10 s of speech ({voice.clips} clips): {build:.1f} ms (median of 30)")
+
+
+if __name__ == "__main__":
+    main()
