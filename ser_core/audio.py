@@ -357,17 +357,17 @@ class Segment:
     clips: np.ndarray
     pooled: bool = False
     error: AudioError | None = None
+    speech: float = 0.0  # seconds of speech in it, silence trimmed
 
 
-def speech_clips(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> tuple[np.ndarray, bool]:
-    """The clips that judge a signal of any length: ``(clips (k, n_samples), pooled)``.
+def speech_clips(speech: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> tuple[np.ndarray, bool]:
+    """The clips that judge speech of any length, as :func:`check_speech` returns it (trimmed):
+    ``(clips (k, n_samples), pooled)``.
 
     Speech that fits one clip is that clip (``pooled`` false). Longer speech is cut into
     windows of one clip every ``config.pool_hop_seconds`` (the last may be shorter), each
-    trimmed and checked again; those with speech are returned, to be pooled. Raises
-    :class:`AudioError` when ``y`` has not enough speech.
+    trimmed and checked again; those with speech are returned, to be pooled.
     """
-    speech = check_speech(y, config=config)
     if speech.size <= config.n_samples:
         return to_clip(speech, config=config)[None], False
     hop = int(round(config.pool_hop_seconds * config.sample_rate))
@@ -402,12 +402,13 @@ def windows(
     for start, samples in _sliding(blocks, win, step):
         span = (start / sr, (start + samples.size) / sr)
         try:
-            clips, pooled = speech_clips(samples, config=config)
+            speech = check_speech(samples, config=config)
         except AudioError as e:
             yield Segment(*span, np.zeros((0, config.n_samples), np.float32), error=e)
             continue
+        clips, pooled = speech_clips(speech, config=config)
         error = None if len(clips) else AudioError(NO_SPEECH)
-        yield Segment(*span, clips, pooled, error)
+        yield Segment(*span, clips, pooled, error, speech.size / sr)
 
 
 def _sliding(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:

@@ -286,10 +286,13 @@ class EmotionClassifier:
     def _check_voice(self, voice: Voice) -> None:
         if not isinstance(voice, Voice):
             raise ParameterError("voice must be a Voice, as calibrate() returns.")
-        if self.calibrated is None:
-            raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
+        self._require_calibration()
         if voice.features != self.fingerprint:
             raise ParameterError("This voice was made with another model's features; calibrate again with this model.")
+
+    def _require_calibration(self) -> None:
+        if self.calibrated is None:
+            raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
 
     def _segments(self, blocks: Iterable[np.ndarray], window: float | None, hop: float | None = None):
         return audio.windows(blocks, window=window, hop=hop, config=self.preprocessing)
@@ -297,7 +300,7 @@ class EmotionClassifier:
     def _predict_signal(self, y: np.ndarray, voice: Voice | None = None) -> Prediction:
         """Verdict on a mono 16 kHz signal of any length.
 
-        Up to ``IN_MEMORY_SECONDS`` the signal is one segment (:func:`ser_core.audio.speech_clips`:
+        Up to ``IN_MEMORY_SECONDS`` the signal is one segment (:func:`ser_core.audio.windows`:
         silence trimmed first, so speech that fits one clip is judged exactly as in training).
         Longer signals are judged as a stream of windows, the same way a long file is, so a file
         and its samples always agree.
@@ -402,22 +405,14 @@ class EmotionClassifier:
 
         Raises :class:`AudioError` when none of them holds usable speech.
         """
-        if self.calibrated is None:
-            raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
-        if isinstance(recordings, (str, os.PathLike, np.ndarray)):
-            recordings = [recordings]
+        self._require_calibration()
         rows, seconds = [], 0.0
-        for recording in recordings:
+        for recording in _recordings(recordings):
             rate = None if isinstance(recording, (str, os.PathLike)) else sample_rate
-            y = audio.load(recording, rate, max_seconds=MAX_REFERENCE_SECONDS)
-            try:
-                speech = audio.check_speech(y, config=self.preprocessing)
-                clips, _ = audio.speech_clips(speech, config=self.preprocessing)
-            except AudioError:
-                continue
-            if len(clips):
-                rows.append(self.extractor(clips))
-                seconds += speech.size / audio.SAMPLE_RATE
+            (segment,) = self._segments([audio.load(recording, rate, max_seconds=MAX_REFERENCE_SECONDS)], None)
+            if len(segment.clips):
+                rows.append(self.extractor(segment.clips))
+                seconds += segment.speech
         if not rows:
             raise AudioError(NO_REFERENCE_SPEECH)
         features = np.concatenate(rows)
@@ -433,12 +428,9 @@ class EmotionClassifier:
         of speech, or heard as mostly one emotion (:func:`~ser_core.calibration.estimate_baseline`);
         they are then judged without adaptation. Raises :class:`AudioError` without any speech.
         """
-        if self.calibrated is None:
-            raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
-        if isinstance(sources, (str, os.PathLike, np.ndarray)):
-            sources = [sources]
+        self._require_calibration()
         rows: list[np.ndarray] = []
-        for source in sources:
+        for source in _recordings(sources):
             try:
                 if isinstance(source, (str, os.PathLike)):
                     blocks: Iterable[np.ndarray] = audio.stream(Path(source))
@@ -515,6 +507,11 @@ class EmotionClassifier:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _recordings(recordings: object) -> list:
+    """One recording (a path or an array) or several, as a list."""
+    return [recordings] if isinstance(recordings, (str, os.PathLike, np.ndarray)) else list(recordings)
 
 
 def check_timeline(window: float, hop: float) -> None:
