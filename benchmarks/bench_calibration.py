@@ -7,27 +7,13 @@ of speech (RAVDESS actor 01's neutral recordings).
 from __future__ import annotations
 
 import statistics
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from bench import REPO, median_ms  # the speed benchmark's timer and path set-up
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from ser_core import EmotionClassifier, audio  # noqa: E402
+from ser_core import EmotionClassifier, audio
 
 ACTOR = REPO.parent / "shared" / "data" / "ravdess-speech-16k" / "Actor_01"
-
-
-def median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:
@@ -37,11 +23,11 @@ def main() -> None:
     ten = np.concatenate([audio.decode(f) for f in neutral])[: 10 * audio.SAMPLE_RATE]
     voice = clf.calibrate(ten, audio.SAMPLE_RATE)
     clips = [audio.decode(f) for f in files]
-    plain = statistics.median(median_ms(lambda y=y: clf.predict(y, audio.SAMPLE_RATE), 5) for y in clips)
+    plain = statistics.median(median_ms(lambda y=y: clf.predict(y, audio.SAMPLE_RATE), repeat=5) for y in clips)
     calibrated = statistics.median(
-        median_ms(lambda y=y: clf.predict(y, audio.SAMPLE_RATE, voice=voice), 5) for y in clips
+        median_ms(lambda y=y: clf.predict(y, audio.SAMPLE_RATE, voice=voice), repeat=5) for y in clips
     )
-    build = median_ms(lambda: clf.calibrate(ten, audio.SAMPLE_RATE), 30)
+    build = median_ms(lambda: clf.calibrate(ten, audio.SAMPLE_RATE), repeat=30)
     print(
         f"verdict on a RAVDESS recording (median over {len(clips)}): {plain:.2f} ms uncalibrated, "
         f"{calibrated:.2f} ms calibrated (+{calibrated - plain:.2f} ms)"
