@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 DEFAULT_HOST = "127.0.0.1"
@@ -39,6 +40,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from ser_core.app import cache_folder, sweep_cache
+
+    # the demo's own cache folder, unless one is configured: what a killed run left there is swept now
+    if "GRADIO_TEMP_DIR" not in os.environ:
+        folder = cache_folder(args.port)
+        swept = sweep_cache(folder)
+        if swept:
+            print(f"removed {swept} files left in {folder} by an earlier run", file=sys.stderr)
+        os.environ["GRADIO_TEMP_DIR"] = str(folder)  # before Gradio is imported: it reads it then
     from ser_core import EmotionClassifier, SERError
     from ser_core.app import build_app, launch_options
 
@@ -47,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    # SIGTERM stops the demo as Ctrl-C does, so Gradio deletes its cached uploads and CSVs
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     build_app(clf).launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
     return 0
 

@@ -264,12 +264,17 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .errors import SERError
+    from .limits import Limits
     from .server import serve
 
     try:
-        serve(
-            host=args.host, port=args.port, artifacts=args.artifacts, max_upload_bytes=int(args.max_upload_mb * 2**20)
+        limits = Limits(
+            max_seconds=args.max_seconds,
+            max_upload_bytes=int(args.max_upload_mb * 2**20),
+            max_windows=args.max_windows,
+            slots=args.slots,
         )
+        serve(host=args.host, port=args.port, artifacts=args.artifacts, limits=limits)
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -331,14 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
     _adaptation_arguments(t)
     t.set_defaults(func=cmd_timeline)
 
-    from .server import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES
+    from .limits import LIMITS
+    from .server import DEFAULT_HOST, DEFAULT_PORT
 
     v = sub.add_parser(
         "serve", help="REST API (FastAPI, uvicorn)", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     v.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     v.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
-    v.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_BYTES / 2**20, help="largest accepted upload, MiB")
+    v.add_argument(
+        "--max-upload-mb", type=float, default=LIMITS.max_upload_bytes / 2**20, help="largest accepted upload, MiB"
+    )
+    v.add_argument("--max-seconds", type=float, default=LIMITS.max_seconds, help="longest recording analysed")
+    v.add_argument("--max-windows", type=int, default=LIMITS.max_windows, help="most windows in one timeline")
+    v.add_argument("--slots", type=int, default=LIMITS.slots, help="recordings analysed at once; more wait or get 503")
     v.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     v.set_defaults(func=cmd_serve)
 

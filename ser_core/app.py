@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from . import audio
 from .calibration import Voice, adapted
 from .classifier import EmotionClassifier, Prediction, Timeline
 from .errors import AudioError, SERError
+from .limits import LIMITS
 
 __all__ = [
     "Analysis",
@@ -68,8 +70,8 @@ PLOT_TOP_MARGIN = 46  # px left free under the Gradio label that overlays a plot
 MIN_CONFIDENCE = 0.40  # below this the verdict is shown as a guess
 MIN_MARGIN = 0.10  # a winner closer than this to the runner-up is a near tie
 
-MAX_UPLOAD_MB = 50  # enforced by Gradio (launch max_file_size) before the handler runs
-MAX_SECONDS = 600.0  # 10 minutes, enforced by the handler while decoding
+MAX_UPLOAD_BYTES = LIMITS.max_upload_bytes  # enforced by Gradio (launch max_file_size) before the handler runs
+MAX_SECONDS = LIMITS.max_seconds  # enforced from the header, or while decoding, before any analysis
 ACCEPTED_FORMATS = "WAV, MP3, FLAC, M4A, OGG or WebM"
 
 LIVE_STREAM_EVERY = 1.0  # seconds of microphone audio per live update
@@ -77,7 +79,8 @@ LIVE_TIME_LIMIT = 120  # seconds a live session may run
 LIVE_MIN_SECONDS = 1.0  # sound needed before the first live verdict
 ANALYSIS_CONCURRENCY = 2  # simultaneous uploads/recordings analysed (one per CPU core)
 LIVE_CONCURRENCY = 40  # simultaneous live SESSIONS: a stream keeps its slot for its whole run (up to LIVE_TIME_LIMIT); a 1 s chunk is ~17 ms of work
-CACHE_SWEEP = (600, 900)  # every 10 min, delete uploads older than 15 min
+CACHE_SWEEP = (300, 900)  # every 5 min, delete uploads and CSVs older than 15 min: all are gone within 20
+CACHE_PREFIX = "ser-demo-"  # the demo's own Gradio cache folder, one per port: ser-demo-7860
 
 SUGGESTED_SENTENCES = (
     ("happy", "Kids are talking by the door!", "smile while you say it, a little faster and higher"),
@@ -309,8 +312,13 @@ def timeline_detail(analysis: Analysis) -> str:
 
 
 def write_csv(timeline: Timeline) -> str:
-    """Write the timeline CSV to a fresh temporary file that Gradio serves and later deletes."""
-    handle, path = tempfile.mkstemp(prefix="emotion-timeline-", suffix=".csv")
+    """Write the timeline CSV into Gradio's cache folder, where Gradio serves it without a copy
+    and deletes it with the uploads (on the :data:`CACHE_SWEEP` schedule, and when it stops)."""
+    from gradio.utils import get_upload_folder
+
+    folder = get_upload_folder()
+    os.makedirs(folder, exist_ok=True)
+    handle, path = tempfile.mkstemp(prefix="emotion-timeline-", suffix=".csv", dir=folder)
     with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
         f.write(timeline.to_csv())
     return path
@@ -527,11 +535,39 @@ def _help_markdown() -> str:
 
 def _limits_markdown() -> str:
     return (
-        f'<div class="ser-limits">Files: {ACCEPTED_FORMATS}; up to {MAX_UPLOAD_MB} MB and '
+        f'<div class="ser-limits">Files: {ACCEPTED_FORMATS}; up to {MAX_UPLOAD_BYTES / 2**20:g} MB and '
         f"{MAX_SECONDS / 60:g} minutes. Recordings longer than {audio.CLIP_SECONDS:g} s also get an "
-        "emotion timeline. Uploaded audio is analysed and deleted within about 15 minutes; "
-        "nothing is stored.</div>"
+        f"emotion timeline. Uploaded audio and timelines are deleted {retention()}; nothing else is kept.</div>"
     )
+
+
+def retention() -> str:
+    """When the demo deletes what it was sent, as :data:`CACHE_SWEEP` makes it happen."""
+    every, age = CACHE_SWEEP
+    return f"{age // 60} to {(age + every) // 60} minutes after they arrive, and when the demo stops"
+
+
+def cache_folder(port: int) -> Path:
+    """The demo's own Gradio cache (uploads, timeline CSVs): one folder per port, so a restart
+    on that port can sweep what a killed run left behind."""
+    return Path(tempfile.gettempdir()) / f"{CACHE_PREFIX}{port}"
+
+
+def sweep_cache(folder: Path) -> int:
+    """Delete everything in ``folder`` (a previous run's uploads and CSVs); returns the files removed."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def _calibration_panel(clf: EmotionClassifier, voice_state: Any, calibrate: Callable) -> None:
@@ -687,7 +723,7 @@ def launch_options() -> dict[str, Any]:
     return {
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
         "css": CSS,
-        "max_file_size": f"{MAX_UPLOAD_MB}mb",
+        "max_file_size": MAX_UPLOAD_BYTES,
         "allowed_paths": [],
         "footer_links": ["api"],
     }

@@ -81,6 +81,11 @@ class Bundle:
     session_tflite: bytes | None = None
 
 
+def _unreadable(folder: Path, name: str, e: OSError) -> ArtifactError:
+    why = e.strerror or type(e).__name__
+    return ArtifactError(f"'{name}' in {folder} cannot be read ({why}); check its permissions and that it is a file.")
+
+
 def read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
     """The bytes of ``folder/name`` after checking them against the manifest's ``expected`` checksums."""
     path = folder / name
@@ -93,7 +98,7 @@ def read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
             f"'{name}' is missing from {folder}; restore it or rebuild the artifacts with train.py."
         ) from None
     except OSError as e:
-        raise ArtifactError(f"'{name}' in {folder} cannot be read ({e.strerror}); check its permissions.") from e
+        raise _unreadable(folder, name, e) from e
     if sha256_bytes(data) != expected[name]:
         raise ArtifactError(
             f"'{name}' in {folder} does not match its checksum in {MANIFEST}; "
@@ -121,6 +126,8 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
         manifest = _read_json((folder / MANIFEST).read_bytes(), MANIFEST)
     except FileNotFoundError:
         raise ArtifactError(f"'{MANIFEST}' is missing from {folder}; rebuild the artifacts with train.py.") from None
+    except OSError as e:
+        raise _unreadable(folder, MANIFEST, e) from e
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
             f"The artifacts in {folder} have format version {manifest.get('format_version')!r}, "

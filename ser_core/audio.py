@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError, ParameterError, SERError
+from .errors import AudioError, NotAudioError, ParameterError, SERError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -66,6 +66,10 @@ TRIM_HOP_LENGTH = 256
 SILENCE_RMS = 1e-4  # about -80 dBFS: a loudest frame below this is digital silence
 PEAK_LEVEL = 1.0  # peak after normalisation
 DECODE_BLOCK_SECONDS = 10.0  # streaming decode block
+MAX_BLOCK_VALUES = 2**24  # most samples (all channels) decoded at once: 64 MiB of float32
+MAX_CHANNELS = 64  # no recording of speech has more; a header that claims more is refused
+ESTIMATED_DURATION_MARGIN = 1.25  # a container whose length is an estimate is refused only this far over a limit
+FORMATS = "WAV, FLAC, MP3, OGG, Opus, M4A or WebM"
 RESAMPLE_QUALITY = "HQ"  # soxr quality
 NO_SPEECH = "No speech was found in the recording; check the microphone and speak closer to it."
 
@@ -461,11 +465,36 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{_describe(path)} is empty (0 bytes); choose a file that holds a recording.")
 
 
-def _soundfile_blocks(f, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+def _too_long(what: str, max_seconds: float) -> AudioError:
+    return AudioError(
+        f"{what} is longer than {_duration(max_seconds)}, the limit here; cut it shorter "
+        "or use the command line, which reads recordings of any length."
+    )
+
+
+def _check_header(path: Path, channels: int, seconds: float, max_seconds: float | None) -> None:
+    """Refuse from the header alone what is too long or has absurdly many channels, before decoding."""
+    if channels > MAX_CHANNELS:
+        raise AudioError(
+            f"{_describe(path)} claims {channels} channels, more than the {MAX_CHANNELS} any recording of "
+            "speech needs; export it as mono or stereo."
+        )
+    if max_seconds is not None and seconds > max_seconds:
+        raise _too_long(_describe(path), max_seconds)
+
+
+def _block_frames(block_seconds: float, sr: int, channels: int) -> int:
+    return max(1, min(int(block_seconds * sr), MAX_BLOCK_VALUES // max(1, channels)))
+
+
+def _soundfile_blocks(
+    f, path: Path, block_seconds: float, max_seconds: float | None
+) -> Iterator[tuple[np.ndarray, int]]:
     """Blocks of an open ``soundfile.SoundFile``, which this closes."""
     with f:
         sr = f.samplerate
-        block_frames = max(1, int(block_seconds * sr))
+        _check_header(path, f.channels, f.frames / sr if sr > 0 else 0.0, max_seconds)
+        block_frames = _block_frames(block_seconds, sr, f.channels)
         # 16-bit files are read as int16 and scaled here: the same values as libsndfile's own
         # float conversion (x / 32768), in less than half the time
         pcm16 = f.subtype == "PCM_16"
@@ -478,13 +507,29 @@ def _soundfile_blocks(f, block_seconds: float) -> Iterator[tuple[np.ndarray, int
             yield (block * np.float32(1 / 32768) if pcm16 else block), sr
 
 
-def _pyav_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+def _undecodable(path: Path, why: Exception | str, kind: type[AudioError] = AudioError) -> AudioError:
+    reason = why if isinstance(why, str) else type(why).__name__
+    return kind(f"{_describe(path)} could not be decoded as audio ({reason}); use {FORMATS}.")
+
+
+def _pyav_blocks(path: Path, block_seconds: float, max_seconds: float | None) -> Iterator[tuple[np.ndarray, int]]:
     import av
 
-    with av.open(str(path), metadata_errors="ignore") as container:
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except Exception as e:
+        raise _undecodable(path, e, NotAudioError) from e
+    with container:
         if not container.streams.audio:
-            raise AudioError(f"{_describe(path)} holds no audio track; choose a file with sound in it.")
+            raise NotAudioError(f"{_describe(path)} holds no audio track; choose a file with sound in it.")
         stream_ = container.streams.audio[0]
+        if not stream_.sample_rate or not stream_.channels:  # FFmpeg guessed the format from the name alone
+            raise _undecodable(path, "no sample rate or channels in its header", NotAudioError)
+        if container.duration is not None and max_seconds is not None:
+            estimated = container.duration / av.time_base / ESTIMATED_DURATION_MARGIN
+        else:
+            estimated = 0.0
+        _check_header(path, stream_.channels, estimated, max_seconds)
         resampler = None
         pending: list[np.ndarray] = []
         count = 0
@@ -497,7 +542,7 @@ def _pyav_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray,
                 block = out.to_ndarray().T  # (n, channels)
                 pending.append(block)
                 count += block.shape[0]
-            if count >= block_seconds * sr:
+            if count >= _block_frames(block_seconds, sr, stream_.channels):
                 yield np.concatenate(pending), sr
                 pending, count = [], 0
         if resampler is not None:
@@ -507,35 +552,36 @@ def _pyav_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray,
             yield np.concatenate(pending), sr
 
 
-def _decoded_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+def _decoded_blocks(path: Path, block_seconds: float, max_seconds: float | None) -> Iterator[tuple[np.ndarray, int]]:
     """Raw decoded blocks ``(n, channels)`` float32 with their rate; soundfile, then PyAV."""
     import soundfile as sf
 
     try:
-        blocks = _soundfile_blocks(sf.SoundFile(str(path)), block_seconds)
+        blocks = _soundfile_blocks(sf.SoundFile(str(path)), path, block_seconds, max_seconds)
     except Exception:  # libsndfile cannot open it: hand it to FFmpeg
-        blocks = _pyav_blocks(path, block_seconds)
+        blocks = _pyav_blocks(path, block_seconds, max_seconds)
     try:
         yield from blocks
     except SERError:
         raise
     except Exception as e:
-        raise AudioError(
-            f"{_describe(path)} could not be decoded as audio ({type(e).__name__}); "
-            "use WAV, FLAC, MP3, OGG, Opus, M4A or WebM."
-        ) from e
+        raise _undecodable(path, e) from e
 
 
-def stream(path: str | os.PathLike[str], *, block_seconds: float = DECODE_BLOCK_SECONDS) -> Iterator[np.ndarray]:
+def stream(
+    path: str | os.PathLike[str], *, block_seconds: float = DECODE_BLOCK_SECONDS, max_seconds: float | None = None
+) -> Iterator[np.ndarray]:
     """Decode a file block by block into mono float32 at ``SAMPLE_RATE``.
 
     Memory stays bounded by the block size however long the file is. Yields arrays of
-    shape ``(m,)``. Raises :class:`AudioError` for anything that is not usable audio.
+    shape ``(m,)``. Raises :class:`AudioError` for anything that is not usable audio
+    (:class:`NotAudioError` for what is not audio at all), and before decoding for a file
+    whose header says it is longer than ``max_seconds``.
     """
     path = Path(path)
     _check_file(path)
     got_any = False
-    for y in _resampled(_decoded_blocks(path, block_seconds)):
+    for y in _resampled(_decoded_blocks(path, block_seconds, max_seconds)):
         if y.size:
             got_any = True
             yield y
@@ -600,7 +646,7 @@ def load(
     if isinstance(source, (str, os.PathLike)):
         if sample_rate is not None:
             raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-        blocks, too_long = take(stream(source), limit)
+        blocks, too_long = take(stream(source, max_seconds=max_seconds), limit)
         what = _describe(Path(source))
         y = np.concatenate(blocks)
     else:
@@ -609,10 +655,7 @@ def load(
         y = prepare(source, sample_rate)
         too_long, what = y.size > limit, "The recording"
     if too_long:
-        raise AudioError(
-            f"{what} is longer than {_duration(max_seconds)}, the limit here; cut it shorter "
-            "or use the command line, which reads recordings of any length."
-        )
+        raise _too_long(what, max_seconds)
     return y
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from . import audio
 from .artifacts import Bundle, load_bundle
 from .calibration import Voice, estimate_baseline, feature_fingerprint, relative
-from .errors import ArtifactError, AudioError, ParameterError
+from .errors import ArtifactError, AudioError, Cancelled, ParameterError
 from .features import load_extractor
 
 __all__ = ["EmotionClassifier", "Prediction", "Timeline", "Window"]
@@ -40,6 +40,7 @@ BATCH_WINDOWS = 8  # clips per feature/model batch: small, so even a short recor
 INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
 NO_CLIPS = np.zeros((0, 0), np.float32)  # what a judged segment keeps of its clips
 MAX_REFERENCE_SECONDS = 120.0  # longest reference recording: a minute is plenty
+STOPPED = "The analysis was stopped before it finished."
 NO_REFERENCE_SPEECH = (
     "The reference recordings hold no usable speech; record 5 to 10 seconds of your everyday voice, "
     "reading a neutral sentence close to the microphone."
@@ -297,7 +298,9 @@ class EmotionClassifier:
     def _segments(self, blocks: Iterable[np.ndarray], window: float | None, hop: float | None = None):
         return audio.windows(blocks, window=window, hop=hop, config=self.preprocessing)
 
-    def _predict_signal(self, y: np.ndarray, voice: Voice | None = None) -> Prediction:
+    def _predict_signal(
+        self, y: np.ndarray, voice: Voice | None = None, stop: threading.Event | None = None
+    ) -> Prediction:
         """Verdict on a mono 16 kHz signal of any length.
 
         Up to ``IN_MEMORY_SECONDS`` the signal is one segment (:func:`ser_core.audio.windows`:
@@ -306,13 +309,13 @@ class EmotionClassifier:
         and its samples always agree.
         """
         if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
-            return self._timeline([y], voice=voice).summary
+            return self._timeline([y], voice=voice, stop=stop).summary
         (segment,) = self._segments([y], None)
         if segment.error is not None:
             raise segment.error
         if not segment.pooled:  # one clip, on this thread: the common case, kept short
             return Prediction.from_probabilities(self.labels, self.probabilities(segment.clips, voice)[0])
-        ((_, prediction),) = self._judge([segment], voice)
+        ((_, prediction),) = self._judge([segment], voice, stop)
         return prediction
 
     def _timeline(
@@ -322,22 +325,24 @@ class EmotionClassifier:
         window: float = audio.CLIP_SECONDS,
         hop: float = DEFAULT_HOP_SECONDS,
         voice: Voice | None = None,
+        stop: threading.Event | None = None,
     ) -> Timeline:
-        judged = self._judge(self._segments(blocks, window, hop), voice)
+        judged = self._judge(self._segments(blocks, window, hop), voice, stop)
         if not judged:
             raise AudioError("The recording holds no audio samples; choose a file with sound in it.")
         windows = [Window(segment.start, segment.end, prediction) for segment, prediction in judged]
         return Timeline(self.labels, window, hop, windows[-1].end, windows)
 
     def _judge(
-        self, segments: Iterable[audio.Segment], voice: Voice | None = None
+        self, segments: Iterable[audio.Segment], voice: Voice | None = None, stop: threading.Event | None = None
     ) -> list[tuple[audio.Segment, Prediction | None]]:
         """Each segment (without its clips) with its verdict (``None`` without speech).
 
         The clips of all segments are scored in order, in batches of ``BATCH_WINDOWS``, on
         ``jobs`` threads at once (the features release the GIL for most of their work: FFTs,
         sorts, matrix products); at most ``INFLIGHT_PER_THREAD`` batches per thread wait.
-        ``voice`` calibrates every clip.
+        ``voice`` calibrates every clip. Once ``stop`` is set, the next window raises
+        :class:`~ser_core.errors.Cancelled` (a server sets it when the client leaves).
         """
         if voice is not None:
             self._check_voice(voice)  # before any work, in the caller's thread
@@ -360,6 +365,8 @@ class EmotionClassifier:
                 settle()
 
         for segment in segments:
+            if stop is not None and stop.is_set():
+                raise Cancelled(STOPPED)
             judged.append(replace(segment, clips=NO_CLIPS))  # its clips are freed once scored
             scores.append([])
             for clip in segment.clips:
@@ -379,23 +386,30 @@ class EmotionClassifier:
     # ------------------------------------------------------------ public
 
     def predict(
-        self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None = None, *, voice: Voice | None = None
+        self,
+        source: str | os.PathLike[str] | np.ndarray,
+        sample_rate: int | None = None,
+        *,
+        voice: Voice | None = None,
+        stop: threading.Event | None = None,
     ) -> Prediction:
         """Emotion of a file (``source`` a path) or of samples (``source`` an array with ``sample_rate``).
 
         Arrays may be ``(n,)`` or ``(n, channels)``, any integer or float type, any rate. With a
         ``voice`` (:meth:`calibrate`) the calibrated model judges the speech relative to it.
-        Raises :class:`~ser_core.errors.SERError` subclasses with a readable message.
+        Setting ``stop`` from another thread ends a long analysis early with
+        :class:`~ser_core.errors.Cancelled`. Raises :class:`~ser_core.errors.SERError`
+        subclasses with a readable message.
         """
         if not isinstance(source, (str, os.PathLike)):
-            return self._predict_signal(audio.load(source, sample_rate), voice)
+            return self._predict_signal(audio.load(source, sample_rate), voice, stop)
         if sample_rate is not None:
             raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
         blocks = audio.stream(Path(source))
         head, too_long = audio.take(blocks, int(IN_MEMORY_SECONDS * audio.SAMPLE_RATE))
         if too_long:
-            return self._timeline(itertools.chain(head, blocks), voice=voice).summary
-        return self._predict_signal(np.concatenate(head), voice)
+            return self._timeline(itertools.chain(head, blocks), voice=voice, stop=stop).summary
+        return self._predict_signal(np.concatenate(head), voice, stop)
 
     def calibrate(
         self, recordings: Iterable[str | os.PathLike[str] | np.ndarray], sample_rate: int | None = None
@@ -471,19 +485,22 @@ class EmotionClassifier:
         window: float = audio.CLIP_SECONDS,
         hop: float = DEFAULT_HOP_SECONDS,
         voice: Voice | None = None,
+        stop: threading.Event | None = None,
     ) -> Timeline:
         """Emotion over time with sliding windows of ``window`` seconds every ``hop`` seconds.
 
         A window longer than one clip is judged as :meth:`predict` judges long speech: clip by
         clip, and the mean. Files are streamed, so recordings of any length use bounded memory.
-        Windows without speech are kept with ``prediction=None``.
+        Windows without speech are kept with ``prediction=None``. ``stop`` as in :meth:`predict`.
         """
         check_timeline(window, hop)
         if isinstance(source, (str, os.PathLike)):
             if sample_rate is not None:
                 raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-            return self._timeline(audio.stream(Path(source)), window=window, hop=hop, voice=voice)
-        return self._timeline([audio.load(source, sample_rate)], window=window, hop=hop, voice=voice)
+            blocks: Iterable[np.ndarray] = audio.stream(Path(source))
+        else:
+            blocks = [audio.load(source, sample_rate)]
+        return self._timeline(blocks, window=window, hop=hop, voice=voice, stop=stop)
 
     def _submit(self, clips: np.ndarray, voice: Voice | None) -> Callable[[], np.ndarray]:
         """Start scoring ``clips``; returns a function that waits for their probabilities."""

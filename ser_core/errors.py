@@ -6,7 +6,7 @@ command line and the demo can show it to a person as it is.
 
 from __future__ import annotations
 
-__all__ = ["SERError", "AudioError", "ArtifactError", "ParameterError"]
+__all__ = ["SERError", "AudioError", "NotAudioError", "ArtifactError", "ParameterError", "BusyError", "Cancelled"]
 
 
 class SERError(Exception):
@@ -17,9 +17,21 @@ class AudioError(SERError):
     """The audio cannot be decoded or is unusable (silent, too short, not finite...)."""
 
 
+class NotAudioError(AudioError):
+    """The input is not audio in any format the decoders know (a text, an image, random bytes)."""
+
+
 class ArtifactError(SERError):
     """A model bundle is missing, corrupt, tampered with or inconsistent."""
 
 
 class ParameterError(SERError):
     """An argument is outside what the library accepts."""
+
+
+class BusyError(SERError):
+    """A server has no room for the request now; the client should try again later."""
+
+
+class Cancelled(SERError):
+    """The work was stopped before it finished: its client left, or the server is stopping."""

@@ -6,7 +6,14 @@ request only) and answer with the same JSON as ``predict --json`` and ``timeline
 ``GET /v1/health`` and ``GET /v1/model`` describe the service. Every error is a JSON object
 ``{"error": sentence}`` with a fitting status: 413 for an upload over the limit (counted
 while the body is read, never buffered whole), 415 for something that is not audio,
-422 for audio that cannot be used or bad parameters.
+422 for audio that cannot be used or bad parameters (a recording over the duration limit is
+refused from its header, or as soon as decoding passes the limit), 503 with ``Retry-After``
+when the server is full or stopping.
+
+Every request's work is bounded (:class:`~ser_core.limits.Limits`): at most ``slots``
+recordings are analysed at once, timelines in all but one slot, so a burst of long timelines
+never starves short predictions; the rest wait in a bounded queue. An analysis stops at the
+next window when its client disconnects or the server receives SIGTERM.
 
 The model is loaded once, when the app is built; inference runs in the threadpool so the
 event loop keeps answering while a long recording is analysed. FastAPI is imported only
@@ -14,38 +21,46 @@ here, so the rest of the package does not need it. (No ``from __future__ import 
 FastAPI reads the endpoints' annotations at run time.)
 """
 
+import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from . import audio
 from .calibration import adapted
-from .errors import AudioError, ParameterError, SERError
+from .errors import AudioError, BusyError, Cancelled, NotAudioError, ParameterError, SERError
+from .limits import LIMITS, RETRY_AFTER_SECONDS, Limits
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
 
     from .classifier import EmotionClassifier
 
-__all__ = ["create_app", "serve", "DEFAULT_HOST", "DEFAULT_PORT", "MAX_UPLOAD_BYTES"]
+__all__ = ["create_app", "serve", "sweep_stale_uploads", "DEFAULT_HOST", "DEFAULT_PORT"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-MAX_UPLOAD_BYTES = 64 * 2**20  # a 30-minute 16-bit 16 kHz WAV is 55 MiB
+UPLOAD_PREFIX = "ser-upload-"  # temporary upload folders: ser-upload-<pid>-<random>
+STALE_UPLOAD_SECONDS = 3600  # an upload folder without a live owner this old is swept at start-up
+SHUTDOWN_GRACE_SECONDS = 3  # after SIGTERM, in-flight requests get this long to be answered
 UPLOAD_PATHS = ("/v1/predict", "/v1/timeline")
 COPY_CHUNK = 2**20
 NON_AUDIO_TYPES = ("text/", "image/", "application/json", "application/xml", "application/pdf")
 
 
-def _json_error(status: int, message: str) -> Any:
+def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
     from fastapi.responses import JSONResponse
 
-    return JSONResponse(status_code=status, content={"error": message})
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
 
 
 class UploadLimit:
@@ -121,7 +136,7 @@ async def _saved(upload: Any) -> Path:
 
     filename = upload.filename or "upload"
     suffix = _check_upload(filename, upload.content_type)
-    folder = Path(tempfile.mkdtemp(prefix="ser-upload-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{UPLOAD_PREFIX}{os.getpid()}-"))
     path = folder / _temp_name(filename, suffix)
     try:
         with open(path, "xb") as out:
@@ -188,7 +203,7 @@ def _install_error_handlers(app: "FastAPI") -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
-        return _json_error(exc.status_code, str(exc.detail))
+        return _json_error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Any:
@@ -197,6 +212,10 @@ def _install_error_handlers(app: "FastAPI") -> None:
 
     @app.exception_handler(SERError)
     async def ser_error(request: Request, exc: SERError) -> Any:
+        if isinstance(exc, (BusyError, Cancelled)):
+            return _json_error(503, str(exc), {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        if isinstance(exc, NotAudioError):
+            return _json_error(415, str(exc))
         return _json_error(422 if isinstance(exc, (AudioError, ParameterError)) else 500, str(exc))
 
     @app.exception_handler(Exception)
@@ -205,16 +224,87 @@ def _install_error_handlers(app: "FastAPI") -> None:
         return _json_error(500, f"The server failed ({type(exc).__name__}); please report it with the file.")
 
 
-async def _analyse(uploads: list[Any], job: Any) -> Any:
-    """Save the uploads, run ``job(*paths)`` in the threadpool, and remove the files whatever happens."""
+class Gate:
+    """The analysis slots of a server: ``limits.slots`` recordings at once, timelines in at most
+    all but one of them (so a short prediction always finds a slot), and a bounded queue.
+
+    A request that finds ``limits.max_waiting`` others waiting, or waits longer than
+    ``limits.max_wait_seconds``, gets :class:`BusyError` (503 with ``Retry-After``). Every
+    running analysis holds a stop event; :meth:`stop_all` sets them (SIGTERM).
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._slots = asyncio.Semaphore(limits.slots)
+        self._heavy = asyncio.Semaphore(max(1, limits.slots - 1))
+        self.waiting = 0
+        self.running: set[threading.Event] = set()
+        self.stopping = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, *, heavy: bool) -> AsyncIterator[threading.Event]:
+        """Wait for a slot; yields the analysis's stop event."""
+        if self.stopping.is_set():
+            raise Cancelled("The server is stopping; send the request again in a moment.")
+        if self.waiting >= self.limits.max_waiting:
+            raise BusyError("The server is busy with other recordings; try again in a few seconds.")
+        held: list[asyncio.Semaphore] = []
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.limits.max_wait_seconds):
+                for semaphore in (self._heavy, self._slots) if heavy else (self._slots,):
+                    await semaphore.acquire()
+                    held.append(semaphore)
+        except TimeoutError:
+            for semaphore in held:
+                semaphore.release()
+            raise BusyError("The server is busy with other recordings; try again in a few seconds.") from None
+        finally:
+            self.waiting -= 1
+        stop = threading.Event()
+        if self.stopping.is_set():
+            stop.set()
+        self.running.add(stop)
+        try:
+            yield stop
+        finally:
+            self.running.discard(stop)
+            for semaphore in held:
+                semaphore.release()
+
+    def stop_all(self) -> None:
+        """Stop every running analysis at its next window, and refuse new ones."""
+        self.stopping.set()
+        for stop in list(self.running):
+            stop.set()
+
+
+async def _watch_disconnect(request: Any, stop: threading.Event) -> None:
+    """Set ``stop`` when the client goes away (the body is read by now, so the next message is that)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            stop.set()
+            return
+
+
+async def _analyse(request: Any, uploads: list[Any], job: Any, *, heavy: bool = False) -> Any:
+    """Save the uploads, wait for a slot, run ``job(stop, *paths)`` in the threadpool while
+    watching the client, and remove the files whatever happens."""
     from fastapi import HTTPException
     from starlette.concurrency import run_in_threadpool
 
+    gate: Gate = request.app.state.gate
     paths: list[Path] = []
     try:
         for upload in uploads:
             paths.append(await _saved(upload))
-        return await run_in_threadpool(job, *paths)
+        async with gate.slot(heavy=heavy) as stop:
+            watcher = asyncio.create_task(_watch_disconnect(request, stop))
+            try:
+                return await run_in_threadpool(job, stop, *paths)
+            finally:
+                watcher.cancel()
     except MemoryError:
         raise HTTPException(
             status_code=413, detail="The recording is too large to analyse here; cut it into parts."
@@ -229,40 +319,82 @@ async def _analyse(uploads: list[Any], job: Any) -> Any:
             shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def _voice(clf: "EmotionClassifier", references: tuple[Path, ...]) -> Any:
+def sweep_stale_uploads(folder: str | os.PathLike[str] | None = None) -> int:
+    """Remove upload folders left by servers that were killed mid-request: those whose process
+    is gone, or (with no process id in the name) older than :data:`STALE_UPLOAD_SECONDS`.
+    Returns how many were removed."""
+    removed = 0
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{UPLOAD_PREFIX}*"):
+        owner = path.name[len(UPLOAD_PREFIX) :].split("-", 1)[0]
+        try:
+            if owner.isdigit():
+                if _alive(int(owner)):
+                    continue
+            elif time.time() - path.stat().st_mtime < STALE_UPLOAD_SECONDS:
+                continue
+            shutil.rmtree(path)
+            removed += 1
+        except OSError:
+            continue  # another server's, or gone already
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _voice(clf: "EmotionClassifier", references: tuple[Path, ...], stop: threading.Event) -> Any:
     """The voice of the reference uploads, or ``None`` without any; stateless: made per request."""
-    return clf.calibrate(references) if references else None
+    if not references:
+        return None
+    if stop.is_set():
+        raise Cancelled("The analysis was stopped before it finished.")
+    return clf.calibrate(references)
+
+
+def _recording(path: Path, limits: Limits) -> Any:
+    """The uploaded recording, refused from its header or as soon as decoding passes the limit."""
+    return audio.load(path, max_seconds=limits.max_seconds)
 
 
 def create_app(
     classifier: "EmotionClassifier | None" = None,
     *,
     artifacts: str | os.PathLike[str] | None = None,
-    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    limits: Limits = LIMITS,
 ) -> "FastAPI":
     """The API around ``classifier`` (default: the bundle in ``artifacts``, loaded now, once)."""
-    from fastapi import FastAPI, File, Query, UploadFile
+    from fastapi import FastAPI, File, Query, Request, UploadFile
 
     from . import __version__
     from .classifier import DEFAULT_HOP_SECONDS, MAX_WINDOW_SECONDS, MIN_HOP_SECONDS, EmotionClassifier
 
-    if max_upload_bytes <= 0:
-        raise ParameterError("The upload limit must be positive.")
     clf = classifier if classifier is not None else EmotionClassifier.load(artifacts)
     labels = list(clf.labels)
     schemas = _schemas()
     errors = {
         413: {"model": schemas["Error"], "description": "upload too large"},
         415: {"model": schemas["Error"], "description": "not an audio upload"},
-        422: {"model": schemas["Error"], "description": "unusable audio or parameters"},
+        422: {"model": schemas["Error"], "description": "unusable audio or parameters, or a recording over the limit"},
+        503: {"model": schemas["Error"], "description": "the server is full or stopping; see Retry-After"},
     }
     app = FastAPI(
         title="ser_core", version=__version__, description=f"Speech emotion recognition: {', '.join(labels)}."
     )
-    app.add_middleware(UploadLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(UploadLimit, max_bytes=limits.max_upload_bytes)
     app.state.classifier = clf
+    app.state.gate = Gate(limits)
     _install_error_handlers(app)
-    upload_help = "an audio file (WAV, FLAC, MP3, OGG, Opus, M4A, WebM)"
+    upload_help = (
+        f"an audio file (WAV, FLAC, MP3, OGG, Opus, M4A, WebM), up to {limits.max_seconds / 60:g} minutes "
+        f"and {limits.max_upload_bytes / 2**20:g} MiB"
+    )
     reference_help = (
         "optional, repeatable: recordings of the same speaker's everyday, unemotional voice (5 to 60 s in all); "
         "the verdict is then relative to that voice"
@@ -272,18 +404,21 @@ def create_app(
         "/v1/predict", response_model=schemas["PredictionOut"], responses=errors, summary="Emotion of one recording"
     )
     async def predict(
+        request: Request,
         file: Annotated[UploadFile, File(description=upload_help)],
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
     ) -> dict:
-        def job(path: Path, *references: Path) -> tuple:
-            voice = _voice(clf, references)
-            return clf.predict(path, voice=voice), voice
+        def job(stop: threading.Event, path: Path, *references: Path) -> tuple:
+            y = _recording(path, limits)
+            voice = _voice(clf, references, stop)
+            return clf.predict(y, audio.SAMPLE_RATE, voice=voice, stop=stop), voice
 
-        prediction, voice = await _analyse([file, *(reference or [])], job)
+        prediction, voice = await _analyse(request, [file, *(reference or [])], job)
         return {"path": file.filename or "", **prediction.to_dict(), "adapted": adapted(voice)}
 
     @app.post("/v1/timeline", response_model=schemas["TimelineOut"], responses=errors, summary="Emotion over time")
     async def timeline(
+        request: Request,
         file: Annotated[UploadFile, File(description=upload_help)],
         window: Annotated[
             float, Query(ge=audio.MIN_SPEECH_SECONDS, le=MAX_WINDOW_SECONDS, description="seconds")
@@ -293,11 +428,13 @@ def create_app(
         ] = DEFAULT_HOP_SECONDS,
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
     ) -> dict:
-        def job(path: Path, *references: Path) -> tuple:
-            voice = _voice(clf, references)
-            return clf.timeline(path, window=window, hop=hop, voice=voice), voice
+        def job(stop: threading.Event, path: Path, *references: Path) -> tuple:
+            y = _recording(path, limits)
+            limits.check_windows(y.size / audio.SAMPLE_RATE, window, hop)
+            voice = _voice(clf, references, stop)
+            return clf.timeline(y, audio.SAMPLE_RATE, window=window, hop=hop, voice=voice, stop=stop), voice
 
-        result, voice = await _analyse([file, *(reference or [])], job)
+        result, voice = await _analyse(request, [file, *(reference or [])], job, heavy=True)
         return {"path": file.filename or "", **result.to_dict(), "adapted": adapted(voice)}
 
     @app.get("/v1/health", summary="Liveness")
@@ -318,12 +455,25 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     artifacts: str | os.PathLike[str] | None = None,
-    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    limits: Limits = LIMITS,
 ) -> None:
-    """Load the model, then serve the API with uvicorn until interrupted."""
+    """Load the model, then serve the API with uvicorn until SIGINT or SIGTERM: running analyses
+    are stopped at their next window and answered 503, and the server exits within seconds."""
     import uvicorn
 
     if not 0 < port < 65536:
         raise ParameterError(f"The port {port} is not usable; choose one between 1 and 65535.")
-    app = create_app(artifacts=artifacts, max_upload_bytes=max_upload_bytes)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    swept = sweep_stale_uploads()
+    if swept:
+        log.info("removed %d upload folders left by a server that was stopped mid-request", swept)
+    app = create_app(artifacts=artifacts, limits=limits)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.gate.stop_all()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS
+    )
+    Server(config).run()

@@ -13,6 +13,7 @@ from conftest import speech_like
 
 from ser_core import EMOTIONS, Prediction, app
 from ser_core.audio import CLIP_SECONDS, N_SAMPLES
+from ser_core.limits import LIMITS
 
 
 def as_type(y: np.ndarray, dtype: str) -> np.ndarray:
@@ -299,9 +300,13 @@ def test_page_builds_with_help_limits_and_the_predict_endpoint(classifier):
     for emotion in EMOTIONS:
         assert app.EMOJIS[emotion] in text
     assert "Kids are talking by the door" in text and "Dogs are sitting by the door" in text
-    assert f"{app.MAX_UPLOAD_MB} MB" in text and f"{app.MAX_SECONDS / 60:g} minutes" in text
+    assert f"{app.MAX_UPLOAD_BYTES / 2**20:g} MB" in text and f"{app.MAX_SECONDS / 60:g} minutes" in text
+    every, age = app.CACHE_SWEEP
+    assert f"deleted {age // 60} to {(age + every) // 60} minutes after they arrive" in text
     api_names = [d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"]
     assert api_names == ["predict"]
     streams = [d for d in config["dependencies"] if d.get("stream_every")]
     assert any(d["stream_every"] == app.LIVE_STREAM_EVERY and d["time_limit"] == app.LIVE_TIME_LIMIT for d in streams)
-    assert app.launch_options()["max_file_size"] == f"{app.MAX_UPLOAD_MB}mb"
+    assert app.launch_options()["max_file_size"] == app.MAX_UPLOAD_BYTES
+    # one set of limits for every interface
+    assert app.MAX_UPLOAD_BYTES == LIMITS.max_upload_bytes and app.MAX_SECONDS == LIMITS.max_seconds

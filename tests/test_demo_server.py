@@ -12,14 +12,14 @@ from conftest import REPO, launched_demo, speech_like
 
 from ser_core import EMOTIONS, app
 
-UPLOAD_LIMIT_MB = 1  # small, so the test can cross it cheaply
+UPLOAD_LIMIT_BYTES = 2**20  # small, so the test can cross it cheaply
 
 
 @pytest.fixture(scope="module")
 def server(classifier):
     """The demo on 127.0.0.1 and a free port, in a background thread, with a 1 MB upload limit."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(app, "MAX_UPLOAD_MB", UPLOAD_LIMIT_MB)
+        mp.setattr(app, "MAX_UPLOAD_BYTES", UPLOAD_LIMIT_BYTES)
         with launched_demo(classifier) as url:
             mp.undo()
             yield url
@@ -81,11 +81,11 @@ def test_upload_over_the_stated_limit_is_refused_by_the_server(server, client, t
     from gradio_client import handle_file
 
     big = wav(tmp_path / "big.wav", 20.0)  # 20 s of 16-bit 44.1 kHz mono is about 1.7 MB
-    assert Path(big).stat().st_size > UPLOAD_LIMIT_MB * 1024 * 1024
+    assert Path(big).stat().st_size > UPLOAD_LIMIT_BYTES
     with pytest.raises(Exception, match="(?i)too large|exceeds|maximum"):
         client.predict(handle_file(big), api_name="/predict")
     page = httpx.get(f"{server}config", timeout=10).text
-    assert f"up to {UPLOAD_LIMIT_MB} MB" in page
+    assert f"up to {UPLOAD_LIMIT_BYTES / 2**20:g} MB" in page
 
 
 def test_files_outside_the_upload_cache_are_not_served(server):

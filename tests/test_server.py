@@ -63,9 +63,10 @@ def clf(bundle_dir):
 
 @pytest.fixture(scope="module")
 def base(clf):
+    from ser_core.limits import Limits
     from ser_core.server import create_app
 
-    with _Server(create_app(clf, max_upload_bytes=LIMIT)) as server:
+    with _Server(create_app(clf, limits=Limits(max_upload_bytes=LIMIT))) as server:
         yield server.url
 
 
@@ -133,10 +134,17 @@ def test_silent_audio_is_422_with_a_sentence(base):
     assert "silent" in r.json()["error"]
 
 
-def test_undecodable_audio_is_422_and_names_the_file(base):
+def test_non_audio_content_with_an_audio_name_is_415_and_names_the_file(base):
     r = httpx.post(f"{base}/v1/predict", files={"file": ("broken.flac", b"not really flac" * 10, "audio/flac")})
-    assert r.status_code == 422
+    assert r.status_code == 415
     assert "'broken.flac'" in r.json()["error"]
+
+
+def test_audio_without_samples_is_422_not_415(base):
+    """A real WAV header with its data cut off is audio, just unusable."""
+    r = httpx.post(f"{base}/v1/predict", files={"file": ("cut.wav", _wav(speech_like(2.0))[:44])})
+    assert r.status_code == 422
+    assert "'cut.wav' holds no audio samples" in r.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -208,10 +216,10 @@ class _BlockingClassifier:
         self._clf = clf
         self.entered, self.release = threading.Event(), threading.Event()
 
-    def predict(self, path, voice=None):
+    def predict(self, source, sample_rate=None, *, voice=None, stop=None):
         self.entered.set()
         assert self.release.wait(30)
-        return self._clf.predict(path, voice=voice)
+        return self._clf.predict(source, sample_rate, voice=voice, stop=stop)
 
 
 def test_event_loop_answers_while_inference_runs(clf):
