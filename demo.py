@@ -38,11 +38,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from ser_core.app import cache_folder, sweep_cache
 
-    # the demo's own cache folder, unless one is configured: what a killed run left there is swept now
+    # the demo's own cache folder, unless one is configured: what a killed run left there is swept now,
+    # and all of it when the demo stops (Gradio's own clean-up skips files while clients stay connected)
+    folder = None
     if "GRADIO_TEMP_DIR" not in os.environ:
         folder = cache_folder(args.port)
         swept = sweep_cache(folder)
@@ -58,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     # SIGTERM stops the demo as Ctrl-C does, so Gradio deletes its cached uploads and CSVs
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    build_app(clf).launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        build_app(clf).launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+    finally:
+        if folder is not None:
+            sweep_cache(folder)
     return 0
 
 

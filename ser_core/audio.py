@@ -68,7 +68,6 @@ PEAK_LEVEL = 1.0  # peak after normalisation
 DECODE_BLOCK_SECONDS = 10.0  # streaming decode block
 MAX_BLOCK_VALUES = 2**24  # most samples (all channels) decoded at once: 64 MiB of float32
 MAX_CHANNELS = 64  # no recording of speech has more; a header that claims more is refused
-ESTIMATED_DURATION_MARGIN = 1.25  # a container whose length is an estimate is refused only this far over a limit
 FORMATS = "WAV, FLAC, MP3, OGG, Opus, M4A or WebM"
 RESAMPLE_QUALITY = "HQ"  # soxr quality
 NO_SPEECH = "No speech was found in the recording; check the microphone and speak closer to it."
@@ -525,11 +524,10 @@ def _pyav_blocks(path: Path, block_seconds: float, max_seconds: float | None) ->
         stream_ = container.streams.audio[0]
         if not stream_.sample_rate or not stream_.channels:  # FFmpeg guessed the format from the name alone
             raise _undecodable(path, "no sample rate or channels in its header", NotAudioError)
-        if container.duration is not None and max_seconds is not None:
-            estimated = container.duration / av.time_base / ESTIMATED_DURATION_MARGIN
-        else:
-            estimated = 0.0
-        _check_header(path, stream_.channels, estimated, max_seconds)
+        # FFmpeg's duration is exact for most containers and estimated from the bit rate for a few
+        # (MP3 without a Xing header): those may be refused a little below the limit
+        seconds = container.duration / av.time_base if container.duration is not None else 0.0
+        _check_header(path, stream_.channels, seconds, max_seconds)
         resampler = None
         pending: list[np.ndarray] = []
         count = 0

@@ -8,6 +8,7 @@ timelines of more than :data:`MAX_WINDOWS` windows before any of them is judged.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import ParameterError
@@ -48,7 +49,7 @@ class Limits:
             shortest = (seconds - window) / (self.max_windows - 1) if self.max_windows > 1 else seconds
             raise ParameterError(
                 f"This timeline would have about {count:.0f} windows, more than the {self.max_windows} allowed here; "
-                f"use a hop of at least {shortest:.2f} s or a shorter recording."
+                f"use a hop of at least {math.ceil(shortest * 100) / 100:.2f} s or a shorter recording."
             )
 
 

@@ -246,7 +246,8 @@ class Gate:
         """Wait for a slot; yields the analysis's stop event."""
         if self.stopping.is_set():
             raise Cancelled("The server is stopping; send the request again in a moment.")
-        if self.waiting >= self.limits.max_waiting:
+        full = self._slots.locked() or (heavy and self._heavy.locked())
+        if full and self.waiting >= self.limits.max_waiting:
             raise BusyError("The server is busy with other recordings; try again in a few seconds.")
         held: list[asyncio.Semaphore] = []
         self.waiting += 1

@@ -33,6 +33,8 @@ __all__ = [
     "encode_pyav",
     "wav_header",
     "ENCODED",
+    "HostileItem",
+    "write_hostile",
 ]
 
 PREDICT, ERROR = "predict", "error"
@@ -246,4 +248,88 @@ def write_corpus(folder: str | Path, *, long: bool = False) -> list[CorpusItem]:
     add("path that does not exist", "does-not-exist.wav", ERROR)
     if long:
         add("10-minute recording", "ten-minutes.wav", PREDICT, lambda p: write_long_recording(p, 600.0))
+    return items
+
+
+class HostileItem(NamedTuple):
+    """An attack on a server: the file, and the status and words of the only right answer."""
+
+    name: str
+    path: Path
+    status: int
+    needle: str
+
+
+def _constant(seconds: float, level: float) -> np.ndarray:
+    return np.full(int(seconds * SR), level, np.float32)
+
+
+def write_hostile(folder: str | Path) -> list[HostileItem]:
+    """Inputs that cost an attacker little and a careless server a lot (issue 14); add to it with
+    every attack found. Small files: an hour of FLAC at a constant level is 180 KB."""
+    import soundfile as sf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    items: list[HostileItem] = []
+    too_long = "longer than"
+
+    def add(name: str, filename: str, status: int, needle: str, write: Callable[[Path], object]) -> None:
+        path = folder / filename
+        write(path)
+        items.append(HostileItem(name, path, status, needle))
+
+    add(
+        "an hour at a constant level, FLAC",
+        "hour-level.flac",
+        422,
+        too_long,
+        lambda p: sf.write(p, _constant(3600, 0.3), SR),
+    )
+    add(
+        "an hour of digital silence, FLAC",
+        "hour-silence.flac",
+        422,
+        too_long,
+        lambda p: sf.write(p, _constant(3600, 0), SR),
+    )
+    add(
+        "11 minutes at a constant level, Opus in WebM",
+        "eleven-level.webm",
+        422,
+        too_long,
+        lambda p: encode_pyav(p, _constant(660, 0.3), SR, container="webm", codec="libopus", rate=48_000),
+    )
+    add(
+        "11 minutes of silence, MP3 (length estimated by FFmpeg)",
+        "eleven-silence.mp3",
+        422,
+        too_long,
+        lambda p: encode_pyav(p, _constant(660, 0), SR, container="mp3", codec="libmp3lame"),
+    )
+    second = pcm16(speech_like(1.0, SR))
+    add(
+        "a WAV header claiming 65,535 channels",
+        "channels.wav",
+        415,
+        "could not be decoded",
+        lambda p: p.write_bytes(
+            wav_header(rate=SR, channels=65_535, bits=8, data_bytes=10 * len(second)) + 10 * second
+        ),
+    )
+    add(
+        "a WAV header claiming a 1 Hz rate (hours of samples)",
+        "one-hertz.wav",
+        422,
+        too_long,
+        lambda p: p.write_bytes(wav_header(rate=1, data_bytes=len(second)) + second),
+    )
+    add(
+        "a WAV header claiming 4 GB of data over 1 s of speech",
+        "lying-size.wav",
+        200,
+        "",
+        lambda p: p.write_bytes(wav_header(rate=SR, data_bytes=2**32 - 64) + second),
+    )
+    add("text named like audio", "notes.wav", 415, "could not be decoded", lambda p: p.write_text("not audio\n" * 100))
     return items
