@@ -215,6 +215,25 @@ def test_library_analysis_stops_at_the_next_window(classifier):
         classifier.predict(speech_like(90.0), 16_000, stop=stop)
 
 
+def _started(args: list[str], tmp: Path, ready_url: str) -> subprocess.Popen:
+    """``python ARGS`` in the repository with its temp folder in ``tmp``, once ``ready_url`` answers."""
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(REPO)}
+    env.pop("GRADIO_TEMP_DIR", None)
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    for _ in range(900):  # bounded: up to 90 s for the model (and Gradio) to load
+        try:
+            if httpx.get(ready_url, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"{args} did not start: {proc.stderr.read()}")
+
+
 def test_sigterm_stops_a_busy_server_and_answers_its_request(tmp_path):
     """A request that would take hours of CPU is in flight: SIGTERM answers it 503 (or closes it)
     and the server exits, leaving no upload behind."""
@@ -222,24 +241,11 @@ def test_sigterm_stops_a_busy_server_and_answers_its_request(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     port = free_port()
-    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(REPO)}
-    args = ["--port", str(port), "--max-windows", "100000"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ser_core", "serve", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    url = f"http://127.0.0.1:{port}"
+    proc = _started(
+        ["-m", "ser_core", "serve", "--port", str(port), "--max-windows", "100000"], tmp, f"{url}/v1/health"
     )
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(600):  # bounded: up to 60 s for the model to load
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         out: dict = {}
 
         def post() -> None:
@@ -322,26 +328,11 @@ def test_demo_sweeps_a_previous_run_and_leaves_nothing_after_a_clean_stop(tmp_pa
     stale = tmp / f"{app.CACHE_PREFIX}{port}" / "0123abcd" / "old-upload.wav"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"RIFF")
-    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(REPO)}
-    env.pop("GRADIO_TEMP_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "demo.py", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    url = f"http://127.0.0.1:{port}"
+    proc = _started(["demo.py", "--port", str(port)], tmp, url)
     try:
         from gradio_client import Client, handle_file
 
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(900):  # bounded: up to 90 s for Gradio and the model
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         assert not stale.exists()
         client = Client(url, verbose=False, download_files=False)
         for i in range(3):
