@@ -1,8 +1,9 @@
 """REST API: ``python -m ser_core serve`` runs :func:`create_app` with uvicorn.
 
-``POST /v1/predict`` and ``POST /v1/timeline`` take a multipart upload in the field ``file``
-(and optionally the speaker's neutral voice in repeated ``reference`` fields, used for that
-request only) and answer with the same JSON as ``predict --json`` and ``timeline --json``;
+``POST /v1/predict``, ``POST /v1/timeline`` and ``POST /v1/segments`` take a multipart upload
+in the field ``file`` (and optionally the speaker's neutral voice in repeated ``reference``
+fields, used for that request only) and answer with the same JSON as ``predict --json``,
+``timeline --json`` and ``timeline --segments --json``;
 ``GET /v1/health`` and ``GET /v1/model`` describe the service. Every error is a JSON object
 ``{"error": sentence}`` with a fitting status: 413 for an upload over the limit (counted
 while the body is read, never buffered whole), 415 for something that is not audio,
@@ -19,9 +20,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from . import audio
+from . import audio, segments
 from .calibration import adapted
 from .errors import AudioError, ParameterError, SERError
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MAX_UPLOAD_BYTES = 64 * 2**20  # a 30-minute 16-bit 16 kHz WAV is 55 MiB
-UPLOAD_PATHS = ("/v1/predict", "/v1/timeline")
+UPLOAD_PATHS = ("/v1/predict", "/v1/timeline", "/v1/segments")
 COPY_CHUNK = 2**20
 NON_AUDIO_TYPES = ("text/", "image/", "application/json", "application/xml", "application/pdf")
 
@@ -171,13 +172,28 @@ def _schemas() -> dict[str, Any]:
         windows: list[WindowOut]
         adapted: str | None = adapted_field
 
+    class SegmentsOut(BaseModel):
+        path: str
+        duration: float
+        detector: str = Field(description="the voice-activity detector that found the utterances")
+        summary: SummaryOut | None = Field(description="mean over utterances with a verdict; null when none has one")
+        shares: dict[str, float]
+        utterances: list[WindowOut] = Field(description="one row an utterance: its span in seconds and verdict")
+        adapted: str | None = adapted_field
+
     class ModelOut(BaseModel):
         labels: list[str]
         version: str = Field(description="ser_core version")
         model: dict[str, Any] = Field(description="bundle: feature configuration, training configuration, versions")
         metrics: dict[str, Any]
 
-    return {"Error": Error, "PredictionOut": PredictionOut, "TimelineOut": TimelineOut, "ModelOut": ModelOut}
+    return {
+        "Error": Error,
+        "PredictionOut": PredictionOut,
+        "TimelineOut": TimelineOut,
+        "SegmentsOut": SegmentsOut,
+        "ModelOut": ModelOut,
+    }
 
 
 def _install_error_handlers(app: "FastAPI") -> None:
@@ -296,6 +312,21 @@ def create_app(
         def job(path: Path, *references: Path) -> tuple:
             voice = _voice(clf, references)
             return clf.timeline(path, window=window, hop=hop, voice=voice), voice
+
+        result, voice = await _analyse([file, *(reference or [])], job)
+        return {"path": file.filename or "", **result.to_dict(), "adapted": adapted(voice)}
+
+    @app.post("/v1/segments", response_model=schemas["SegmentsOut"], responses=errors, summary="Emotion per utterance")
+    async def utterances(
+        file: Annotated[UploadFile, File(description=upload_help)],
+        detector: Annotated[
+            Literal[segments.DETECTORS], Query(description="voice-activity detector")
+        ] = segments.DEFAULT_DETECTOR,
+        reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
+    ) -> dict:
+        def job(path: Path, *references: Path) -> tuple:
+            voice = _voice(clf, references)
+            return clf.segments(path, detector=detector, voice=voice), voice
 
         result, voice = await _analyse([file, *(reference or [])], job)
         return {"path": file.filename or "", **result.to_dict(), "adapted": adapted(voice)}
