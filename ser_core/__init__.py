@@ -15,7 +15,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     _os.environ.setdefault(_var, "1")
 
 from .audio import CLIP_SECONDS, MIN_SPEECH_SECONDS, SAMPLE_RATE  # noqa: E402
-from .classifier import EmotionClassifier, Prediction, Timeline, Window  # noqa: E402
+from .classifier import EmotionClassifier, Prediction, Timeline, Utterances, Window  # noqa: E402
 from .datasets import EMOTIONS  # noqa: E402
 from .errors import ArtifactError, AudioError, ParameterError, SERError  # noqa: E402
 
@@ -23,6 +23,7 @@ __all__ = [
     "EmotionClassifier",
     "Prediction",
     "Timeline",
+    "Utterances",
     "Window",
     "EMOTIONS",
     "SAMPLE_RATE",

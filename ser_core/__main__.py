@@ -222,7 +222,11 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from .classifier import EmotionClassifier
     from .errors import ParameterError, SERError
 
-    if args.cluster or len(args.file) > 1 or args.report or args.resume:  # many recordings: one JSON line each
+    many = args.cluster or len(args.file) > 1 or args.report or args.resume
+    if args.segments and many:
+        print("error: --segments takes one recording, without --cluster, --report or --resume.", file=sys.stderr)
+        return EXIT_USAGE
+    if many:  # many recordings: one JSON line each
         from .cluster import timeline_args
 
         try:
@@ -238,7 +242,10 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         clf = EmotionClassifier.load(args.artifacts, jobs=args.jobs)
-        timeline = clf.timeline(file, window=args.window, hop=args.hop, voice=voice)
+        if args.segments:
+            timeline = clf.segments(file, detector=args.detector, voice=voice)
+        else:
+            timeline = clf.timeline(file, window=args.window, hop=args.hop, voice=voice)
     except SERError as e:
         if args.json:
             print(json.dumps({"path": file, "error": str(e)}, ensure_ascii=False))
@@ -256,7 +263,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             print(f"{w.start:8.2f}-{w.end:8.2f} s  {verdict}")
         try:
             s = timeline.summary
-            print(f"overall: {s.emotion} ({100 * s.confidence:.1f}%) over {len(timeline.voiced)} windows with speech")
+            rows = "utterances" if args.segments else "windows with speech"
+            print(f"overall: {s.emotion} ({100 * s.confidence:.1f}%) over {len(timeline.voiced)} {rows}")
         except SERError as e:
             print(f"overall: {e}")
     return EXIT_OK
@@ -298,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cluster
     from .audio import CLIP_SECONDS
     from .classifier import DEFAULT_HOP_SECONDS
+    from .segments import DEFAULT_DETECTOR, DETECTORS
 
     parser = argparse.ArgumentParser(prog="python -m ser_core", description="Speech emotion recognition on a CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -330,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", action="store_true", help="CSV, one row a window")
     t.add_argument("--window", type=float, default=CLIP_SECONDS, help="window length in seconds")
     t.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="step between windows in seconds")
+    t.add_argument(
+        "--segments", action="store_true", help="one verdict per utterance (split on pauses) instead of windows"
+    )
+    t.add_argument(
+        "--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help="voice-activity detector of --segments"
+    )
     t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads scoring the windows")
     cluster.add_arguments(t, timeline=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import audio
 from .calibration import Voice, adapted
-from .classifier import EmotionClassifier, Prediction, Timeline
+from .classifier import EmotionClassifier, Prediction, Timeline, Utterances
 from .errors import AudioError, SERError
 from .limits import LIMITS
 
@@ -38,6 +38,9 @@ __all__ = [
     "launch_options",
     "live_step",
     "load_signal",
+    "on_segments",
+    "utterance_figure",
+    "utterance_rows",
     "uncertainty",
 ]
 
@@ -66,6 +69,10 @@ COLOURS = {  # mid-tone colours readable on light and dark backgrounds
 UNKNOWN_EMOJI = "🤔"
 MUTED_OPACITY = 0.35  # bars that did not win
 PLOT_TOP_MARGIN = 46  # px left free under the Gradio label that overlays a plot's top
+
+WAVEFORM_POINTS = 2_000  # the waveform is drawn as the min and max of this many stretches
+BAND_OPACITY = 0.30  # utterance bands over the waveform
+UTTERANCE_COLUMNS = ["start (s)", "end (s)", "emotion", "confidence"]
 
 MIN_CONFIDENCE = 0.40  # below this the verdict is shown as a guess
 MIN_MARGIN = 0.10  # a winner closer than this to the runner-up is a near tie
@@ -322,6 +329,72 @@ def write_csv(timeline: Timeline) -> str:
     with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
         f.write(timeline.to_csv())
     return path
+
+
+def utterance_figure(y: np.ndarray, utterances: Utterances) -> Any:
+    """The waveform over time (seconds) with a band over each utterance in its emotion's colour,
+    labelled with the emotion (grey and unlabelled without a verdict)."""
+    import plotly.graph_objects as go
+
+    sr = audio.SAMPLE_RATE
+    n = max(1, min(WAVEFORM_POINTS, y.size))
+    edges = np.linspace(0, y.size, n + 1).astype(int)
+    low = np.minimum.reduceat(y, edges[:-1])
+    high = np.maximum.reduceat(y, edges[:-1])
+    times = edges[:-1] / sr
+    fig = go.Figure(
+        go.Scatter(
+            x=np.repeat(times, 2),
+            y=np.column_stack([low, high]).ravel(),
+            mode="lines",
+            line={"color": "#8b95a5", "width": 1},
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    for u in utterances.windows:
+        p = u.prediction
+        fig.add_vrect(
+            x0=u.start,
+            x1=u.end,
+            fillcolor=COLOURS.get(p.emotion, "#94a3b8") if p else "#94a3b8",
+            opacity=BAND_OPACITY,
+            line_width=0,
+            annotation_text=_label(p.emotion) if p else "",
+            annotation_position="top left",
+        )
+    fig.update_xaxes(title_text="seconds", range=[0, y.size / sr])
+    fig.update_yaxes(visible=False, range=[-1.15, 1.15])
+    return _layout(fig, height=260)
+
+
+def utterance_rows(utterances: Utterances) -> list[list]:
+    """The table of utterances: start, end, emotion, confidence (blank without a verdict)."""
+    rows = []
+    for u in utterances.windows:
+        p = u.prediction
+        verdict = [_label(p.emotion), f"{p.confidence:.0%}"] if p else ["(too short to judge)", ""]
+        rows.append([round(u.start, 2), round(u.end, 2), *verdict])
+    return rows
+
+
+def on_segments(clf: EmotionClassifier, source: AudioInput, voice: Voice | None = None) -> tuple:
+    """A recording longer than one phrase -> (utterance bands, table of utterances); both hidden
+    for a shorter one or when no utterance is found (the verdict above says why)."""
+    import gradio as gr
+
+    hidden = gr.update(value=None, visible=False)
+    y = load_signal(source)
+    if y.size <= audio.N_SAMPLES:
+        return hidden, hidden
+    try:
+        utterances = clf.segments(y, audio.SAMPLE_RATE, voice=voice)
+    except AudioError:
+        return hidden, hidden
+    return (
+        gr.update(value=utterance_figure(y, utterances), visible=True),
+        gr.update(value=utterance_rows(utterances), visible=True),
+    )
 
 
 # ---------------------------------------------------------------- live mode
@@ -617,6 +690,7 @@ def build_app(clf: EmotionClassifier) -> Any:
     clear = functools.partial(on_clear, clf.labels)
     predict_api = friendly(functools.partial(api_predict, clf))
     calibrate = friendly(functools.partial(on_calibrate, clf))
+    utterances = friendly(functools.partial(on_segments, clf))
     named = ((analyse_audio, "analyse"), (live_chunk, "live_chunk"), (predict_api, "predict"), (calibrate, "calibrate"))
     for fn, name in named:
         fn.__name__ = name  # type: ignore[attr-defined]
@@ -650,6 +724,10 @@ def build_app(clf: EmotionClassifier) -> Any:
                         )
                 timeline_plot = gr.Plot(label="Emotion over time", visible=False, elem_id="timeline")
                 csv_file = gr.File(label="Timeline as CSV", visible=False, elem_id="timeline-csv", interactive=False)
+                bands = gr.Plot(label="Utterances", visible=False, elem_id="utterances")
+                table = gr.Dataframe(
+                    headers=UTTERANCE_COLUMNS, visible=False, interactive=False, elem_id="utterance-table"
+                )
             with gr.Tab("Live", id="live"):
                 gr.Markdown(
                     f"Speak and watch the emotion follow you, updated about every {LIVE_STREAM_EVERY:g} s from the "
@@ -687,8 +765,20 @@ def build_app(clf: EmotionClassifier) -> Any:
                 concurrency_id="analysis",
                 api_visibility="private",
                 scroll_to_output=True,
+            ).success(
+                utterances,
+                [audio_in, voice_state],
+                [bands, table],
+                concurrency_limit=ANALYSIS_CONCURRENCY,
+                concurrency_id="analysis",
+                show_progress="hidden",
+                api_visibility="private",
             )
+            event(lambda: (gr.update(visible=False),) * 2, None, [bands, table], queue=False, api_visibility="private")
         audio_in.clear(clear, None, outputs, queue=False, api_visibility="private")
+        audio_in.clear(
+            lambda: (gr.update(visible=False),) * 2, None, [bands, table], queue=False, api_visibility="private"
+        )
 
         live_in.start_recording(
             on_live_start, None, [live_state, live_verdict, live_plot], queue=False, api_visibility="private"

@@ -46,6 +46,7 @@ __all__ = [
     "to_clip",
     "speech_clip",
     "speech_clips",
+    "segment",
     "windows",
     "take",
     "validate_signal",
@@ -403,15 +404,21 @@ def windows(
     else:
         win, step = int(round(window * sr)), int(round((hop or window) * sr))
     for start, samples in _sliding(blocks, win, step):
-        span = (start / sr, (start + samples.size) / sr)
-        try:
-            speech = check_speech(samples, config=config)
-        except AudioError as e:
-            yield Segment(*span, np.zeros((0, config.n_samples), np.float32), error=e)
-            continue
-        clips, pooled = speech_clips(speech, config=config)
-        error = None if len(clips) else AudioError(NO_SPEECH)
-        yield Segment(*span, clips, pooled, error, speech.size / sr)
+        yield segment(start, samples, config=config)
+
+
+def segment(start: int, samples: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> Segment:
+    """The :class:`Segment` of ``samples`` found at sample ``start`` of a recording: its speech
+    trimmed and checked, and its :func:`speech_clips` (none, with the reason, without speech)."""
+    sr = config.sample_rate
+    span = (start / sr, (start + samples.size) / sr)
+    try:
+        speech = check_speech(samples, config=config)
+    except AudioError as e:
+        return Segment(*span, np.zeros((0, config.n_samples), np.float32), error=e)
+    clips, pooled = speech_clips(speech, config=config)
+    error = None if len(clips) else AudioError(NO_SPEECH)
+    return Segment(*span, clips, pooled, error, speech.size / sr)
 
 
 def _sliding(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:

@@ -17,20 +17,20 @@ import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import audio
+from . import audio, segments
 from .artifacts import Bundle, load_bundle
 from .calibration import Voice, estimate_baseline, feature_fingerprint, relative
 from .errors import ArtifactError, AudioError, Cancelled, ParameterError
 from .features import load_extractor
 
-__all__ = ["EmotionClassifier", "Prediction", "Timeline", "Window"]
+__all__ = ["EmotionClassifier", "Prediction", "Timeline", "Utterances", "Window"]
 
 DEFAULT_HOP_SECONDS = 1.0  # timeline step
 MIN_HOP_SECONDS = 0.05  # shortest timeline step
@@ -170,6 +170,21 @@ class Timeline:
                     ]
                 )
         return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Utterances(Timeline):
+    """Emotion per utterance (:meth:`EmotionClassifier.segments`): a timeline whose windows are the
+    utterances, of their own lengths (``window_seconds`` and ``hop_seconds`` are 0), with the
+    voice-activity detector that found them. CSV as the timeline's, one row an utterance."""
+
+    detector: str = segments.DEFAULT_DETECTOR
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        del out["window"], out["hop"]
+        rows = out.pop("windows")
+        return {**out, "detector": self.detector, "utterances": rows}
 
 
 class EmotionClassifier:
@@ -502,6 +517,35 @@ class EmotionClassifier:
             blocks = [audio.load(source, sample_rate)]
         return self._timeline(blocks, window=window, hop=hop, voice=voice, stop=stop)
 
+    def segments(
+        self,
+        source: str | os.PathLike[str] | np.ndarray,
+        sample_rate: int | None = None,
+        *,
+        detector: str = segments.DEFAULT_DETECTOR,
+        voice: Voice | None = None,
+        stop: threading.Event | None = None,
+    ) -> Utterances:
+        """Emotion per utterance: the recording split on its pauses (:mod:`ser_core.segments`,
+        with voice-activity ``detector``), each utterance judged as :meth:`predict` judges a
+        recording, relative to ``voice`` when one is given. Files are streamed (bounded memory).
+        Raises :class:`AudioError` when no utterance is found. ``stop`` as in :meth:`predict`.
+        """
+        settings = segments.Segmentation(detector=detector)
+        if isinstance(source, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
+            blocks: Iterable[np.ndarray] = audio.stream(Path(source))
+        else:
+            blocks = [audio.load(source, sample_rate)]
+        counted = _Counted(blocks)
+        found = segments.segments(counted, settings=settings, config=self.preprocessing)
+        judged = self._judge(found, voice, stop)
+        if not judged:
+            raise AudioError(audio.NO_SPEECH)
+        rows = [Window(segment.start, segment.end, prediction) for segment, prediction in judged]
+        return Utterances(self.labels, 0.0, 0.0, counted.samples / audio.SAMPLE_RATE, rows, detector)
+
     def _submit(self, clips: np.ndarray, voice: Voice | None) -> Callable[[], np.ndarray]:
         """Start scoring ``clips``; returns a function that waits for their probabilities."""
         if self.jobs == 1:
@@ -524,6 +568,19 @@ class EmotionClassifier:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+class _Counted:
+    """A stream of blocks that counts the samples that went through it."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]) -> None:
+        self.blocks = blocks
+        self.samples = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self.blocks:
+            self.samples += block.size
+            yield block
 
 
 def _recordings(recordings: object) -> list:

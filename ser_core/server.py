@@ -1,8 +1,9 @@
 """REST API: ``python -m ser_core serve`` runs :func:`create_app` with uvicorn.
 
-``POST /v1/predict`` and ``POST /v1/timeline`` take a multipart upload in the field ``file``
-(and optionally the speaker's neutral voice in repeated ``reference`` fields, used for that
-request only) and answer with the same JSON as ``predict --json`` and ``timeline --json``;
+``POST /v1/predict``, ``POST /v1/timeline`` and ``POST /v1/segments`` take a multipart upload
+in the field ``file`` (and optionally the speaker's neutral voice in repeated ``reference``
+fields, used for that request only) and answer with the same JSON as ``predict --json``,
+``timeline --json`` and ``timeline --segments --json``;
 ``GET /v1/health`` and ``GET /v1/model`` describe the service. Every error is a JSON object
 ``{"error": sentence}`` with a fitting status: 413 for an upload over the limit (counted
 while the body is read, never buffered whole), 415 for something that is not audio,
@@ -31,9 +32,9 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from . import audio
+from . import audio, segments
 from .calibration import adapted
 from .errors import AudioError, BusyError, Cancelled, NotAudioError, ParameterError, SERError
 from .limits import LIMITS, RETRY_AFTER_SECONDS, Limits
@@ -52,7 +53,7 @@ DEFAULT_PORT = 8000
 UPLOAD_PREFIX = "ser-upload-"  # temporary upload folders: ser-upload-<pid>-<random>
 STALE_UPLOAD_SECONDS = 3600  # an upload folder without a live owner this old is swept at start-up
 SHUTDOWN_GRACE_SECONDS = 3  # after SIGTERM, in-flight requests get this long to be answered
-UPLOAD_PATHS = ("/v1/predict", "/v1/timeline")
+UPLOAD_PATHS = ("/v1/predict", "/v1/timeline", "/v1/segments")
 COPY_CHUNK = 2**20
 NON_AUDIO_TYPES = ("text/", "image/", "application/json", "application/xml", "application/pdf")
 
@@ -186,13 +187,28 @@ def _schemas() -> dict[str, Any]:
         windows: list[WindowOut]
         adapted: str | None = adapted_field
 
+    class SegmentsOut(BaseModel):
+        path: str
+        duration: float
+        detector: str = Field(description="the voice-activity detector that found the utterances")
+        summary: SummaryOut | None = Field(description="mean over utterances with a verdict; null when none has one")
+        shares: dict[str, float]
+        utterances: list[WindowOut] = Field(description="one row an utterance: its span in seconds and verdict")
+        adapted: str | None = adapted_field
+
     class ModelOut(BaseModel):
         labels: list[str]
         version: str = Field(description="ser_core version")
         model: dict[str, Any] = Field(description="bundle: feature configuration, training configuration, versions")
         metrics: dict[str, Any]
 
-    return {"Error": Error, "PredictionOut": PredictionOut, "TimelineOut": TimelineOut, "ModelOut": ModelOut}
+    return {
+        "Error": Error,
+        "PredictionOut": PredictionOut,
+        "TimelineOut": TimelineOut,
+        "SegmentsOut": SegmentsOut,
+        "ModelOut": ModelOut,
+    }
 
 
 def _install_error_handlers(app: "FastAPI") -> None:
@@ -434,6 +450,23 @@ def create_app(
             limits.check_windows(y.size / audio.SAMPLE_RATE, window, hop)
             voice = _voice(clf, references, stop)
             return clf.timeline(y, audio.SAMPLE_RATE, window=window, hop=hop, voice=voice, stop=stop), voice
+
+        result, voice = await _analyse(request, [file, *(reference or [])], job, heavy=True)
+        return {"path": file.filename or "", **result.to_dict(), "adapted": adapted(voice)}
+
+    @app.post("/v1/segments", response_model=schemas["SegmentsOut"], responses=errors, summary="Emotion per utterance")
+    async def utterances(
+        request: Request,
+        file: Annotated[UploadFile, File(description=upload_help)],
+        detector: Annotated[
+            Literal[segments.DETECTORS], Query(description="voice-activity detector")
+        ] = segments.DEFAULT_DETECTOR,
+        reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
+    ) -> dict:
+        def job(stop: threading.Event, path: Path, *references: Path) -> tuple:
+            y = _recording(path, limits)
+            voice = _voice(clf, references, stop)
+            return clf.segments(y, audio.SAMPLE_RATE, detector=detector, voice=voice, stop=stop), voice
 
         result, voice = await _analyse(request, [file, *(reference or [])], job, heavy=True)
         return {"path": file.filename or "", **result.to_dict(), "adapted": adapted(voice)}
