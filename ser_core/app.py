@@ -610,7 +610,8 @@ def _limits_markdown() -> str:
     return (
         f'<div class="ser-limits">Files: {ACCEPTED_FORMATS}; up to {MAX_UPLOAD_BYTES / 2**20:g} MB and '
         f"{MAX_SECONDS / 60:g} minutes. Recordings longer than {audio.CLIP_SECONDS:g} s also get an "
-        f"emotion timeline. Uploaded audio and timelines are deleted {retention()}; nothing else is kept.</div>"
+        "emotion timeline and a verdict per utterance. Uploaded audio and timelines are deleted "
+        f"{retention()}; nothing else is kept.</div>"
     )
 
 
