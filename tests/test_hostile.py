@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import soundfile as sf
 from conftest import REPO, free_port, speech_like
 from corpus import write_hostile, write_long_recording
 from test_server import _Server, _wav
@@ -348,3 +350,43 @@ def test_demo_sweeps_a_previous_run_and_leaves_nothing_after_a_clean_stop(tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
+    """Bounded load on loopback: 16 clients x 6 predictions of distinct clips while two clients
+    keep sending hour-long files; every clip gets its own answer, every hour file its 422."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ser_core.server import create_app
+
+    clips = {f"clip{i}.wav": _wav(speech_like(2.0 + (i % 5) * 0.5, seed=i)) for i in range(96)}
+    expected = {name: clf.predict(*sf.read(io.BytesIO(data), dtype="float32")) for name, data in clips.items()}
+    hour = next(i for i in hostile if i.path.name == "hour-level.flac").path.read_bytes()
+    with _Server(create_app(clf)) as server:
+        done = threading.Event()
+
+        def attack() -> list[int]:
+            statuses = []
+            with httpx.Client(timeout=60) as http:
+                while not done.is_set() and len(statuses) < 200:  # bounded
+                    statuses.append(http.post(f"{server.url}/v1/predict", files={"file": ("h.flac", hour)}).status_code)
+            return statuses
+
+        def visitor(names: list[str]) -> list[tuple[str, httpx.Response]]:
+            with httpx.Client(timeout=120) as http:
+                return [(n, http.post(f"{server.url}/v1/predict", files={"file": (n, clips[n])})) for n in names]
+
+        names = list(clips)
+        with ThreadPoolExecutor(18) as pool:
+            attackers = [pool.submit(attack) for _ in range(2)]
+            visitors = [pool.submit(visitor, names[i::16]) for i in range(16)]
+            answers = [a for v in visitors for a in v.result()]
+            done.set()
+            hostile_statuses = [s for a in attackers for s in a.result()]
+    assert len(answers) == len(clips)
+    for name, r in answers:
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["path"] == name and body["emotion"] == expected[name].emotion
+        assert body["probabilities"] == pytest.approx(expected[name].probabilities, abs=1e-5)
+    assert hostile_statuses and set(hostile_statuses) == {422}
