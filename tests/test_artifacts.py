@@ -290,3 +290,48 @@ def test_missing_preprocessing_is_refused(bundle):
     replace_file(bundle, art.CONFIG_JSON, json.dumps(config).encode())
     with pytest.raises(ArtifactError, match="preprocessing settings .* are unusable"):
         EmotionClassifier.load(bundle)
+
+
+def _damaged(kind: str, folder: Path) -> str:
+    """Damage the bundle in one of the ways it can fail to load; returns words of the sentence."""
+    if kind == "missing":
+        shutil.rmtree(folder)
+        return "No artifacts folder"
+    if kind.startswith("unreadable"):  # permissions cannot stop root; a folder in a file's place can
+        name = art.MANIFEST if kind.endswith("manifest") else art.MODEL_TFLITE
+        (folder / name).unlink()
+        (folder / name).mkdir()
+        return f"'{name}' in {folder} cannot be read"
+    if kind == "corrupt":
+        (folder / art.MODEL_TFLITE).write_bytes(b"\0" * 64)
+        return "checksum"
+    m = manifest(folder)
+    m["format_version"] = 999
+    (folder / art.MANIFEST).write_text(json.dumps(m))
+    return "format version"
+
+
+@pytest.mark.parametrize("kind", ["missing", "unreadable-manifest", "unreadable-model", "corrupt", "version"])
+def test_every_loading_failure_is_one_sentence_in_every_interface(bundle, kind, tmp_path):
+    """predict, timeline, serve and the demo each print one line and exit 1, never a traceback."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+    from conftest import REPO, free_port, speech_like
+
+    sf.write(tmp_path / "a.wav", speech_like(), 16_000)
+    words = _damaged(kind, bundle)
+    with pytest.raises(ArtifactError, match=words):
+        art.load_bundle(bundle)
+    commands = [
+        ["-m", "ser_core", "predict", "--artifacts", str(bundle), "--report", str(tmp_path / "r.jsonl"), "a.wav"],
+        ["-m", "ser_core", "timeline", "--artifacts", str(bundle), "a.wav"],
+        ["-m", "ser_core", "serve", "--artifacts", str(bundle), "--port", str(free_port())],
+        [str(REPO / "demo.py"), "--artifacts", str(bundle), "--port", str(free_port())],
+    ]
+    for args in commands:
+        run = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1, (args, run.stderr)
+        lines = [line for line in run.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], (args, run.stderr)
