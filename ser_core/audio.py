@@ -244,15 +244,29 @@ def resample(y: np.ndarray, *, sr: int, target_sr: int = SAMPLE_RATE) -> np.ndar
 def frame_rms(y: np.ndarray, *, frame_length: int = TRIM_FRAME_LENGTH, hop_length: int = TRIM_HOP_LENGTH) -> np.ndarray:
     """Root-mean-square of centred frames (zero-padded), as librosa.feature.rms. Shape ``(t,)``."""
     pad = frame_length // 2
-    power = np.concatenate([np.zeros(pad), np.square(y, dtype=np.float64), np.zeros(pad)])
-    n_frames = (power.size - frame_length) // hop_length + 1
     if frame_length % hop_length == 0:  # sums of whole hops: no running sum over the whole signal
+        power = np.concatenate([np.zeros(pad), np.square(y, dtype=np.float64), np.zeros(pad)])
+        n_frames = (power.size - frame_length) // hop_length + 1
         k = frame_length // hop_length
         hops = power[: (n_frames - 1 + k) * hop_length].reshape(-1, hop_length).sum(axis=1)
         energy = np.lib.stride_tricks.sliding_window_view(hops, k).sum(axis=1)
-    else:  # each frame summed on its own: differences of a running sum lose the digits of quiet frames
-        energy = np.lib.stride_tricks.sliding_window_view(power, frame_length)[::hop_length][:n_frames].sum(axis=1)
-    return np.sqrt(energy / frame_length)
+        return np.sqrt(energy / frame_length)
+    # each frame summed on its own: differences of a running sum lose the digits of quiet frames
+    padded = np.concatenate([np.zeros(pad), y.astype(np.float64), np.zeros(pad)])
+    return rms_of_frames(centred_frames(padded, frame_length, hop_length))
+
+
+def centred_frames(padded: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+    """Read-only view of the frames of a 1-D signal already padded by ``frame_length // 2`` on both
+    sides, one every ``hop_length`` samples: ``(n,) -> (t, frame_length)``, no copy."""
+    t = (padded.size - frame_length) // hop_length + 1
+    step = padded.strides[0]
+    return np.lib.stride_tricks.as_strided(padded, (t, frame_length), (hop_length * step, step), writeable=False)
+
+
+def rms_of_frames(frames: np.ndarray) -> np.ndarray:
+    """Root-mean-square of each frame (row), each summed on its own. ``(t, frame_length) -> (t,)``."""
+    return np.sqrt(np.einsum("ij,ij->i", frames, frames) / frames.shape[1])
 
 
 def trim_silence(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> np.ndarray:

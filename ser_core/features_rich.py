@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import N_SAMPLES, SAMPLE_RATE, frame_rms
+from .audio import N_SAMPLES, SAMPLE_RATE, centred_frames, rms_of_frames
 from .errors import ParameterError
 from .spectral import FeatureSettings, Workspace, as_clips, centre_pad, power_spectrum, power_to_db, rolloff_bins
 
@@ -194,7 +194,7 @@ def build_rich_filters(config: RichFeatureConfig) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- statistics
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)  # every length a clip's frames can have, times the four sets of points
 def _percentile_points(n: int, qs: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lower and upper sorted positions and the fraction between them, as np.percentile 'linear'."""
     pos = (n - 1) * np.asarray(qs, np.float64) / 100.0
@@ -210,7 +210,7 @@ def _percentiles(sorted_x: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     return np.where(t < 0.5, a + d * t, b - d * (1 - t)).T  # NumPy's _lerp, both of its branches
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)  # every length a clip's frames can have (176 by default): no misses
 def _time_axes(T: int) -> tuple[np.ndarray, float, np.ndarray, float]:
     """Regressors over ``T`` frames: centred time on [-0.5, 0.5] and a centred parabola on [-1, 1],
     each with its squared norm. Cached: every clip of one length shares them (read only)."""
@@ -413,9 +413,9 @@ class RichFeatureExtractor:
         padded = centre_pad(
             sound[None], pad, workspace=ws, name="padded", max_rows=1, max_width=cfg.n_samples + 2 * pad
         )
-        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[0, ::hop]  # centred
-        T = frames.shape[0]
         padded = padded[0]
+        frames = centred_frames(padded, n_fft, hop)
+        T = frames.shape[0]
         P = power_spectrum(frames, self._window, workspace=ws, name="stft", max_rows=mt)  # (T, bins) float64
 
         # --- mel / MFCC ---
@@ -437,12 +437,8 @@ class RichFeatureExtractor:
         flat = np.exp(np.log(logP, out=logP).mean(1)) / (total / cfg.n_bins + EPS)
         dlog = np.diff(logM, axis=1).clip(min=0)
         flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
-        sign = np.signbit(padded)
-        crossings = np.zeros(sign.size, np.int32)
-        np.cumsum(sign[1:] != sign[:-1], dtype=np.int32, out=crossings[1:])
-        starts = np.arange(T) * hop
-        zcr = (crossings[starts + n_fft - 1] - crossings[starts]) / n_fft
-        rms_db = 20 * np.log10(frame_rms(sound, frame_length=n_fft, hop_length=hop) + 1e-8)
+        zcr = self._zero_crossings(padded, T) / n_fft
+        rms_db = 20 * np.log10(rms_of_frames(frames) + 1e-8)  # audio.frame_rms of the sound, from its frames
         alpha = 10 * np.log10((high_band + EPS) / (low_band + EPS))
         spec = np.vstack([centroid / 1000, bw / 1000, rolloff / 1000, np.log10(flat + EPS), flux, zcr, rms_db, alpha])
         contrast = self._contrast(P)
@@ -471,6 +467,17 @@ class RichFeatureExtractor:
             ]
         )  # fmt: skip
         return np.nan_to_num(feat.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _zero_crossings(self, padded: np.ndarray, T: int) -> np.ndarray:
+        """Sign changes inside each of the ``T`` centred frames of ``padded`` (int, shape ``(T,)``):
+        one sum per frame, over the changes between its ``n_fft`` samples."""
+        sign = np.signbit(padded)
+        changes = np.zeros(sign.size, bool)  # one longer than the changes: reduceat needs each bound < size
+        np.not_equal(sign[1:], sign[:-1], out=changes[:-1])
+        bounds = np.empty(2 * T, np.intp)  # [start, end) of each frame's changes, interleaved
+        bounds[0::2] = np.arange(0, T * self.config.hop_length, self.config.hop_length)
+        bounds[1::2] = bounds[0::2] + (self.config.n_fft - 1)
+        return np.add.reduceat(changes, bounds, dtype=np.int32)[0::2]
 
     def _contrast(self, P: np.ndarray) -> np.ndarray:
         """librosa.feature.spectral_contrast of the magnitudes ``sqrt(P)``, given powers ``P`` ``(T, bins)``.
