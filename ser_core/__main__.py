@@ -17,6 +17,8 @@ from pathlib import Path
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+HEAP_BLOCK_BYTES = 16 * 2**20  # buffers up to this size are reused from the heap (see _keep_freed_memory)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
 def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -105,9 +107,28 @@ def _verdict(path: str) -> dict:
     return {**_worker_classifier.predict(path, voice=_worker_voice).to_dict(), "adapted": adapted(_worker_voice)}
 
 
+def _keep_freed_memory() -> None:
+    """Let this process (and the workers it forks) reuse freed memory instead of handing it back.
+
+    Every file allocates buffers of a few hundred kB (decoded samples, clips, spectra); glibc maps
+    such blocks fresh and unmaps them when freed, so each file paid ~200 page faults (~10% of its
+    time). Blocks up to ``HEAP_BLOCK_BYTES`` now come from the heap, which keeps its freed top.
+    Does nothing where the C library has no ``mallopt`` (not glibc).
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES)
+    mallopt(M_TRIM_THRESHOLD, 4 * HEAP_BLOCK_BYTES)
+
+
 def _results(
     items: list[tuple[str, str | None]], artifacts: str | None, jobs: int, voice: str | None
 ) -> Iterator[dict]:
+    _keep_freed_memory()
     if jobs <= 1 or len(items) < 8:
         _worker_init(artifacts, max(jobs, 1), voice)  # few files: a long one's windows use the threads
         yield from map(_classify, items)
@@ -116,6 +137,9 @@ def _results(
 
     _worker_init(artifacts, 1, voice)  # bad artifacts fail here: a failing pool initializer is respawned forever
     if sys.platform.startswith("linux"):  # forked workers inherit the classifier just loaded and verified
+        import gc
+
+        gc.freeze()  # the workers' collections leave the inherited objects (and their pages) alone
         pool = mp.get_context("fork").Pool(jobs)
     else:
         pool = mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(artifacts, 1, voice))
