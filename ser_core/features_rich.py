@@ -225,7 +225,7 @@ def _time_axes(T: int) -> tuple[np.ndarray, float, np.ndarray, float]:
 def _stats(x: np.ndarray, sorted_x: np.ndarray) -> np.ndarray:
     """Per-row mean, std, p10, p50, p90 and slope over normalised time. ``(d, T) -> (6 d,)``."""
     T = x.shape[1]
-    mu = x.mean(1)
+    mu = np.add.reduce(x, axis=1) / T  # x.mean(1)
     xc = x - mu[:, None]
     std = np.sqrt(np.einsum("ij,ij->i", xc, xc) / T)
     if T > 1:
@@ -242,18 +242,19 @@ def _functionals(x: np.ndarray, sorted_x: np.ndarray | None = None) -> np.ndarra
     if sorted_x is None:
         sorted_x = np.sort(x, axis=1)
     T = x.shape[1]
-    xc = x - x.mean(1, keepdims=True)
+    xc = x - np.add.reduce(x, axis=1, keepdims=True) / T  # x.mean(1), without its Python layers
     z = xc / (np.sqrt(np.einsum("ij,ij->i", xc, xc) / T) + 1e-9)[:, None]
     z2 = z * z
     p1, p25, p75, p99 = _percentiles(sorted_x, (1, 25, 75, 99))
     _, _, t2, t2t2 = _time_axes(T)
     curv = xc @ t2 / (t2t2 + 1e-9)
-    up = np.count_nonzero((x - p1[:, None]) > 0.5 * (p99 - p1)[:, None], axis=1) / T
-    dx = np.diff(x, axis=1) if T > 1 else np.zeros((x.shape[0], 1))
+    # counts as sums of booleans and differences as slices: np.count_nonzero and np.diff, without their Python layers
+    up = ((x - p1[:, None]) > 0.5 * (p99 - p1)[:, None]).sum(1) / T
+    dx = x[:, 1:] - x[:, :-1] if T > 1 else np.zeros((x.shape[0], 1))
     rise_sum = np.maximum(dx, 0.0).sum(1)
     fall_sum = np.minimum(dx, 0.0).sum(1)
-    rise = rise_sum / np.maximum(np.count_nonzero(dx > 0, axis=1), 1)
-    fall = fall_sum / np.maximum(np.count_nonzero(dx < 0, axis=1), 1)
+    rise = rise_sum / np.maximum((dx > 0).sum(1), 1)
+    fall = fall_sum / np.maximum((dx < 0).sum(1), 1)
     return np.concatenate(
         [np.einsum("ij,ij->i", z2, z) / T, np.einsum("ij,ij->i", z2, z2) / T, p1, p25, p75, p99, p75 - p25,
          p99 - p1, curv, up, (rise_sum - fall_sum) / dx.shape[1], rise, fall]
@@ -283,10 +284,10 @@ def _pitch_statistics(
         st = 12 * np.log2(f0[voiced] / F0_REFERENCE_HZ)
         tv = np.flatnonzero(voiced) / max(T - 1, 1) - 0.5
         tc = tv - tv.mean()
-        slope = (tc @ (st - st.mean())) / (tc @ tc) if np.ptp(tv) > 0 else 0.0
+        slope = (tc @ (st - st.mean())) / (tc @ tc) if tv[-1] > tv[0] else 0.0  # tv increases
         st_sorted = np.sort(st)[None]
         p10, p50, p90 = (p[0] for p in _percentiles(st_sorted, (10, 50, 90)))
-        dst = np.diff(st)
+        dst = st[1:] - st[:-1]
         (median_abs_dst,) = _percentiles(np.sort(np.abs(dst))[None], (50,))
         hv, rv = harm[voiced], rms_db[voiced]
         f_f0 = np.array(
