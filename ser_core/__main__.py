@@ -128,11 +128,12 @@ def _keep_freed_memory() -> None:
 def _results(
     items: list[tuple[str, str | None]], artifacts: str | None, jobs: int, voice: str | None
 ) -> Iterator[dict]:
+    """The verdicts of ``items``, in order. The classifier is loaded and the workers start on the
+    files at once, while the caller prepares its output."""
     _keep_freed_memory()
     if jobs <= 1 or len(items) < 8:
         _worker_init(artifacts, max(jobs, 1), voice)  # few files: a long one's windows use the threads
-        yield from map(_classify, items)
-        return
+        return map(_classify, items)
     import multiprocessing as mp
 
     _worker_init(artifacts, 1, voice)  # bad artifacts fail here: a failing pool initializer is respawned forever
@@ -143,8 +144,13 @@ def _results(
         pool = mp.get_context("fork").Pool(jobs)
     else:
         pool = mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(artifacts, 1, voice))
+    return _closing(pool, pool.imap(_classify, items, chunksize=8))
+
+
+def _closing(pool, results: Iterator[dict]) -> Iterator[dict]:
+    """``results`` of ``pool``, which is stopped when they are all read (or the reader stops)."""
     with pool:
-        yield from pool.imap(_classify, items, chunksize=8)
+        yield from results
 
 
 def _format_row(result: dict, width: int) -> str:
