@@ -485,11 +485,14 @@ def _soundfile_blocks(f, block_seconds: float) -> Iterator[tuple[np.ndarray, int
         pcm16 = f.subtype == "PCM_16"
         # read() returns only the frames really decoded; SoundFile.blocks() trusts the header's
         # frame count and, for a truncated file, yields the unfilled rest of its buffer
+        seekable = f.seekable()  # then read() asks for no more than the header's count: a short block is the last
         while True:
             block = f.read(block_frames, dtype="int16" if pcm16 else "float32", always_2d=True)
             if not len(block):
                 return
             yield (block * np.float32(1 / 32768) if pcm16 else block), sr
+            if seekable and len(block) < block_frames:
+                return
 
 
 def _pyav_blocks(path: Path, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
