@@ -19,6 +19,11 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 HEAP_BLOCK_BYTES = 16 * 2**20  # buffers up to this size are reused from the heap (see _keep_freed_memory)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+# Files per worker task: each task costs the parent ~2 ms (measured: 0.2-0.4 s of its CPU for
+# 1,000 files in tasks of 8, 0.06 s in tasks of 32), while the last tasks of a run leave a core
+# idle; 32 balances the two for a thousand short files, and every worker gets at least 4 tasks.
+MAX_TASK_FILES = 32
+MIN_TASKS_PER_WORKER = 4
 
 
 def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -144,7 +149,8 @@ def _results(
         pool = mp.get_context("fork").Pool(jobs)
     else:
         pool = mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(artifacts, 1, voice))
-    return _closing(pool, pool.imap(_classify, items, chunksize=8))
+    chunk = max(1, min(MAX_TASK_FILES, len(items) // (MIN_TASKS_PER_WORKER * jobs)))
+    return _closing(pool, pool.imap(_classify, items, chunksize=chunk))
 
 
 def _closing(pool, results: Iterator[dict]) -> Iterator[dict]:
