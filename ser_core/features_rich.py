@@ -272,6 +272,17 @@ def _filter_nearest(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return windows @ kernel
 
 
+def _centred(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """``(x.mean(), x - x.mean())`` of a vector, the mean computed once and as NumPy computes it."""
+    mean = np.add.reduce(x) / x.size
+    return mean, x - mean
+
+
+def _rms(xc: np.ndarray) -> float:
+    """Root mean square of a centred vector: ``x.std()`` given ``x - x.mean()``, with NumPy's arithmetic."""
+    return np.sqrt(np.add.reduce(xc * xc) / xc.size)
+
+
 def _pitch_statistics(
     f0: np.ndarray, harm: np.ndarray, rms_db: np.ndarray, voiced: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -284,15 +295,16 @@ def _pitch_statistics(
         st = 12 * np.log2(f0[voiced] / F0_REFERENCE_HZ)
         tv = np.flatnonzero(voiced) / max(T - 1, 1) - 0.5
         tc = tv - tv.mean()
-        slope = (tc @ (st - st.mean())) / (tc @ tc) if tv[-1] > tv[0] else 0.0  # tv increases
+        st_mean, st_c = _centred(st)
+        slope = (tc @ st_c) / (tc @ tc) if tv[-1] > tv[0] else 0.0  # tv increases
         st_sorted = np.sort(st)[None]
         p10, p50, p90 = (p[0] for p in _percentiles(st_sorted, (10, 50, 90)))
         dst = st[1:] - st[:-1]
         (median_abs_dst,) = _percentiles(np.sort(np.abs(dst))[None], (50,))
-        hv, rv = harm[voiced], rms_db[voiced]
+        (hv_mean, hv_c), (rv_mean, rv_c) = _centred(harm[voiced]), _centred(rms_db[voiced])
         f_f0 = np.array(
-            [st.mean(), st.std(), p10, p50, p90, p90 - p10, slope, median_abs_dst[0],
-             hv.mean(), hv.std(), rv.mean() - rms_db.max(), rv.std()]
+            [st_mean, _rms(st_c), p10, p50, p90, p90 - p10, slope, median_abs_dst[0],
+             hv_mean, _rms(hv_c), rv_mean - rms_db.max(), _rms(rv_c)]
         )  # fmt: skip
         f_st = _functionals(st[None], st_sorted)
         f_dst = _functionals(dst[None]) if st.size > 3 else np.zeros(len(FUNCTIONALS))
