@@ -506,9 +506,10 @@ class RichFeatureExtractor:
                 valley[k] = np.sqrt(band.min(1))
                 peak[k] = np.sqrt(band.max(1))
             else:
-                ordered = np.sqrt(np.sort(band, axis=1))  # a full sort is faster than np.partition here
-                valley[k] = ordered[:, :count].mean(1)
-                peak[k] = ordered[:, -count:].mean(1)
+                ordered = np.sort(band, axis=1)  # a full sort is faster than np.partition here
+                # the mean of the magnitudes (roots) of the count weakest and strongest bins
+                valley[k] = np.add.reduce(np.sqrt(ordered[:, :count]), axis=1) / count
+                peak[k] = np.add.reduce(np.sqrt(ordered[:, -count:]), axis=1) / count
         return power_to_db(peak, top_db=CONTRAST_TOP_DB) - power_to_db(valley, top_db=CONTRAST_TOP_DB)
 
     def _periodicity(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
