@@ -448,8 +448,8 @@ class RichFeatureExtractor:
         rolloff = self._freqs[rolloff_bins(P, cfg.roll_percent)]
         logP = np.add(P, EPS, out=ws.get("logP", (T, cfg.n_bins), mt))
         flat = np.exp(np.log(logP, out=logP).mean(1)) / (total / cfg.n_bins + EPS)
-        dlog = np.diff(logM, axis=1).clip(min=0)
-        flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
+        dlog = np.maximum(logM[:, 1:] - logM[:, :-1], 0.0)  # np.diff(logM, axis=1).clip(min=0)
+        flux = np.concatenate([[0.0], np.sqrt((dlog * dlog).mean(0))])
         zcr = self._zero_crossings(padded, T) / n_fft
         rms_db = 20 * np.log10(rms_of_frames(frames) + 1e-8)  # audio.frame_rms of the sound, from its frames
         alpha = 10 * np.log10((high_band + EPS) / (low_band + EPS))
@@ -479,7 +479,9 @@ class RichFeatureExtractor:
                 _functionals(lld, lld_sorted), f_st, f_dst,
             ]
         )  # fmt: skip
-        return np.nan_to_num(feat.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        out = feat.astype(np.float32)
+        out[~np.isfinite(out)] = 0.0  # np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), in two calls
+        return out
 
     def _zero_crossings(self, padded: np.ndarray, T: int) -> np.ndarray:
         """Sign changes inside each of the ``T`` centred frames of ``padded`` (int, shape ``(T,)``):
