@@ -245,23 +245,25 @@ def frame_rms(y: np.ndarray, *, frame_length: int = TRIM_FRAME_LENGTH, hop_lengt
     """Root-mean-square of centred frames (zero-padded), as librosa.feature.rms. Shape ``(t,)``."""
     pad = frame_length // 2
     if frame_length % hop_length == 0:  # sums of whole hops: no running sum over the whole signal
-        power = np.concatenate([np.zeros(pad), np.square(y, dtype=np.float64), np.zeros(pad)])
+        power = np.zeros(y.size + 2 * pad)
+        np.square(y, out=power[pad : pad + y.size], dtype=np.float64)
         n_frames = (power.size - frame_length) // hop_length + 1
         k = frame_length // hop_length
         hops = power[: (n_frames - 1 + k) * hop_length].reshape(-1, hop_length).sum(axis=1)
-        energy = np.lib.stride_tricks.sliding_window_view(hops, k).sum(axis=1)
+        energy = frame_view(hops, k, 1).sum(axis=1)  # each frame's k hops
         return np.sqrt(energy / frame_length)
     # each frame summed on its own: differences of a running sum lose the digits of quiet frames
     padded = np.concatenate([np.zeros(pad), y.astype(np.float64), np.zeros(pad)])
-    return rms_of_frames(centred_frames(padded, frame_length, hop_length))
+    return rms_of_frames(frame_view(padded, frame_length, hop_length))
 
 
-def centred_frames(padded: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
-    """Read-only view of the frames of a 1-D signal already padded by ``frame_length // 2`` on both
-    sides, one every ``hop_length`` samples: ``(n,) -> (t, frame_length)``, no copy."""
-    t = (padded.size - frame_length) // hop_length + 1
-    step = padded.strides[0]
-    return np.lib.stride_tricks.as_strided(padded, (t, frame_length), (hop_length * step, step), writeable=False)
+def frame_view(x: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+    """Read-only view of the frames of a 1-D array, one every ``hop_length`` samples (centred frames
+    when ``x`` is padded by ``frame_length // 2`` on both sides): ``(n,) -> (t, frame_length)``, no
+    copy. As ``sliding_window_view(x, frame_length)[::hop_length]``, at a fraction of its cost."""
+    t = (x.size - frame_length) // hop_length + 1
+    step = x.strides[0]
+    return np.lib.stride_tricks.as_strided(x, (t, frame_length), (hop_length * step, step), writeable=False)
 
 
 def rms_of_frames(frames: np.ndarray) -> np.ndarray:

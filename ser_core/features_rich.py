@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import N_SAMPLES, SAMPLE_RATE, centred_frames, rms_of_frames
+from .audio import N_SAMPLES, SAMPLE_RATE, frame_view, rms_of_frames
 from .errors import ParameterError
 from .spectral import FeatureSettings, Workspace, as_clips, centre_pad, power_spectrum, power_to_db, rolloff_bins
 
@@ -427,7 +427,7 @@ class RichFeatureExtractor:
             sound[None], pad, workspace=ws, name="padded", max_rows=1, max_width=cfg.n_samples + 2 * pad
         )
         padded = padded[0]
-        frames = centred_frames(padded, n_fft, hop)
+        frames = frame_view(padded, n_fft, hop)
         T = frames.shape[0]
         P = power_spectrum(frames, self._window, workspace=ws, name="stft", max_rows=mt)  # (T, bins) float64
 
