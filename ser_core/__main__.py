@@ -8,6 +8,7 @@ run carries on; exit status 0 when every input was classified, 1 when any failed
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -24,6 +25,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mallo
 # idle; 32 balances the two for a thousand short files, and every worker gets at least 4 tasks.
 MAX_TASK_FILES = 32
 MIN_TASKS_PER_WORKER = 4
+LAST_TASK_DIVISOR = 8  # the last jobs * MAX_TASK_FILES files go in tasks this many times smaller
 
 
 def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -150,7 +152,10 @@ def _results(
     else:
         pool = mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(artifacts, 1, voice))
     chunk = max(1, min(MAX_TASK_FILES, len(items) // (MIN_TASKS_PER_WORKER * jobs)))
-    return _closing(pool, pool.imap(_classify, items, chunksize=chunk))
+    split = max(0, len(items) - jobs * chunk)  # the last files go in small tasks: no core waits long at the end
+    bulk = pool.imap(_classify, items[:split], chunksize=chunk)
+    last = pool.imap(_classify, items[split:], chunksize=max(1, chunk // LAST_TASK_DIVISOR))  # queued after bulk
+    return _closing(pool, itertools.chain(bulk, last))
 
 
 def _closing(pool, results: Iterator[dict]) -> Iterator[dict]:
