@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import N_SAMPLES, SAMPLE_RATE, frame_rms
+from .audio import N_SAMPLES, SAMPLE_RATE, frame_view, rms_of_frames
 from .errors import ParameterError
 from .spectral import FeatureSettings, Workspace, as_clips, centre_pad, power_spectrum, power_to_db, rolloff_bins
 
@@ -194,7 +194,7 @@ def build_rich_filters(config: RichFeatureConfig) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- statistics
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)  # every length a clip's frames can have, times the four sets of points
 def _percentile_points(n: int, qs: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lower and upper sorted positions and the fraction between them, as np.percentile 'linear'."""
     pos = (n - 1) * np.asarray(qs, np.float64) / 100.0
@@ -210,7 +210,7 @@ def _percentiles(sorted_x: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     return np.where(t < 0.5, a + d * t, b - d * (1 - t)).T  # NumPy's _lerp, both of its branches
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)  # every length a clip's frames can have (176 by default): no misses
 def _time_axes(T: int) -> tuple[np.ndarray, float, np.ndarray, float]:
     """Regressors over ``T`` frames: centred time on [-0.5, 0.5] and a centred parabola on [-1, 1],
     each with its squared norm. Cached: every clip of one length shares them (read only)."""
@@ -225,7 +225,7 @@ def _time_axes(T: int) -> tuple[np.ndarray, float, np.ndarray, float]:
 def _stats(x: np.ndarray, sorted_x: np.ndarray) -> np.ndarray:
     """Per-row mean, std, p10, p50, p90 and slope over normalised time. ``(d, T) -> (6 d,)``."""
     T = x.shape[1]
-    mu = x.mean(1)
+    mu = np.add.reduce(x, axis=1) / T  # x.mean(1)
     xc = x - mu[:, None]
     std = np.sqrt(np.einsum("ij,ij->i", xc, xc) / T)
     if T > 1:
@@ -242,18 +242,19 @@ def _functionals(x: np.ndarray, sorted_x: np.ndarray | None = None) -> np.ndarra
     if sorted_x is None:
         sorted_x = np.sort(x, axis=1)
     T = x.shape[1]
-    xc = x - x.mean(1, keepdims=True)
+    xc = x - np.add.reduce(x, axis=1, keepdims=True) / T  # x.mean(1), without its Python layers
     z = xc / (np.sqrt(np.einsum("ij,ij->i", xc, xc) / T) + 1e-9)[:, None]
     z2 = z * z
     p1, p25, p75, p99 = _percentiles(sorted_x, (1, 25, 75, 99))
     _, _, t2, t2t2 = _time_axes(T)
     curv = xc @ t2 / (t2t2 + 1e-9)
-    up = np.count_nonzero((x - p1[:, None]) > 0.5 * (p99 - p1)[:, None], axis=1) / T
-    dx = np.diff(x, axis=1) if T > 1 else np.zeros((x.shape[0], 1))
+    # counts as sums of booleans and differences as slices: np.count_nonzero and np.diff, without their Python layers
+    up = ((x - p1[:, None]) > 0.5 * (p99 - p1)[:, None]).sum(1) / T
+    dx = x[:, 1:] - x[:, :-1] if T > 1 else np.zeros((x.shape[0], 1))
     rise_sum = np.maximum(dx, 0.0).sum(1)
     fall_sum = np.minimum(dx, 0.0).sum(1)
-    rise = rise_sum / np.maximum(np.count_nonzero(dx > 0, axis=1), 1)
-    fall = fall_sum / np.maximum(np.count_nonzero(dx < 0, axis=1), 1)
+    rise = rise_sum / np.maximum((dx > 0).sum(1), 1)
+    fall = fall_sum / np.maximum((dx < 0).sum(1), 1)
     return np.concatenate(
         [np.einsum("ij,ij->i", z2, z) / T, np.einsum("ij,ij->i", z2, z2) / T, p1, p25, p75, p99, p75 - p25,
          p99 - p1, curv, up, (rise_sum - fall_sum) / dx.shape[1], rise, fall]
@@ -271,6 +272,17 @@ def _filter_nearest(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return windows @ kernel
 
 
+def _centred(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """``(x.mean(), x - x.mean())`` of a vector, the mean computed once and as NumPy computes it."""
+    mean = np.add.reduce(x) / x.size
+    return mean, x - mean
+
+
+def _rms(xc: np.ndarray) -> float:
+    """Root mean square of a centred vector: ``x.std()`` given ``x - x.mean()``, with NumPy's arithmetic."""
+    return np.sqrt(np.add.reduce(xc * xc) / xc.size)
+
+
 def _pitch_statistics(
     f0: np.ndarray, harm: np.ndarray, rms_db: np.ndarray, voiced: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -283,15 +295,16 @@ def _pitch_statistics(
         st = 12 * np.log2(f0[voiced] / F0_REFERENCE_HZ)
         tv = np.flatnonzero(voiced) / max(T - 1, 1) - 0.5
         tc = tv - tv.mean()
-        slope = (tc @ (st - st.mean())) / (tc @ tc) if np.ptp(tv) > 0 else 0.0
+        st_mean, st_c = _centred(st)
+        slope = (tc @ st_c) / (tc @ tc) if tv[-1] > tv[0] else 0.0  # tv increases
         st_sorted = np.sort(st)[None]
         p10, p50, p90 = (p[0] for p in _percentiles(st_sorted, (10, 50, 90)))
-        dst = np.diff(st)
+        dst = st[1:] - st[:-1]
         (median_abs_dst,) = _percentiles(np.sort(np.abs(dst))[None], (50,))
-        hv, rv = harm[voiced], rms_db[voiced]
+        (hv_mean, hv_c), (rv_mean, rv_c) = _centred(harm[voiced]), _centred(rms_db[voiced])
         f_f0 = np.array(
-            [st.mean(), st.std(), p10, p50, p90, p90 - p10, slope, median_abs_dst[0],
-             hv.mean(), hv.std(), rv.mean() - rms_db.max(), rv.std()]
+            [st_mean, _rms(st_c), p10, p50, p90, p90 - p10, slope, median_abs_dst[0],
+             hv_mean, _rms(hv_c), rv_mean - rms_db.max(), _rms(rv_c)]
         )  # fmt: skip
         f_st = _functionals(st[None], st_sorted)
         f_dst = _functionals(dst[None]) if st.size > 3 else np.zeros(len(FUNCTIONALS))
@@ -413,9 +426,9 @@ class RichFeatureExtractor:
         padded = centre_pad(
             sound[None], pad, workspace=ws, name="padded", max_rows=1, max_width=cfg.n_samples + 2 * pad
         )
-        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[0, ::hop]  # centred
-        T = frames.shape[0]
         padded = padded[0]
+        frames = frame_view(padded, n_fft, hop)
+        T = frames.shape[0]
         P = power_spectrum(frames, self._window, workspace=ws, name="stft", max_rows=mt)  # (T, bins) float64
 
         # --- mel / MFCC ---
@@ -435,14 +448,10 @@ class RichFeatureExtractor:
         rolloff = self._freqs[rolloff_bins(P, cfg.roll_percent)]
         logP = np.add(P, EPS, out=ws.get("logP", (T, cfg.n_bins), mt))
         flat = np.exp(np.log(logP, out=logP).mean(1)) / (total / cfg.n_bins + EPS)
-        dlog = np.diff(logM, axis=1).clip(min=0)
-        flux = np.r_[0.0, np.sqrt((dlog * dlog).mean(0))]
-        sign = np.signbit(padded)
-        crossings = np.zeros(sign.size, np.int32)
-        np.cumsum(sign[1:] != sign[:-1], dtype=np.int32, out=crossings[1:])
-        starts = np.arange(T) * hop
-        zcr = (crossings[starts + n_fft - 1] - crossings[starts]) / n_fft
-        rms_db = 20 * np.log10(frame_rms(sound, frame_length=n_fft, hop_length=hop) + 1e-8)
+        dlog = np.maximum(logM[:, 1:] - logM[:, :-1], 0.0)  # np.diff(logM, axis=1).clip(min=0)
+        flux = np.concatenate([[0.0], np.sqrt((dlog * dlog).mean(0))])
+        zcr = self._zero_crossings(padded, T) / n_fft
+        rms_db = 20 * np.log10(rms_of_frames(frames) + 1e-8)  # audio.frame_rms of the sound, from its frames
         alpha = 10 * np.log10((high_band + EPS) / (low_band + EPS))
         spec = np.vstack([centroid / 1000, bw / 1000, rolloff / 1000, np.log10(flat + EPS), flux, zcr, rms_db, alpha])
         contrast = self._contrast(P)
@@ -470,7 +479,20 @@ class RichFeatureExtractor:
                 _functionals(lld, lld_sorted), f_st, f_dst,
             ]
         )  # fmt: skip
-        return np.nan_to_num(feat.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        out = feat.astype(np.float32)
+        out[~np.isfinite(out)] = 0.0  # np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0), in two calls
+        return out
+
+    def _zero_crossings(self, padded: np.ndarray, T: int) -> np.ndarray:
+        """Sign changes inside each of the ``T`` centred frames of ``padded`` (int, shape ``(T,)``):
+        one sum per frame, over the changes between its ``n_fft`` samples."""
+        sign = np.signbit(padded)
+        changes = np.zeros(sign.size, bool)  # one longer than the changes: reduceat needs each bound < size
+        np.not_equal(sign[1:], sign[:-1], out=changes[:-1])
+        bounds = np.empty(2 * T, np.intp)  # [start, end) of each frame's changes, interleaved
+        bounds[0::2] = np.arange(0, T * self.config.hop_length, self.config.hop_length)
+        bounds[1::2] = bounds[0::2] + (self.config.n_fft - 1)
+        return np.add.reduceat(changes, bounds, dtype=np.int32)[0::2]
 
     def _contrast(self, P: np.ndarray) -> np.ndarray:
         """librosa.feature.spectral_contrast of the magnitudes ``sqrt(P)``, given powers ``P`` ``(T, bins)``.
@@ -486,9 +508,10 @@ class RichFeatureExtractor:
                 valley[k] = np.sqrt(band.min(1))
                 peak[k] = np.sqrt(band.max(1))
             else:
-                ordered = np.sqrt(np.sort(band, axis=1))  # a full sort is faster than np.partition here
-                valley[k] = ordered[:, :count].mean(1)
-                peak[k] = ordered[:, -count:].mean(1)
+                ordered = np.sort(band, axis=1)  # a full sort is faster than np.partition here
+                # the mean of the magnitudes (roots) of the count weakest and strongest bins
+                valley[k] = np.add.reduce(np.sqrt(ordered[:, :count]), axis=1) / count
+                peak[k] = np.add.reduce(np.sqrt(ordered[:, -count:]), axis=1) / count
         return power_to_db(peak, top_db=CONTRAST_TOP_DB) - power_to_db(valley, top_db=CONTRAST_TOP_DB)
 
     def _periodicity(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -231,3 +231,36 @@ def test_timeline_with_a_reference(cli, inputs, calibrated_bundle):
     proc = cli("timeline", "--json", "--reference", inputs["b"], inputs["a"])
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["adapted"] == "reference"
+
+
+FAULTS_SCRIPT = """
+import resource, numpy as np
+from ser_core.__main__ import HEAP_BLOCK_BYTES, _keep_freed_memory
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for n in range(20):  # fresh buffers of 1-2 MB, freed at once, as each file's are
+        np.ones((2**17 + 4096 * n,))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(faults())
+_keep_freed_memory()
+np.ones((HEAP_BLOCK_BYTES // 8 - 2**16,))  # the heap grows once to the largest buffer
+print(faults())
+"""
+
+
+def test_batch_runs_reuse_freed_memory():
+    """After _keep_freed_memory (set before the workers fork), a file's buffers come from memory
+    already mapped: no fresh page faults, where glibc unmaps and maps them again otherwise."""
+    import ctypes
+    import os
+    import subprocess
+    import sys
+
+    if not hasattr(ctypes.CDLL(None), "mallopt"):
+        pytest.skip("the C library has no mallopt (not glibc)")
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True, env=env, check=True)
+    default, kept = (int(v) for v in out.stdout.split())
+    assert default > 2000  # 20 buffers of >= 256 pages, each mapped afresh
+    assert kept < default / 10
