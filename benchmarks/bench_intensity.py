@@ -29,6 +29,10 @@ def main() -> None:
         "one clip (predictions)": (lambda: clf.predictions(clip), 300),
         "3 s recording at 44.1 kHz (predict)": (lambda: clf.predict(recording, RATE_IN), 60),
     }
+    features = clf.extractor(clip[None])
+    probs = clf.classify_features(features)
+    heads_ms = [median_ms(lambda: heads.strength(features, probs, clf.labels), repeat=2000) for _ in range(args.rounds)]
+    print(f"the heads alone, one clip: {min(heads_ms):.4f}-{max(heads_ms):.4f} ms ({args.rounds} rounds)")
     for name, (fn, repeat) in cases.items():
         without, with_ = [], []
         for _ in range(args.rounds):

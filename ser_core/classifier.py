@@ -175,15 +175,15 @@ class Timeline:
         }
 
     def to_csv(self) -> str:
-        """One row a window: start, end, speech, emotion, confidence, each probability, then the
-        intensity level and strength (empty without one)."""
+        """One row a window: start, end, speech, emotion, confidence, the intensity level and
+        strength (empty without one), then each probability."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["start", "end", "speech", "emotion", "confidence", *self.labels, "intensity", "strength"])
+        writer.writerow(["start", "end", "speech", "emotion", "confidence", "intensity", "strength", *self.labels])
         for w in self.windows:
             p = w.prediction
             if p is None:
-                writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", 0, "", "", *[""] * len(self.labels), "", ""])
+                writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", 0, "", "", "", "", *[""] * len(self.labels)])
             else:
                 writer.writerow(
                     [
@@ -192,8 +192,8 @@ class Timeline:
                         1,
                         p.emotion,
                         f"{p.confidence:.4f}",
-                        *[f"{p.probabilities[k]:.4f}" for k in self.labels],
                         *([p.intensity.level, f"{p.intensity.strength:.4f}"] if p.intensity else ["", ""]),
+                        *[f"{p.probabilities[k]:.4f}" for k in self.labels],
                     ]
                 )
         return buffer.getvalue()

@@ -54,7 +54,7 @@ def assert_line_contract(obj: dict) -> None:
         assert message and "\n" not in message and message.rstrip().endswith(".")
         assert message[0].isupper() or message[0] == "'"
     else:
-        assert set(obj) == {"path", "emotion", "confidence", "probabilities", "adapted"}
+        assert set(obj) == {"path", "emotion", "confidence", "probabilities", "intensity", "adapted"}
         assert obj["adapted"] in (None, "reference", "same-speaker")
         assert obj["emotion"] in EMOTIONS
         assert list(obj["probabilities"]) == list(EMOTIONS)
