@@ -294,10 +294,15 @@ def _add_intensity(
     config_json: dict,
 ) -> None:
     """The intensity model (and its evaluation, weighted by the emotion model's ``held_out``
-    probabilities from its own cross-validation) into the bundle being built."""
+    probabilities from its own cross-validation) into the bundle being built; nothing when the
+    data has no emotion at both intensity levels."""
+    fitted = train_intensity(table, config, intensity, desc="final intensity model")
+    if fitted is None:
+        log.warning("no emotion has recordings at both intensity levels: the bundle has no intensity model")
+        return
+    model, details = fitted
     if config.evaluate:
         metrics["intensity"] = evaluate_intensity(table, held_out, config, intensity)
-    model, details = train_intensity(table, config, intensity, desc="final intensity model")
     arrays.update(
         intensity_weights=model.weights,
         intensity_bias=model.bias,

@@ -102,13 +102,23 @@ def fit_intensity(
     return model, {"c": best, "inner_uar_by_c": {str(c): v for c, v in scores.items()}}
 
 
-def _training_rows(table: FeatureTable, rows: np.ndarray, config: TrainConfig, cfg: IntensityConfig, desc: str):
-    """:func:`fit_intensity` on ``rows`` of ``table`` that have an intensity label."""
+def _training_rows(
+    table: FeatureTable, rows: np.ndarray, config: TrainConfig, cfg: IntensityConfig, desc: str
+) -> tuple[IntensityModel, dict] | None:
+    """:func:`fit_intensity` on ``rows`` of ``table`` whose emotion has both levels among them
+    (a head needs the contrast to learn it); ``None`` when no emotion has."""
     labels = intensity_labels(table)
     rows = rows[labels[rows] >= 0]
-    emotions = tuple(e for e in config.emotions if e not in NO_INTENSITY)
+    names = np.array([table.files[i].emotion for i in table.file_index[rows]])
+    emotions = tuple(
+        e for e in config.emotions if e not in NO_INTENSITY and len(np.unique(labels[rows][names == e])) == 2
+    )
+    if not emotions:
+        return None
+    keep = np.isin(names, emotions)
+    rows, names = rows[keep], names[keep]
     lookup = {e: i for i, e in enumerate(emotions)}
-    emotion = np.array([lookup[table.files[i].emotion] for i in table.file_index[rows]])
+    emotion = np.array([lookup[name] for name in names])
     return fit_intensity(
         table.features[rows],
         labels[rows],
@@ -121,28 +131,36 @@ def _training_rows(table: FeatureTable, rows: np.ndarray, config: TrainConfig, c
     )
 
 
-def train_intensity(table: FeatureTable, config: TrainConfig, cfg: IntensityConfig, *, desc: str):
-    """The shipped intensity model: every actor's labelled rows (augmented copies if ``config.augment``)."""
+def train_intensity(
+    table: FeatureTable, config: TrainConfig, cfg: IntensityConfig, *, desc: str
+) -> tuple[IntensityModel, dict] | None:
+    """The shipped intensity model: every actor's labelled rows (augmented copies if ``config.augment``);
+    ``None`` when the data has no emotion at both levels."""
     rows = np.flatnonzero(config.augment | ~table.augmented)
     return _training_rows(table, rows, config, cfg, desc)
 
 
 def evaluate_intensity(
     table: FeatureTable, probabilities: np.ndarray, config: TrainConfig, cfg: IntensityConfig
-) -> dict:
+) -> dict | None:
     """k-fold by actor: per fold the heads trained on the other actors, the held-out actors'
     original emotional recordings scored. ``probabilities`` ``(rows, classes)`` are each row's
     emotion probabilities from the emotion model's cross-validation over the same folds
     (:func:`ser_core.training.cross_validate`, ``on_scored``): the emotion model of the fold
     weighs the heads, as when serving. Fold results, mean, and for comparison the heads given the
-    true emotion (what a perfect emotion model would allow)."""
+    true emotion (what a perfect emotion model would allow). ``None`` when a fold's training
+    actors have no emotion at both levels."""
     actors, labels, y = table.actors(), intensity_labels(table), table.labels(config.emotions)
     folds = []
     for i, test_actors in enumerate(actor_folds(actors.tolist(), config.folds)):
         desc = f"intensity fold {i + 1}/{config.folds}"
         held_out = np.isin(actors, test_actors)
         train_rows = np.flatnonzero(~held_out & (config.augment | ~table.augmented))
-        model, details = _training_rows(table, train_rows, config, cfg, desc)
+        fitted = _training_rows(table, train_rows, config, cfg, desc)
+        if fitted is None:
+            log.warning("%s: no emotion at both intensity levels in training; no intensity evaluation", desc)
+            return None
+        model, details = fitted
         test = np.flatnonzero(held_out & ~table.augmented & (labels >= 0))
         probs = probabilities[test]
         if np.isnan(probs).any():
@@ -165,6 +183,10 @@ def evaluate_intensity(
         "mean": {k: float(np.mean([f[k] for f in folds])) for k in keys},
         "std": {k: float(np.std([f[k] for f in folds])) for k in keys},
         "worst": {"fold": worst + 1, "test_actors": folds[worst]["test_actors"], "uar": folds[worst]["uar"]},
-        "per_level_recall": {level: float(np.mean([f["per_class_recall"][level] for f in folds])) for level in LEVELS},
+        "per_level_recall": {
+            level: float(np.mean([f["per_class_recall"][level] for f in folds]))
+            for level in LEVELS
+            if all(level in f["per_class_recall"] for f in folds)
+        },
         "confusion": np.sum([f["confusion"] for f in folds], axis=0).tolist(),
     }

@@ -115,6 +115,30 @@ def test_fit_intensity_learns_a_synthetic_contrast(rng):
     assert np.mean((model.strength(x, probs, CLASSES) >= 0.5) == strong) > 0.85
 
 
+def _table(intensities: tuple[int, ...], rng: np.random.Generator):
+    """A feature table of 4 actors x happy/angry, one original row a recording of each intensity given."""
+    from ser_core.datasets import FeatureTable, Recording
+
+    files = [
+        Recording(Path(f"{actor}-{emotion}-{level}.wav"), emotion, actor, level, 1, 1)
+        for actor in ACTORS
+        for emotion in ("happy", "angry")
+        for level in intensities
+    ]
+    n = len(files)
+    return FeatureTable(rng.standard_normal((n, 4)).astype(np.float32), np.arange(n), np.zeros(n, bool), files)
+
+
+def test_no_intensity_model_without_both_levels(rng):
+    """Data with normal delivery only (as EmoDB, or a subset) cannot teach the contrast: no model."""
+    from ser_core.training_intensity import train_intensity
+
+    config = TrainConfig(emotions=CLASSES, augment=False)
+    assert train_intensity(_table((1,), rng), config, IntensityConfig(), desc="test") is None
+    model, _ = train_intensity(_table((1, 2), rng), config, IntensityConfig(inner_folds=2), desc="test")
+    assert model.emotions == ("happy", "angry")
+
+
 # ---------------------------------------------------------------- end to end
 
 
