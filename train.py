@@ -19,6 +19,7 @@ from ser_core.model import ARCHITECTURES
 from ser_core.reporting import summary_table
 from ser_core.training import TrainConfig
 from ser_core.training_calibrated import CalibrationConfig
+from ser_core.training_intensity import IntensityConfig
 
 DEFAULTS = TrainConfig()
 
@@ -36,6 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="calibrated",
         action="store_false",
         help="leave out the model for calibrated input (speaker calibration)",
+    )
+    p.add_argument(
+        "--no-intensity",
+        dest="intensity",
+        action="store_false",
+        help="leave out the intensity model (normal or strong delivery, from RAVDESS's labels)",
     )
     p.add_argument("--out", type=Path, default=Path("artifacts"), help="bundle folder to write (replaced atomically)")
     p.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated classes, in output order")
@@ -123,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             on_stage=interrupts.on_stage,
             emodb_dir=args.emodb,
             calibration=CalibrationConfig() if args.calibrated else None,
+            intensity=IntensityConfig() if args.intensity else None,
         )
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -18,10 +18,12 @@ from .audio import CLIP_SECONDS, MIN_SPEECH_SECONDS, SAMPLE_RATE  # noqa: E402
 from .classifier import EmotionClassifier, Prediction, Timeline, Utterances, Window  # noqa: E402
 from .datasets import EMOTIONS  # noqa: E402
 from .errors import ArtifactError, AudioError, ParameterError, SERError  # noqa: E402
+from .intensity import Intensity  # noqa: E402
 
 __all__ = [
     "EmotionClassifier",
     "Prediction",
+    "Intensity",
     "Timeline",
     "Utterances",
     "Window",

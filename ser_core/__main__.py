@@ -167,7 +167,13 @@ def _closing(pool, results: Iterator[dict]) -> Iterator[dict]:
 def _format_row(result: dict, width: int) -> str:
     if "error" in result:
         return f"{result['path']:<{width}}  error: {result['error']}"
-    return f"{result['path']:<{width}}  {result['emotion']:<10} {100 * result['confidence']:5.1f}%"
+    return f"{result['path']:<{width}}  {result['emotion']:<10} {100 * result['confidence']:5.1f}%{_intensity(result)}"
+
+
+def _intensity(verdict: dict) -> str:
+    """A verdict's intensity for the text output: ``"  strong (81%)"``, or nothing without one."""
+    intensity = verdict.get("intensity")
+    return f"  {intensity['level']} ({100 * intensity['strength']:.0f}%)" if intensity else ""
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -220,7 +226,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         width = min(60, max((len(p) for p, _ in items), default=4))
         failed = 0
         if not args.json:
-            print(f"{'file':<{width}}  {'emotion':<10} confidence")
+            print(f"{'file':<{width}}  {'emotion':<10} confidence  intensity")
         from tqdm import tqdm
 
         show = args.progress or sys.stderr.isatty()
@@ -300,12 +306,15 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     else:
         for w in timeline.windows:
             p = w.prediction
-            verdict = f"{p.emotion:<10} {100 * p.confidence:5.1f}%" if p else "(no speech)"
+            verdict = f"{p.emotion:<10} {100 * p.confidence:5.1f}%{_intensity(p.to_dict())}" if p else "(no speech)"
             print(f"{w.start:8.2f}-{w.end:8.2f} s  {verdict}")
         try:
             s = timeline.summary
             rows = "utterances" if args.segments else "windows with speech"
-            print(f"overall: {s.emotion} ({100 * s.confidence:.1f}%) over {len(timeline.voiced)} {rows}")
+            print(
+                f"overall: {s.emotion} ({100 * s.confidence:.1f}%){_intensity(s.to_dict())} "
+                f"over {len(timeline.voiced)} {rows}"
+            )
         except SERError as e:
             print(f"overall: {e}")
     return EXIT_OK

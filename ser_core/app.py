@@ -26,6 +26,7 @@ from . import audio
 from .calibration import Voice, adapted
 from .classifier import EmotionClassifier, Prediction, Timeline, Utterances
 from .errors import AudioError, SERError
+from .intensity import describe
 from .limits import LIMITS
 
 __all__ = [
@@ -198,11 +199,16 @@ def _label(emotion: str) -> str:
 
 
 def render_verdict(prediction: Prediction, *, detail: str = "") -> str:
-    """An HTML card: emoji, emotion in its colour, confidence, and a note when unsure."""
+    """An HTML card: emoji, emotion in its colour with how strongly it is expressed ("strongly
+    angry"), confidence and strength, and a note when unsure."""
     doubt = uncertainty(prediction)
     colour = COLOURS.get(prediction.emotion, "#94a3b8")
     emoji = UNKNOWN_EMOJI if doubt else EMOJIS.get(prediction.emotion, "")
-    title = f"maybe {prediction.emotion}?" if doubt else prediction.emotion
+    intensity = prediction.intensity
+    title = f"maybe {prediction.emotion}?" if doubt else describe(prediction.emotion, intensity)
+    strength = (
+        f'<span class="ser-confidence ser-strength">strength {intensity.strength:.0%}</span>' if intensity else ""
+    )
     notes = [f'<div class="ser-note">{doubt}</div>'] if doubt else []
     if detail:
         notes.append(f'<div class="ser-note">{detail}</div>')
@@ -211,7 +217,7 @@ def render_verdict(prediction: Prediction, *, detail: str = "") -> str:
         f'data-emotion="{prediction.emotion}" data-unsure="{str(bool(doubt)).lower()}">'
         f'<div class="ser-head"><span class="ser-emoji">{emoji}</span>'
         f'<span class="ser-emotion">{title}</span>'
-        f'<span class="ser-confidence">{prediction.confidence:.0%} confidence</span></div>'
+        f'<span class="ser-confidence">{prediction.confidence:.0%} confidence</span>{strength}</div>'
         f"{''.join(notes)}</div>"
     )
 
@@ -542,7 +548,7 @@ def on_live_start() -> tuple:
 
 
 def api_predict(clf: EmotionClassifier, source: AudioInput, reference: AudioInput = None) -> dict:
-    """The ``/predict`` endpoint: ``{"emotion", "confidence", "probabilities", "adapted"}`` for a
+    """The ``/predict`` endpoint: ``{"emotion", "confidence", "probabilities", "intensity", "adapted"}`` for a
     file, relative to the speaker's voice in ``reference`` when one is given (used for this call only)."""
     voice = calibrate_voice(clf, reference) if reference is not None else None
     return {**analyse(clf, source, voice).prediction.to_dict(), "adapted": adapted(voice)}

@@ -38,12 +38,14 @@ from .model import to_tflite
 from .reporting import render_model_card
 from .training import TrainConfig, announce, cross_validate, fit, random_split, stages
 from .training_calibrated import CalibrationConfig, Corpus, evaluate_calibrated, train_calibrated, train_session
+from .training_intensity import IntensityConfig, evaluate_intensity, train_intensity
 
 __all__ = ["train"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CALIBRATION = CalibrationConfig()
+DEFAULT_INTENSITY = IntensityConfig()
 
 
 def confusion_png(confusion: list[list[int]], labels: tuple[str, ...], title: str) -> bytes:
@@ -104,8 +106,9 @@ def library_versions() -> dict[str, str]:
 
 def _evaluate(
     files, extractor, config: TrainConfig, cache_dir: Path | None, *, degradations: tuple[str, ...]
-) -> tuple[FeatureTable, dict]:
-    """Features (with augmented copies) of every file, then the speaker-independent evaluation."""
+) -> tuple[FeatureTable, dict, np.ndarray]:
+    """Features (with augmented copies) of every file, then the speaker-independent evaluation.
+    Also returns each row's probabilities from the fold that held it out (NaN for rows not scored)."""
 
     def table_for(augment: bool, degradation: str | None = None) -> FeatureTable:
         return extract_table(
@@ -119,13 +122,22 @@ def _evaluate(
         )
 
     table = table_for(config.augment)
+    held_out = np.full((len(table.features), len(config.emotions)), np.nan, np.float32)
     if not config.evaluate:
-        return table, {}
+        return table, {}, held_out
     degraded = {name: table_for(False, name) for name in degradations}
-    return table, {
-        "speaker_independent": cross_validate(table, config, degraded),
-        "speaker_dependent_random_split": random_split(table, config),
-    }
+
+    def keep(rows: np.ndarray, probs: np.ndarray) -> None:
+        held_out[rows] = probs
+
+    return (
+        table,
+        {
+            "speaker_independent": cross_validate(table, config, degraded, on_scored=keep),
+            "speaker_dependent_random_split": random_split(table, config),
+        },
+        held_out,
+    )
 
 
 def train(
@@ -137,18 +149,19 @@ def train(
     on_stage: Callable[[str], None] | None = None,
     emodb_dir: str | Path | None = None,
     calibration: CalibrationConfig | None = DEFAULT_CALIBRATION,
+    intensity: IntensityConfig | None = DEFAULT_INTENSITY,
 ) -> dict:
     """Extract features, evaluate speaker-independently, train on all speakers, write the bundle.
 
     ``data_dir`` is RAVDESS; ``emodb_dir`` (optional) adds EmoDB to the calibrated model's
     training and to its cross-corpus evaluation. ``calibration=None`` leaves the calibrated model
-    out. ``on_stage`` is called with the name of each stage as the run reaches it ("features",
+    out, ``intensity=None`` the intensity model (trained on RAVDESS's labels only). ``on_stage`` is called with the name of each stage as the run reaches it ("features",
     "fold 1/5", ..., "final model", "writing"); an exception it raises stops the run there,
     before anything is written. With ``config.baseline`` the original design is evaluated the
     same way, for comparison. Returns the metrics written to ``metrics.json``.
     """
     with stages(on_stage):
-        return _train(data_dir, out_dir, config, cache_dir, emodb_dir, calibration)
+        return _train(data_dir, out_dir, config, cache_dir, emodb_dir, calibration, intensity)
 
 
 def _train(
@@ -158,6 +171,7 @@ def _train(
     cache_dir: Path | None,
     emodb_dir: str | Path | None,
     calibration: CalibrationConfig | None,
+    intensity: IntensityConfig | None,
 ) -> dict:
     started = time.perf_counter()
     files = scan_ravdess(data_dir, config.emotions)
@@ -165,7 +179,7 @@ def _train(
     log.info("%d files from %d actors, classes %s", len(files), len(actors), list(config.emotions))
     extractor = build_extractor(config.features)
     announce("features")
-    table, evaluation = _evaluate(files, extractor, config, cache_dir, degradations=config.degradations)
+    table, evaluation, held_out = _evaluate(files, extractor, config, cache_dir, degradations=config.degradations)
     metrics: dict = {
         "classes": list(config.emotions),
         "architecture": config.architecture,
@@ -176,7 +190,7 @@ def _train(
     }
     if config.evaluate and config.baseline and not config.is_baseline:
         seed_config = replace(config, architecture="seed", features="seed", augment_config=AugmentConfig.original())
-        _, seed_evaluation = _evaluate(files, build_extractor("seed"), seed_config, cache_dir, degradations=())
+        _, seed_evaluation, _ = _evaluate(files, build_extractor("seed"), seed_config, cache_dir, degradations=())
         metrics["baseline"] = {"architecture": "seed", "features": "seed", **seed_evaluation}
 
     rows = np.flatnonzero(config.augment | ~table.augmented)
@@ -205,6 +219,8 @@ def _train(
         _add_calibrated(
             table, extractor, config, calibration, emodb_dir, cache_dir, metrics, files_out, arrays, config_json
         )
+    if intensity is not None:
+        _add_intensity(table, held_out, config, intensity, metrics, arrays, config_json)
     metrics["timing"] = {"total_seconds": round(time.perf_counter() - started, 1)}
     metrics["created"] = datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -266,6 +282,35 @@ def _add_calibrated(
     config_json["calibration"] = {**calibration.to_dict(), "corpora": [c.name for c in corpora]}
     metrics["calibrated_model"] = {**cal_details, "corpora": [c.name for c in corpora]}
     metrics["same_speaker_model"] = session_details
+
+
+def _add_intensity(
+    table: FeatureTable,
+    held_out: np.ndarray,
+    config: TrainConfig,
+    intensity: IntensityConfig,
+    metrics: dict,
+    arrays: dict[str, np.ndarray],
+    config_json: dict,
+) -> None:
+    """The intensity model (and its evaluation, weighted by the emotion model's ``held_out``
+    probabilities from its own cross-validation) into the bundle being built; nothing when the
+    data has no emotion at both intensity levels."""
+    fitted = train_intensity(table, config, intensity, desc="final intensity model")
+    if fitted is None:
+        log.warning("no emotion has recordings at both intensity levels: the bundle has no intensity model")
+        return
+    model, details = fitted
+    if config.evaluate:
+        metrics["intensity"] = evaluate_intensity(table, held_out, config, intensity)
+    arrays.update(
+        intensity_weights=model.weights,
+        intensity_bias=model.bias,
+        intensity_mean=model.mean,
+        intensity_scale=model.scale,
+    )
+    config_json["intensity"] = {"emotions": list(model.emotions), "corpora": ["RAVDESS"], **intensity.to_dict()}
+    metrics["intensity_model"] = {**details, "emotions": list(model.emotions)}
 
 
 def _keras_bytes(model) -> bytes:

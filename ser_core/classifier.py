@@ -29,6 +29,7 @@ from .artifacts import Bundle, load_bundle
 from .calibration import Voice, estimate_baseline, feature_fingerprint, relative
 from .errors import ArtifactError, AudioError, Cancelled, ParameterError
 from .features import load_extractor
+from .intensity import NO_INTENSITY, Intensity, IntensityModel
 
 __all__ = ["EmotionClassifier", "Prediction", "Timeline", "Utterances", "Window"]
 
@@ -62,14 +63,21 @@ class CalibratedModel:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A verdict: the winning emotion, its probability, and all class probabilities."""
+    """A verdict: the winning emotion, its probability, and all class probabilities.
+
+    ``strength`` is the intensity model's probability of strong delivery (``None`` for a bundle
+    without one); :attr:`intensity` is what a verdict says of it.
+    """
 
     emotion: str
     confidence: float
     probabilities: dict[str, float]
+    strength: float | None = None
 
     @classmethod
-    def from_probabilities(cls, labels: tuple[str, ...], probs: np.ndarray) -> Prediction:
+    def from_probabilities(
+        cls, labels: tuple[str, ...], probs: np.ndarray, strength: float | None = None
+    ) -> Prediction:
         probs = np.asarray(probs, dtype=np.float64)
         probs = probs / probs.sum()
         best = int(np.argmax(probs))
@@ -77,17 +85,35 @@ class Prediction:
             emotion=labels[best],
             confidence=float(probs[best]),
             probabilities={label: float(p) for label, p in zip(labels, probs, strict=False)},
+            strength=None if strength is None else float(strength),
         )
 
     @classmethod
     def mean(cls, labels: tuple[str, ...], predictions: Sequence[Prediction]) -> Prediction:
-        """The verdict of several clips or windows: their mean probabilities."""
+        """The verdict of several clips or windows: their mean probabilities and mean strength."""
+        strengths = [p.strength for p in predictions]
         return cls.from_probabilities(
-            labels, np.mean([[p.probabilities[k] for k in labels] for p in predictions], axis=0)
+            labels,
+            np.mean([[p.probabilities[k] for k in labels] for p in predictions], axis=0),
+            None if None in strengths else float(np.mean(strengths)),
         )
 
+    @property
+    def intensity(self) -> Intensity | None:
+        """Normal or strong, and the strength; ``None`` for a neutral verdict (the data has no
+        strong neutral to learn from) or without an intensity model."""
+        if self.strength is None or self.emotion in NO_INTENSITY:
+            return None
+        return Intensity.from_strength(self.strength)
+
     def to_dict(self) -> dict:
-        return {"emotion": self.emotion, "confidence": self.confidence, "probabilities": dict(self.probabilities)}
+        intensity = self.intensity
+        return {
+            "emotion": self.emotion,
+            "confidence": self.confidence,
+            "probabilities": dict(self.probabilities),
+            "intensity": None if intensity is None else intensity.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -150,14 +176,15 @@ class Timeline:
         }
 
     def to_csv(self) -> str:
-        """One row a window: start, end, speech, emotion, confidence, then each probability."""
+        """One row a window: start, end, speech, emotion, confidence, the intensity level and
+        strength (empty without one), then each probability."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["start", "end", "speech", "emotion", "confidence", *self.labels])
+        writer.writerow(["start", "end", "speech", "emotion", "confidence", "intensity", "strength", *self.labels])
         for w in self.windows:
             p = w.prediction
             if p is None:
-                writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", 0, "", "", *[""] * len(self.labels)])
+                writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", 0, "", "", "", "", *[""] * len(self.labels)])
             else:
                 writer.writerow(
                     [
@@ -166,6 +193,7 @@ class Timeline:
                         1,
                         p.emotion,
                         f"{p.confidence:.4f}",
+                        *([p.intensity.level, f"{p.intensity.strength:.4f}"] if p.intensity else ["", ""]),
                         *[f"{p.probabilities[k]:.4f}" for k in self.labels],
                     ]
                 )
@@ -245,6 +273,10 @@ class EmotionClassifier:
         self.session = self._calibrated_model(bundle, bundle.session_tflite, "session")
         if (self.calibrated is None) != (self.session is None):
             raise ArtifactError(f"The bundle in {bundle.path} has only one of its two calibrated models; rebuild it.")
+        try:
+            self.intensity = IntensityModel.from_bundle(bundle.arrays, bundle.config, self.labels, n_features)
+        except ArtifactError as e:
+            raise ArtifactError(f"In {bundle.path}: {e}") from e
 
     def _calibrated_model(self, bundle: Bundle, content: bytes | None, name: str) -> CalibratedModel | None:
         """One of the bundle's models for calibrated input (``name``: ``calibrated`` or ``session``),
@@ -290,6 +322,16 @@ class EmotionClassifier:
         ``(batch, n_samples) -> (batch, classes)``."""
         return self.classify_features(self.extractor(np.atleast_2d(clips)), voice)
 
+    def predictions(self, clips: np.ndarray, voice: Voice | None = None) -> list[Prediction]:
+        """One verdict a preprocessed clip ``(batch, n_samples)``, with its intensity when the
+        bundle has an intensity model (judged on the clip's own features, weighted by its verdict)."""
+        features = self.extractor(np.atleast_2d(clips))
+        probs = self.classify_features(features, voice)
+        if self.intensity is None:
+            return [Prediction.from_probabilities(self.labels, p) for p in probs]
+        strengths = self.intensity.strength(features, probs, self.labels)
+        return [Prediction.from_probabilities(self.labels, p, s) for p, s in zip(probs, strengths, strict=True)]
+
     def classify_features(self, features: np.ndarray, voice: Voice | None = None) -> np.ndarray:
         """Class probabilities of raw feature rows ``(batch, n_features)``: the one place where a
         voice enters, as the input of the model for its kind (references, or same-speaker)."""
@@ -329,7 +371,7 @@ class EmotionClassifier:
         if segment.error is not None:
             raise segment.error
         if not segment.pooled:  # one clip, on this thread: the common case, kept short
-            return Prediction.from_probabilities(self.labels, self.probabilities(segment.clips, voice)[0])
+            return self.predictions(segment.clips, voice)[0]
         ((_, prediction),) = self._judge([segment], voice, stop)
         return prediction
 
@@ -364,12 +406,12 @@ class EmotionClassifier:
         judged: list[audio.Segment] = []
         scores: list[list[Prediction]] = []  # per segment, the verdicts of its clips
         pending: list[tuple[int, np.ndarray]] = []  # (segment index, clip)
-        inflight: deque[tuple[list[int], Callable[[], np.ndarray]]] = deque()
+        inflight: deque[tuple[list[int], Callable[[], list[Prediction]]]] = deque()
 
         def settle() -> None:
             owners, wait = inflight.popleft()
             for i, p in zip(owners, wait(), strict=True):
-                scores[i].append(Prediction.from_probabilities(self.labels, p))
+                scores[i].append(p)
 
         def flush() -> None:
             if pending:
@@ -546,12 +588,12 @@ class EmotionClassifier:
         rows = [Window(segment.start, segment.end, prediction) for segment, prediction in judged]
         return Utterances(self.labels, 0.0, 0.0, counted.samples / audio.SAMPLE_RATE, rows, detector)
 
-    def _submit(self, clips: np.ndarray, voice: Voice | None) -> Callable[[], np.ndarray]:
-        """Start scoring ``clips``; returns a function that waits for their probabilities."""
+    def _submit(self, clips: np.ndarray, voice: Voice | None) -> Callable[[], list[Prediction]]:
+        """Start scoring ``clips``; returns a function that waits for their verdicts."""
         if self.jobs == 1:
-            probs = self.probabilities(clips, voice)
-            return lambda: probs
-        return self._threads().submit(self.probabilities, clips, voice).result
+            verdicts = self.predictions(clips, voice)
+            return lambda: verdicts
+        return self._threads().submit(self.predictions, clips, voice).result
 
     def _threads(self):
         """The scoring threads (started on first use, kept for later recordings)."""

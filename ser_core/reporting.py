@@ -5,7 +5,9 @@ Both come from the same ``metrics.json`` content, so they cannot disagree.
 
 from __future__ import annotations
 
-__all__ = ["summary_table", "render_model_card"]
+from collections.abc import Callable
+
+__all__ = ["summary_table", "intensity_table", "render_model_card"]
 
 
 def _pct(x: float) -> str:
@@ -28,6 +30,31 @@ def _compare_row(name: str, si: dict, rs: dict | None) -> str:
     )
 
 
+def _ece(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _fold_rows(block: dict, extra: tuple[tuple[str, str, Callable[[float], str]], ...]) -> list[str]:
+    """A Markdown table of a cross-validation: a row a fold (test actors, accuracy, UAR, then each
+    ``(header, key, format)`` of ``extra``) and the mean, with the spread of accuracy and UAR."""
+    lines = [
+        "| fold | test actors | accuracy | UAR | " + " | ".join(header for header, _, _ in extra) + " |",
+        "| --- " * (4 + len(extra)) + "|",
+    ]
+    for i, f in enumerate(block["folds"], 1):
+        actors = ", ".join(str(a) for a in f["test_actors"])
+        cells = [_pct(f["accuracy"]), _pct(f["uar"]), *(fmt(f[key]) for _, key, fmt in extra)]
+        lines.append(f"| {i} | {actors} | " + " | ".join(cells) + " |")
+    m, s = block["mean"], block["std"]
+    cells = [
+        f"**{_pct(m['accuracy'])}** ± {_pct(s['accuracy'])}",
+        f"**{_pct(m['uar'])}** ± {_pct(s['uar'])}",
+        *(fmt(m[key]) for _, key, fmt in extra),
+    ]
+    lines.append("| **mean** | | " + " | ".join(cells) + " |")
+    return lines
+
+
 def summary_table(metrics: dict) -> str:
     """Markdown tables: speaker-independent folds, mean, worst, per-class recall, random split."""
     lines: list[str] = []
@@ -36,19 +63,8 @@ def summary_table(metrics: dict) -> str:
         lines += [
             f"Speaker-independent ({si['protocol']}), architecture `{metrics['architecture']}`:",
             "",
-            "| fold | test actors | accuracy | UAR | macro-F1 | ECE |",
-            "| --- | --- | --- | --- | --- | --- |",
+            *_fold_rows(si, (("macro-F1", "macro_f1", _pct), ("ECE", "ece", _ece))),
         ]
-        for i, f in enumerate(si["folds"], 1):
-            actors = ", ".join(str(a) for a in f["test_actors"])
-            lines.append(
-                f"| {i} | {actors} | {_pct(f['accuracy'])} | {_pct(f['uar'])} | {_pct(f['macro_f1'])} | {f['ece']:.3f} |"
-            )
-        m, s = si["mean"], si["std"]
-        lines.append(
-            f"| **mean** | | **{_pct(m['accuracy'])}** ± {_pct(s['accuracy'])} | **{_pct(m['uar'])}** ± {_pct(s['uar'])} "
-            f"| {_pct(m['macro_f1'])} | {m['ece']:.3f} |"
-        )
         w = si["worst"]
         lines += [
             "",
@@ -141,6 +157,37 @@ def _calibration_rows(cal: dict) -> list[tuple[str, str]]:
     return [(key, name) for key, name in rows if key in cal]
 
 
+def intensity_table(metrics: dict) -> str:
+    """The intensity model's speaker-independent numbers: folds, mean, recall of each level."""
+    block = metrics.get("intensity")
+    if not block:
+        return ""
+    lines = _fold_rows(
+        block,
+        (
+            ("UAR given the true emotion", "true_emotion_uar", _pct),
+            ("called neutral (no intensity shown)", "called_neutral", _pct),
+        ),
+    )
+    recall = ", ".join(f"{level} {_pct(r)}" for level, r in block["per_level_recall"].items())
+    return "\n".join(lines) + f"\n\nRecall of each level (mean over folds): {recall}. {block['protocol']}.\n"
+
+
+def _intensity_section(metrics: dict) -> str:
+    table = intensity_table(metrics)
+    model = metrics.get("intensity_model")
+    if not model:
+        return "This bundle has no intensity model: verdicts carry no intensity.\n"
+    return (
+        "Each verdict says how strongly the emotion is expressed: `normal` or `strong`, as RAVDESS's actors were "
+        "asked to deliver it, with a strength from 0 to 1 (the probability of strong delivery; strong from 0.5). "
+        "Trained on RAVDESS only (EmoDB has no intensity labels), on the same features as the emotion model: one "
+        f"class-balanced logistic head per emotion ({', '.join(model['emotions'])}), C = {model['c']} chosen on "
+        "inner actor folds, each head weighted by the emotion model's probability of its emotion. Neutral speech "
+        "has no strong version in RAVDESS, so a neutral verdict carries no intensity (null).\n\n" + table
+    )
+
+
 def _augmentation(training: dict, data: dict) -> str:
     aug = training.get("augment_config") or {}
     if not training.get("augment", False):
@@ -207,6 +254,8 @@ non-commercial, share-alike terms. {_augmentation(training, data)}
 {summary_table(metrics)}
 Training configuration: `{training}`.
 
+## Intensity
+{_intensity_section(metrics)}
 ## Speaker calibration
 {_calibration_section(metrics)}
 ## Limits

@@ -157,11 +157,20 @@ def _schemas() -> dict[str, Any]:
 
     adapted_field = Field(None, description="'reference' when judged relative to the reference recordings, else null")
 
+    class IntensityOut(BaseModel):
+        level: Literal["normal", "strong"]
+        strength: float = Field(ge=0.0, le=1.0, description="probability that the delivery is strong")
+
+    intensity_field = Field(
+        None, description="how strongly the emotion is expressed; null for neutral or a model without intensity"
+    )
+
     class PredictionOut(BaseModel):
         path: str = Field(description="the uploaded file's name")
         emotion: str
         confidence: float
         probabilities: dict[str, float]
+        intensity: IntensityOut | None = intensity_field
         adapted: str | None = adapted_field
 
     class WindowOut(BaseModel):
@@ -171,11 +180,13 @@ def _schemas() -> dict[str, Any]:
         emotion: str | None = None
         confidence: float | None = None
         probabilities: dict[str, float] | None = None
+        intensity: IntensityOut | None = intensity_field
 
     class SummaryOut(BaseModel):
         emotion: str
         confidence: float
         probabilities: dict[str, float]
+        intensity: IntensityOut | None = intensity_field
 
     class TimelineOut(BaseModel):
         path: str

@@ -297,8 +297,10 @@ def _train_and_score(
     config: TrainConfig,
     desc: str,
     degraded: dict[str, FeatureTable] | None = None,
+    on_scored: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> dict:
-    """Fit on ``train_rows``; score the original recordings of ``test_files`` (and their degraded versions)."""
+    """Fit on ``train_rows``; score the original recordings of ``test_files`` (and their degraded versions).
+    ``on_scored`` receives the scored rows of ``table`` and their probabilities."""
     y = table.labels(config.emotions)
     model, mean, scale, details = fit(
         table.features[train_rows],
@@ -309,9 +311,10 @@ def _train_and_score(
         desc=desc,
     )
     test_rows = np.flatnonzero(np.isin(table.file_index, test_files) & ~table.augmented)
-    result = evaluate_predictions(
-        y[test_rows], keras_probabilities(model, table.features[test_rows], mean, scale), config.emotions
-    )
+    probs = keras_probabilities(model, table.features[test_rows], mean, scale)
+    if on_scored is not None:
+        on_scored(test_rows, probs)
+    result = evaluate_predictions(y[test_rows], probs, config.emotions)
     result.update(details)
     for name, other in (degraded or {}).items():
         rows = np.flatnonzero(np.isin(other.file_index, test_files))
@@ -321,8 +324,15 @@ def _train_and_score(
     return result
 
 
-def cross_validate(table: FeatureTable, config: TrainConfig, degraded: dict[str, FeatureTable] | None = None) -> dict:
-    """Speaker-independent k-fold by actor: per fold, mean, and worst fold; degraded audio too."""
+def cross_validate(
+    table: FeatureTable,
+    config: TrainConfig,
+    degraded: dict[str, FeatureTable] | None = None,
+    *,
+    on_scored: Callable[[np.ndarray, np.ndarray], None] | None = None,
+) -> dict:
+    """Speaker-independent k-fold by actor: per fold, mean, and worst fold; degraded audio too.
+    ``on_scored`` receives each fold's scored rows of ``table`` and their probabilities."""
     actors = table.actors()
     file_actors = np.array([f.actor for f in table.files])
     folds = []
@@ -330,7 +340,9 @@ def cross_validate(table: FeatureTable, config: TrainConfig, degraded: dict[str,
         held_out = np.isin(actors, test_actors)
         train_rows = np.flatnonzero(~held_out & (config.augment | ~table.augmented))
         test_files = np.flatnonzero(np.isin(file_actors, test_actors))
-        result = _train_and_score(table, train_rows, test_files, config, f"fold {i + 1}/{config.folds}", degraded)
+        result = _train_and_score(
+            table, train_rows, test_files, config, f"fold {i + 1}/{config.folds}", degraded, on_scored
+        )
         result["test_actors"] = test_actors
         log.info("fold %d (actors %s): accuracy %.3f, UAR %.3f", i + 1, test_actors, result["accuracy"], result["uar"])
         folds.append(result)

@@ -227,7 +227,7 @@ def test_unexpected_failure_becomes_a_generic_sentence(classifier, monkeypatch):
 def test_api_predict_returns_the_json_contract(classifier, seconds):
     source = gradio_input(seconds, 44_100)
     out = app.api_predict(classifier, source)
-    assert set(out) == {"emotion", "confidence", "probabilities", "adapted"} and out["adapted"] is None
+    assert set(out) == {"emotion", "confidence", "probabilities", "intensity", "adapted"} and out["adapted"] is None
     assert list(out["probabilities"]) == list(EMOTIONS)
     assert sum(out["probabilities"].values()) == pytest.approx(1.0)
     assert out["emotion"] == max(out["probabilities"], key=out["probabilities"].get)
@@ -255,8 +255,7 @@ def test_live_session_judges_about_once_a_second_and_keeps_one_window(classifier
     assert not any(added[:9])  # under LIVE_MIN_SECONDS of sound: nothing to judge yet
     assert np.diff(session.times) == pytest.approx(np.full(len(session.times) - 1, app.LIVE_STREAM_EVERY), abs=0.11)
     assert sum(added) == len(session.times) == len(session.probabilities) >= 5
-    expected = classifier.probabilities(app.audio.to_clip(app.audio.check_speech(judged)))[0]
-    assert session.current == Prediction.from_probabilities(EMOTIONS, expected)
+    assert session.current == classifier.predictions(app.audio.to_clip(app.audio.check_speech(judged)))[0]
     assert session.probabilities[-1] == session.current.probabilities
 
 

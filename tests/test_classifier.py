@@ -34,16 +34,17 @@ def assert_valid(p: Prediction) -> None:
 
 @pytest.fixture
 def spy(clf, monkeypatch):
-    """Records every batch of clips the model is asked about and the rows it returns."""
+    """Records every batch of clips the model is asked about and the probability rows it returns."""
     calls: list[tuple[np.ndarray, np.ndarray]] = []
-    real = clf.probabilities
+    real = clf.predictions
 
-    def probabilities(clips: np.ndarray, voice=None) -> np.ndarray:
+    def predictions(clips: np.ndarray, voice=None) -> list:
         out = real(clips, voice)
-        calls.append((np.atleast_2d(clips).copy(), out.copy()))
+        rows = np.array([[p.probabilities[k] for k in clf.labels] for p in out])
+        calls.append((np.atleast_2d(clips).copy(), rows))
         return out
 
-    monkeypatch.setattr(clf, "probabilities", probabilities)
+    monkeypatch.setattr(clf, "predictions", predictions)
     return calls
 
 
@@ -54,7 +55,13 @@ def test_load_default_reads_shipped_or_env_bundle(bundle_dir):
 def test_predict_array_contract(clf, speech):
     p = clf.predict(speech, SR)
     assert_valid(p)
-    assert p.to_dict() == {"emotion": p.emotion, "confidence": p.confidence, "probabilities": p.probabilities}
+    intensity = None if p.intensity is None else p.intensity.to_dict()
+    assert p.to_dict() == {
+        "emotion": p.emotion,
+        "confidence": p.confidence,
+        "probabilities": p.probabilities,
+        "intensity": intensity,
+    }
 
 
 @pytest.mark.parametrize(("sr", "subtype"), [(16_000, "FLOAT"), (44_100, "FLOAT"), (8_000, "PCM_16")])
@@ -174,16 +181,17 @@ def test_timeline_summary_is_mean_of_voiced_windows(clf, gap_signal):
 def test_timeline_csv_columns(clf, gap_signal):
     t = clf.timeline(gap_signal, SR)
     rows = list(csv.reader(io.StringIO(t.to_csv())))
-    assert rows[0] == ["start", "end", "speech", "emotion", "confidence", *EMOTIONS]
+    assert rows[0] == ["start", "end", "speech", "emotion", "confidence", "intensity", "strength", *EMOTIONS]
     assert len(rows) == 1 + len(t.windows)
     for row, w in zip(rows[1:], t.windows, strict=True):
         assert float(row[0]) == pytest.approx(w.start, abs=1e-3)
         assert row[2] == ("1" if w.prediction else "0")
         if w.prediction:
             assert row[3] == w.prediction.emotion
-            assert sum(float(x) for x in row[5:]) == pytest.approx(1.0, abs=1e-3)
+            assert sum(float(x) for x in row[7:]) == pytest.approx(1.0, abs=1e-3)
+            assert row[5] == (w.prediction.intensity.level if w.prediction.intensity else "")
         else:
-            assert row[3:] == [""] * (2 + len(EMOTIONS))
+            assert row[3:] == [""] * (4 + len(EMOTIONS))
 
 
 def test_timeline_dict(clf, gap_signal):
@@ -272,18 +280,18 @@ def test_timeline_windows_are_scored_off_the_calling_thread(bundle_dir, gap_sign
 
     clf = EmotionClassifier.load(bundle_dir, jobs=2)
     names: list[str] = []
-    real = clf.probabilities
+    real = clf.predictions
 
-    def probabilities(clips: np.ndarray, voice=None) -> np.ndarray:
+    def predictions(clips: np.ndarray, voice=None) -> list:
         names.append(threading.current_thread().name)
         return real(clips, voice)
 
-    monkeypatch.setattr(clf, "probabilities", probabilities)
+    monkeypatch.setattr(clf, "predictions", predictions)
     clf.timeline(np.concatenate([gap_signal] * 3), SR)
     clf.close()
     assert len(names) > 2 and all(name.startswith("ser-core") for name in names)
     serial = EmotionClassifier.load(bundle_dir, jobs=1)
-    monkeypatch.setattr(serial, "probabilities", probabilities)
+    monkeypatch.setattr(serial, "predictions", predictions)
     names.clear()
     serial.timeline(gap_signal, SR)
     assert names and set(names) == {threading.current_thread().name}

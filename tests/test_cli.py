@@ -54,7 +54,7 @@ def assert_line_contract(obj: dict) -> None:
         assert message and "\n" not in message and message.rstrip().endswith(".")
         assert message[0].isupper() or message[0] == "'"
     else:
-        assert set(obj) == {"path", "emotion", "confidence", "probabilities", "adapted"}
+        assert set(obj) == {"path", "emotion", "confidence", "probabilities", "intensity", "adapted"}
         assert obj["adapted"] in (None, "reference", "same-speaker")
         assert obj["emotion"] in EMOTIONS
         assert list(obj["probabilities"]) == list(EMOTIONS)
@@ -105,7 +105,7 @@ def test_table_without_json(cli, inputs):
     proc = cli("predict", inputs["a"], inputs["missing"])
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["file", "emotion", "confidence"]
+    assert lines[0].split() == ["file", "emotion", "confidence", "intensity"]
     assert len(lines) == 3
     row_a, row_missing = lines[1], lines[2]
     assert row_a.startswith(str(inputs["a"])) and row_a.split()[-2] in EMOTIONS and row_a.endswith("%")
@@ -166,7 +166,7 @@ def test_timeline_csv_and_json(cli, tmp_path):
     csv_proc = cli("timeline", "--csv", path)
     assert csv_proc.returncode == 0
     rows = csv_proc.stdout.splitlines()
-    assert rows[0].split(",") == ["start", "end", "speech", "emotion", "confidence", *EMOTIONS]
+    assert rows[0].split(",") == ["start", "end", "speech", "emotion", "confidence", "intensity", "strength", *EMOTIONS]
     assert {r.split(",")[2] for r in rows[1:]} == {"0", "1"}
     obj = json.loads(cli("timeline", "--json", path).stdout)
     assert obj["path"] == str(path) and obj["summary"]["emotion"] in EMOTIONS

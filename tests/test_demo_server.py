@@ -43,7 +43,7 @@ def test_predict_endpoint_returns_the_contract(client, classifier, tmp_path, sec
 
     path = wav(tmp_path / "x.wav", seconds)
     out = client.predict(handle_file(path), api_name="/predict")
-    assert set(out) == {"emotion", "confidence", "probabilities", "adapted"} and out["adapted"] is None
+    assert set(out) == {"emotion", "confidence", "probabilities", "intensity", "adapted"} and out["adapted"] is None
     assert list(out["probabilities"]) == list(EMOTIONS)
     assert sum(out["probabilities"].values()) == pytest.approx(1.0)
     assert out["emotion"] == max(out["probabilities"], key=out["probabilities"].get)

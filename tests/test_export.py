@@ -87,8 +87,8 @@ def test_feature_files_describe_the_bundle(tflite_export, bundle):
     assert len(info["feature_names"]) == info["n_features"] == bundle.arrays["mean"].shape[0]
     with np.load(tflite_export / "features.npz", allow_pickle=False) as npz:
         # standardisation and every filter bank of the feature set; the export carries the default
-        # (uncalibrated) model, not the calibrated ones and their standardisation
-        exported = {k for k in bundle.arrays if not k.startswith(("calibrated_", "session_"))}
+        # (uncalibrated) model, not the calibrated ones, the intensity heads and their standardisation
+        exported = {k for k in bundle.arrays if not k.startswith(("calibrated_", "session_", "intensity_"))}
         assert exported <= set(npz.files) and {"mean", "scale"} <= exported
         for key in exported:
             np.testing.assert_array_equal(npz[key], bundle.arrays[key])

@@ -91,7 +91,7 @@ def test_cli_on_corpus(cli, corpus):
             assert set(line) == {"path", "error"} and is_sentence(line["error"]), line
             outcome = ERROR
         else:
-            assert set(line) == {"path", "emotion", "confidence", "probabilities", "adapted"}
+            assert set(line) == {"path", "emotion", "confidence", "probabilities", "intensity", "adapted"}
             check_prediction(Prediction(line["emotion"], line["confidence"], line["probabilities"]))
             outcome = PREDICT
         if outcome != item.expectation:
