@@ -10,9 +10,12 @@ checkout to measure an earlier release the same way) on 127.0.0.1 and a free por
 2. **timeline memory**: posts the worst timelines a client can ask for (a 10-minute recording
    at the smallest hop the server accepts, and ten hours of silence at window 0.3 s, hop
    0.05 s) and reads the server's peak resident memory (VmHWM).
-3. **load**: ``--clients`` concurrent clients post real 3 s RAVDESS clips to ``/v1/predict``
+3. **leave**: a client asks for a 10-minute timeline and hangs up after 1 s: the server's CPU
+   time in the 15 s after.
+4. **load**: ``--clients`` concurrent clients post real 3 s RAVDESS clips to ``/v1/predict``
    for ``--seconds`` while ``--hostile`` other clients keep posting one-hour FLACs; every
    answer is checked. Prints answered, errors, p50/p95/max latency, throughput.
+5. **SIGTERM** during a 10-minute timeline: the time until the server process is gone.
 
 Every loop here is bounded by ``--seconds`` or a fixed count; the server is stopped at the end.
 """
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -171,7 +175,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--hostile", type=int, default=4, help="clients posting one-hour files during the load")
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["hour", "memory", "load"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["hour", "memory", "leave", "load"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ser-load-") as tmp:
         files = hostile_files(Path(tmp))
@@ -200,6 +204,15 @@ def main() -> None:
                         f"timeline {files[name].name} {params}: {took:.1f} s, {describe(answer)[:60]}, "
                         f"{size:.1f} MB of JSON; server peak RSS so far {peak_mb(proc.pid):.0f} MB"
                     )
+            if "leave" not in args.skip:
+                # a client that asks for a long timeline and hangs up after 1 s
+                took, answer = post(f"{url}/v1/timeline", files["ten"], timeout=1.0, window=3.5, hop=0.25)
+                left = cpu_seconds(server)
+                time.sleep(15)
+                print(
+                    f"timeline of 10 minutes, client gone after {took:.1f} s ({describe(answer)}): "
+                    f"server CPU in the 15 s after {cpu_seconds(server) - left:.2f} s"
+                )
             if "load" not in args.skip:
                 before = cpu_seconds(server)
                 result = asyncio.run(load(url, clips, files["hour"], args.clients, args.hostile, args.seconds))
@@ -208,11 +221,21 @@ def main() -> None:
                 for key, value in result.items():
                     print(f"  {key}: {value:.1f}" if isinstance(value, float) else f"  {key}: {value}")
                 print(f"  server peak RSS {peak_mb(proc.pid):.0f} MB")
-        finally:
+            # SIGTERM while a long timeline is being computed: how long until the process is gone
+            thread = threading.Thread(
+                target=post, args=(f"{url}/v1/timeline", files["ten"]), kwargs={"window": 3.5, "hop": 0.25}, daemon=True
+            )
+            thread.start()
+            time.sleep(1.5)
+            started = time.perf_counter()
             proc.terminate()
             try:
-                proc.wait(30)
+                proc.wait(120)
+                print(f"SIGTERM during a 10-minute timeline: exited after {time.perf_counter() - started:.1f} s")
             except subprocess.TimeoutExpired:
+                print("SIGTERM during a 10-minute timeline: still running after 120 s")
+        finally:
+            if proc.poll() is None:
                 proc.kill()
 
 
