@@ -73,7 +73,7 @@ PLOT_TOP_MARGIN = 46  # px left free under the Gradio label that overlays a plot
 
 WAVEFORM_POINTS = 2_000  # the waveform is drawn as the min and max of this many stretches
 BAND_OPACITY = 0.30  # utterance bands over the waveform
-UTTERANCE_COLUMNS = ["start (s)", "end (s)", "emotion", "confidence"]
+UTTERANCE_COLUMNS = ["start (s)", "end (s)", "emotion", "confidence", "intensity"]
 
 MIN_CONFIDENCE = 0.40  # below this the verdict is shown as a guess
 MIN_MARGIN = 0.10  # a winner closer than this to the runner-up is a near tie
@@ -375,11 +375,16 @@ def utterance_figure(y: np.ndarray, utterances: Utterances) -> Any:
 
 
 def utterance_rows(utterances: Utterances) -> list[list]:
-    """The table of utterances: start, end, emotion, confidence (blank without a verdict)."""
+    """The table of utterances: start, end, emotion, confidence, intensity ("strong 81%"; blank
+    for neutral, and everything blank without a verdict)."""
     rows = []
     for u in utterances.windows:
         p = u.prediction
-        verdict = [_label(p.emotion), f"{p.confidence:.0%}"] if p else ["(too short to judge)", ""]
+        if p is None:
+            verdict = ["(too short to judge)", "", ""]
+        else:
+            strength = f"{p.intensity.level} {p.intensity.strength:.0%}" if p.intensity else ""
+            verdict = [_label(p.emotion), f"{p.confidence:.0%}", strength]
         rows.append([round(u.start, 2), round(u.end, 2), *verdict])
     return rows
 

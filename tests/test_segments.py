@@ -294,6 +294,10 @@ def test_demo_draws_a_band_and_a_row_per_utterance(classifier, two_phrases):
     assert [s.fillcolor for s in fig.layout.shapes] == [app.COLOURS[u.prediction.emotion] for u in utterances.windows]
     rows = app.utterance_rows(utterances)
     assert [r[:2] for r in rows] == [[round(u.start, 2), round(u.end, 2)] for u in utterances.windows]
+    for row, u in zip(rows, utterances.windows, strict=True):
+        intensity = u.prediction.intensity
+        assert len(row) == len(app.UTTERANCE_COLUMNS)
+        assert row[4] == ("" if intensity is None else f"{intensity.level} {intensity.strength:.0%}")
 
 
 def test_demo_shows_utterances_only_beyond_one_phrase(classifier, sentences):
