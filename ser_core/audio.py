@@ -66,6 +66,9 @@ TRIM_FRAME_LENGTH = 1024
 TRIM_HOP_LENGTH = 256
 SILENCE_RMS = 1e-4  # about -80 dBFS: a loudest frame below this is digital silence
 PEAK_LEVEL = 1.0  # peak after normalisation
+MAX_SAMPLE_MAGNITUDE = (
+    1e6  # float samples are nominally within ±1 (±32,768 if scaled like integers); beyond this, garbage
+)
 DECODE_BLOCK_SECONDS = 10.0  # streaming decode block
 MAX_BLOCK_VALUES = 2**24  # most samples (all channels) decoded at once: 64 MiB of float32
 MAX_CHANNELS = 64  # no recording of speech has more; a header that claims more is refused
@@ -204,11 +207,17 @@ def as_float(samples: object) -> np.ndarray:
 
 
 def validate_signal(y: np.ndarray) -> np.ndarray:
-    """Check a float signal is usable: non-empty and finite. Returns it unchanged."""
+    """Check a float signal is usable: non-empty, finite and of a sane magnitude. Returns it unchanged."""
     if y.size == 0:
         raise AudioError("The audio is empty; record or choose a file with sound in it.")
     if not np.all(np.isfinite(y)):
         raise AudioError("The audio contains NaN or infinite samples; re-export it from the recording software.")
+    peak = float(np.max(np.abs(y)))
+    if peak > MAX_SAMPLE_MAGNITUDE:  # resampling such values overflows float32
+        raise AudioError(
+            f"The audio's samples reach {peak:.3g}, far outside the range of sound (about ±1); "
+            "re-export it from the recording software."
+        )
     return y
 
 

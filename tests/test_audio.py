@@ -259,10 +259,11 @@ def test_sample_rate_accepted(rate):
         (np.array([0.1, np.nan, 0.2], np.float32), "NaN or infinite"),
         (np.array([0.1, np.inf], np.float64), "NaN or infinite"),
         (np.array([1e300, -1e300]), "NaN or infinite"),  # overflows float32
+        (np.array([0.1, 2.9e38, -0.2] * 100, np.float32), "far outside the range"),  # would overflow resampling
         (np.zeros((2, 2, 2), np.float32), "1-D or 2-D"),
         (np.array([1 + 1j]), "not supported"),
     ],
-    ids=["empty", "nan", "inf", "overflow", "3-D", "complex"],
+    ids=["empty", "nan", "inf", "overflow", "huge", "3-D", "complex"],
 )
 def test_signal_rule(samples, match):
     with pytest.raises(AudioError, match=match):
