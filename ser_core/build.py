@@ -36,7 +36,7 @@ from .datasets import AugmentConfig, FeatureTable, extract_table, scan_emodb, sc
 from .features import build_extractor
 from .model import to_tflite
 from .reporting import render_model_card
-from .training import TrainConfig, announce, cross_validate, fit, random_split, stages
+from .training import TrainConfig, announce, cross_validate, fit_rows, random_split, stages
 from .training_calibrated import CalibrationConfig, Corpus, evaluate_calibrated, train_calibrated, train_session
 from .training_intensity import IntensityConfig, evaluate_intensity, train_intensity
 
@@ -194,14 +194,7 @@ def _train(
         metrics["baseline"] = {"architecture": "seed", "features": "seed", **seed_evaluation}
 
     rows = np.flatnonzero(config.augment | ~table.augmented)
-    model, mean, scale, details = fit(
-        table.features[rows],
-        table.labels(config.emotions)[rows],
-        table.actors()[rows],
-        table.augmented[rows],
-        config,
-        desc="final model",
-    )
+    model, mean, scale, details = fit_rows(table, rows, config, desc="final model")
     tflite = to_tflite(model)
     metrics["final_model"] = details
     metrics["model"] = {"parameters": int(model.count_params()), "tflite_bytes": len(tflite)}

@@ -28,6 +28,7 @@ __all__ = [
     "evaluate_predictions",
     "actor_folds",
     "fit",
+    "fit_rows",
     "cross_validate",
     "random_split",
     "stages",
@@ -183,6 +184,18 @@ def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray,
     return model, mean, scale, details
 
 
+def fit_rows(table: FeatureTable, rows: np.ndarray, config: TrainConfig, *, desc: str):
+    """:func:`fit` on ``rows`` of ``table`` (their labels, actors and augmented flags)."""
+    return fit(
+        table.features[rows],
+        table.labels(config.emotions)[rows],
+        table.actors()[rows],
+        table.augmented[rows],
+        config,
+        desc=desc,
+    )
+
+
 def _fit_network(z: np.ndarray, y: np.ndarray, config: TrainConfig, *, desc: str):
     """Adam with the learning rate halved when the training loss stalls; fixed epochs, no peeking."""
     quiet_tensorflow()
@@ -302,14 +315,7 @@ def _train_and_score(
     """Fit on ``train_rows``; score the original recordings of ``test_files`` (and their degraded versions).
     ``on_scored`` receives the scored rows of ``table`` and their probabilities."""
     y = table.labels(config.emotions)
-    model, mean, scale, details = fit(
-        table.features[train_rows],
-        y[train_rows],
-        table.actors()[train_rows],
-        table.augmented[train_rows],
-        config,
-        desc=desc,
-    )
+    model, mean, scale, details = fit_rows(table, train_rows, config, desc=desc)
     test_rows = np.flatnonzero(np.isin(table.file_index, test_files) & ~table.augmented)
     probs = keras_probabilities(model, table.features[test_rows], mean, scale)
     if on_scored is not None:
