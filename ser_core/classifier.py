@@ -551,13 +551,7 @@ class EmotionClassifier:
         Windows without speech are kept with ``prediction=None``. ``stop`` as in :meth:`predict`.
         """
         check_timeline(window, hop)
-        if isinstance(source, (str, os.PathLike)):
-            if sample_rate is not None:
-                raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-            blocks: Iterable[np.ndarray] = audio.stream(Path(source))
-        else:
-            blocks = [audio.load(source, sample_rate)]
-        return self._timeline(blocks, window=window, hop=hop, voice=voice, stop=stop)
+        return self._timeline(_blocks(source, sample_rate), window=window, hop=hop, voice=voice, stop=stop)
 
     def segments(
         self,
@@ -574,13 +568,7 @@ class EmotionClassifier:
         Raises :class:`AudioError` when no utterance is found. ``stop`` as in :meth:`predict`.
         """
         settings = segments.Segmentation(detector=detector)
-        if isinstance(source, (str, os.PathLike)):
-            if sample_rate is not None:
-                raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-            blocks: Iterable[np.ndarray] = audio.stream(Path(source))
-        else:
-            blocks = [audio.load(source, sample_rate)]
-        counted = _Counted(blocks)
+        counted = _Counted(_blocks(source, sample_rate))
         found = segments.segments(counted, settings=settings, config=self.preprocessing)
         judged = self._judge(found, voice, stop)
         if not judged:
@@ -623,6 +611,15 @@ class _Counted:
         for block in self.blocks:
             self.samples += block.size
             yield block
+
+
+def _blocks(source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None) -> Iterable[np.ndarray]:
+    """A recording as blocks of its 16 kHz signal: a file streamed (bounded memory), an array as one block."""
+    if isinstance(source, (str, os.PathLike)):
+        if sample_rate is not None:
+            raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
+        return audio.stream(Path(source))
+    return [audio.load(source, sample_rate)]
 
 
 def _recordings(recordings: object) -> list:
