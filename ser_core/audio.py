@@ -210,9 +210,9 @@ def validate_signal(y: np.ndarray) -> np.ndarray:
     """Check a float signal is usable: non-empty, finite and of a sane magnitude. Returns it unchanged."""
     if y.size == 0:
         raise AudioError("The audio is empty; record or choose a file with sound in it.")
-    if not np.all(np.isfinite(y)):
+    peak = max(float(y.max()), -float(y.min()))  # NaN if any sample is NaN; no temporary array
+    if not np.isfinite(peak):
         raise AudioError("The audio contains NaN or infinite samples; re-export it from the recording software.")
-    peak = float(np.max(np.abs(y)))
     if peak > MAX_SAMPLE_MAGNITUDE:  # resampling such values overflows float32
         raise AudioError(
             f"The audio's samples reach {peak:.3g}, far outside the range of sound (about ±1); "
