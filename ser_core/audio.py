@@ -566,16 +566,17 @@ def _pyav_blocks(path: Path, block_seconds: float, max_seconds: float | None) ->
         resampler = None
         pending: list[np.ndarray] = []
         count = 0
-        sr = 0
+        sr = block_frames = 0
         for frame in container.decode(stream_):
             if resampler is None:
                 sr = frame.sample_rate
+                block_frames = _block_frames(block_seconds, sr, stream_.channels)
                 resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=sr)
             for out in resampler.resample(frame):
                 block = out.to_ndarray().T  # (n, channels)
                 pending.append(block)
                 count += block.shape[0]
-            if count >= _block_frames(block_seconds, sr, stream_.channels):
+            if count >= block_frames:
                 yield np.concatenate(pending), sr
                 pending, count = [], 0
         if resampler is not None:

@@ -41,7 +41,6 @@ BATCH_WINDOWS = 8  # clips per feature/model batch: small, so even a short recor
 INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
 NO_CLIPS = np.zeros((0, 0), np.float32)  # what a judged segment keeps of its clips
 MAX_REFERENCE_SECONDS = 120.0  # longest reference recording: a minute is plenty
-STOPPED = "The analysis was stopped before it finished."
 NO_REFERENCE_SPEECH = (
     "The reference recordings hold no usable speech; record 5 to 10 seconds of your everyday voice, "
     "reading a neutral sentence close to the microphone."
@@ -423,7 +422,7 @@ class EmotionClassifier:
 
         for segment in segments:
             if stop is not None and stop.is_set():
-                raise Cancelled(STOPPED)
+                raise Cancelled()
             judged.append(replace(segment, clips=NO_CLIPS))  # its clips are freed once scored
             scores.append([])
             for clip in segment.clips:

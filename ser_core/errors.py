@@ -32,6 +32,12 @@ class ParameterError(SERError):
 class BusyError(SERError):
     """A server has no room for the request now; the client should try again later."""
 
+    def __init__(self, message: str = "The server is busy with other recordings; try again in a few seconds.") -> None:
+        super().__init__(message)
+
 
 class Cancelled(SERError):
     """The work was stopped before it finished: its client left, or the server is stopping."""
+
+    def __init__(self, message: str = "The analysis was stopped before it finished.") -> None:
+        super().__init__(message)

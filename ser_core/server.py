@@ -275,7 +275,7 @@ class Gate:
             raise Cancelled("The server is stopping; send the request again in a moment.")
         full = self._slots.locked() or (heavy and self._heavy.locked())
         if full and self.waiting >= self.limits.max_waiting:
-            raise BusyError("The server is busy with other recordings; try again in a few seconds.")
+            raise BusyError()
         held: list[asyncio.Semaphore] = []
         self.waiting += 1
         try:
@@ -286,7 +286,7 @@ class Gate:
         except TimeoutError:
             for semaphore in held:
                 semaphore.release()
-            raise BusyError("The server is busy with other recordings; try again in a few seconds.") from None
+            raise BusyError() from None
         finally:
             self.waiting -= 1
         stop = threading.Event()
@@ -382,7 +382,7 @@ def _voice(clf: "EmotionClassifier", references: tuple[Path, ...], stop: threadi
     if not references:
         return None
     if stop.is_set():
-        raise Cancelled("The analysis was stopped before it finished.")
+        raise Cancelled()
     return clf.calibrate(references)
 
 
