@@ -1,6 +1,6 @@
 """Start the speech emotion demo: ``python demo.py`` serves it on http://localhost:7860.
 
-The page and its handlers live in :mod:`ser_core.app`; this script only reads options,
+The page and its handlers live in :mod:`ser_core.serve.gradio_app`; this script only reads options,
 loads the model once and launches the server.
 """
 
@@ -44,7 +44,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ser_core.app import cache_folder, sweep_cache
+    from ser_core.serve.gradio_app import cache_folder, sweep_cache
 
     # the demo's own cache folder, unless one is configured: what a killed run left there is swept now,
     # and all of it when the demo stops (Gradio's own clean-up skips files while clients stay connected)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {swept} files left in {folder} by an earlier run", file=sys.stderr)
         os.environ["GRADIO_TEMP_DIR"] = str(folder)  # before Gradio is imported: it reads it then
     from ser_core import EmotionClassifier, SERError
-    from ser_core.app import build_app, launch_options
+    from ser_core.serve.gradio_app import build_app, launch_options
 
     try:
         clf = EmotionClassifier.load(args.artifacts)

@@ -11,15 +11,16 @@ import signal
 import sys
 from pathlib import Path
 
-from ser_core.build import train
-from ser_core.datasets import DEGRADATIONS, EMOTIONS
+from ser_core.emotions import EMOTIONS
 from ser_core.errors import SERError
 from ser_core.features import FEATURE_SETS
-from ser_core.model import ARCHITECTURES
-from ser_core.reporting import summary_table
-from ser_core.training import TrainConfig
-from ser_core.training_calibrated import CalibrationConfig
-from ser_core.training_intensity import IntensityConfig
+from ser_core.training.adapted import AdaptationConfig
+from ser_core.training.build import train
+from ser_core.training.corpora import DEGRADATIONS
+from ser_core.training.fit import TrainConfig
+from ser_core.training.intensity import IntensityConfig
+from ser_core.training.networks import ARCHITECTURES
+from ser_core.training.report import summary_table
 
 DEFAULTS = TrainConfig()
 
@@ -29,14 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--data", type=Path, required=True, help="RAVDESS folder (searched recursively for WAV/FLAC)")
-    p.add_argument(
-        "--emodb", type=Path, default=None, help="EmoDB folder: adds a second corpus to the calibrated model"
-    )
+    p.add_argument("--emodb", type=Path, default=None, help="EmoDB folder: adds a second corpus to the adapted models")
     p.add_argument(
         "--no-calibrated",
-        dest="calibrated",
+        dest="adapted",
         action="store_false",
-        help="leave out the model for calibrated input (speaker calibration)",
+        help="leave out the adapted models (speaker adaptation: calibration and same-speaker)",
     )
     p.add_argument(
         "--no-intensity",
@@ -50,13 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--architecture",
         default=DEFAULTS.architecture,
         choices=sorted(ARCHITECTURES),
-        help="'linear': calibrated logistic regression; 'seed': the original dense network",
+        help="'linear': logistic regression with temperature scaling; 'seed': the seed design's dense network",
     )
     p.add_argument(
         "--features",
         default=DEFAULTS.features,
         choices=FEATURE_SETS,
-        help="'rich': 1,308 statistics; 'seed': the original 105",
+        help="'rich': 1,308 statistics; 'seed': the seed design's 105",
     )
     p.add_argument("--folds", type=int, default=DEFAULTS.folds, help="cross-validation folds of whole actors")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -70,7 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip cross-validation; train the shipped model only",
     )
     p.add_argument(
-        "--no-baseline", dest="baseline", action="store_false", help="skip evaluating the original design beside it"
+        "--no-seed",
+        "--no-baseline",  # its name before the seed design was called that everywhere
+        dest="compare_seed",
+        action="store_false",
+        help="skip evaluating the seed design beside it",
     )
     p.add_argument(
         "--degradations",
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig(
             architecture=args.architecture,
             features=args.features,
-            baseline=args.baseline,
+            compare_seed=args.compare_seed,
             degradations=tuple(d.strip() for d in args.degradations.split(",") if d.strip()),
             emotions=tuple(e.strip() for e in args.emotions.split(",") if e.strip()),
             folds=args.folds,
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=Path(args.cache) if args.cache else None,
             on_stage=interrupts.on_stage,
             emodb_dir=args.emodb,
-            calibration=CalibrationConfig() if args.calibrated else None,
+            adaptation=AdaptationConfig() if args.adapted else None,
             intensity=IntensityConfig() if args.intensity else None,
         )
     except SERError as e:

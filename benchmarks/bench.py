@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench.py [--artifacts DIR] [--clips 1000] [--skip-hour]
 
 The straightforward pipeline ("reference") is what the project started from: librosa
-decoding, one librosa call per feature (:func:`ser_core.features_seed.reference_features`) and
+decoding, one librosa call per feature (:func:`ser_core.features.seed.reference_features`) and
 Keras ``model.predict`` per clip. The fast pipeline is the library as shipped
 (:class:`ser_core.EmotionClassifier`: NumPy features, LiteRT), timed in a child process
 that never loads TensorFlow (its idle threads spin and would slow the fast path down).
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ser_core import EMOTIONS, EmotionClassifier, audio  # noqa: E402
-from ser_core.features_seed import reference_features  # noqa: E402
+from ser_core.features.seed import reference_features  # noqa: E402
 
 PYTHON = sys.executable
 RATE_IN = 44_100  # the generated files' rate, so decoding includes resampling
@@ -110,8 +110,9 @@ class Reference:
     def __init__(self) -> None:
         import keras
 
-        from ser_core.features_seed import N_FEATURES, SeedFeatureExtractor
-        from ser_core.model import LiteModel, build_seed, to_tflite
+        from ser_core.features.seed import N_FEATURES, SeedFeatureExtractor
+        from ser_core.inference.runtime import LiteModel
+        from ser_core.training.networks import build_seed, to_tflite
 
         keras.utils.set_random_seed(0)
         self.model = build_seed(N_FEATURES, len(EMOTIONS))
@@ -165,8 +166,8 @@ def warm_clip() -> np.ndarray:
 
 def fast_measurements(args: dict) -> dict:
     """The fast path's timings (run by :func:`run_fast_child`, in a process without TensorFlow)."""
-    from ser_core.features_seed import SeedFeatureExtractor
-    from ser_core.model import LiteModel
+    from ser_core.features.seed import SeedFeatureExtractor
+    from ser_core.inference.runtime import LiteModel
 
     clf = EmotionClassifier.load(args["artifacts"])
     seed_extractor = SeedFeatureExtractor.build()
@@ -185,7 +186,7 @@ def fast_measurements(args: dict) -> dict:
     }
     speech = sorted(Path(args["data"]).rglob("*.flac"))[::10] if args.get("data") else []
     if speech:  # real speech: most of a RAVDESS clip is padding or pauses, so it costs less than the tone above
-        real = [audio.to_clip(audio.check_speech(audio.decode(f))) for f in speech]
+        real = [audio.to_clip(audio.check_speech(audio.load(f))) for f in speech]
         for c in real[:5]:
             clf.probabilities(c)
         times = []
@@ -317,8 +318,8 @@ def bench_cold(clf: EmotionClassifier, tmp: Path) -> None:
     fast = wall_s([PYTHON, "-m", "ser_core", "predict", str(path), *args], repeat=10)
     reference_script = (
         "import sys, numpy as np, librosa, keras\n"
-        "from ser_core import audio\nfrom ser_core.features_seed import reference_features\n"
-        "from ser_core.model import build_seed\nfrom ser_core import EMOTIONS\n"
+        "from ser_core import audio\nfrom ser_core.features.seed import reference_features\n"
+        "from ser_core.training.networks import build_seed\nfrom ser_core import EMOTIONS\n"
         "m = build_seed(105, 7)\n"
         "y, _ = librosa.load(sys.argv[1], sr=16000)\n"
         "x = reference_features(audio.to_clip(audio.check_speech(y)), sr=16000)\n"

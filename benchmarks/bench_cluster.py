@@ -40,7 +40,8 @@ from pathlib import Path
 
 from bench import PYTHON, RATE_IN, REPO, speech_like, write_wav
 
-from ser_core import EmotionClassifier, cluster
+from ser_core import EmotionClassifier
+from ser_core.batch import BatchOptions, cluster
 
 CORES = 2  # local:2 and --jobs 2
 
@@ -98,7 +99,7 @@ def cpu_ms_per_clip(files: list[Path]) -> float:
 
 def run_batches(client, sources: list[str], size: int) -> None:
     batches = (sources[i : i + size] for i in range(0, len(sources), size))
-    options = {"artifacts": None, "labels": EmotionClassifier.load().labels, "timeline": None, "cwd": str(REPO)}
+    options = {"options": BatchOptions(), "labels": EmotionClassifier.load().labels, "cwd": str(REPO)}
     rows = list(cluster.stream(client, batches, options, CORES * cluster.INFLIGHT_PER_THREAD))
     assert len(rows) == len(sources) and not any("error" in r for r in rows)
 

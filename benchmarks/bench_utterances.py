@@ -1,7 +1,7 @@
 """How well each voice-activity detector finds utterances, and what segmenting costs.
 
 RAVDESS sentences (one utterance each) are concatenated with known gaps of 0.3-1.5 s of
-silence; each detector then segments the result (``ser_core.segments.utterances``, no padding)
+silence; each detector then segments the result (``ser_core.inference.utterances.utterances``, no padding)
 and its boundaries are compared with the true ones, clean and with noise at 20 and 10 dB SNR.
 
 True boundaries: the speech of a clean clip runs from the first to the last 25 ms frame
@@ -19,7 +19,7 @@ Speakers: the figures come from actors 11-20; the detectors' settings (ENERGY_MA
 WEBRTC_MODE, thresholds) were looked at only on actors 01-10 (``--dev``). Babble for either
 comes from the other half.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_segments.py [--dev] [--per-actor 12]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_utterances.py [--dev] [--per-actor 12]
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 from bench import REPO, write_wav
 
-from ser_core import EmotionClassifier, audio, segments
+from ser_core import EmotionClassifier, audio
+from ser_core.inference import utterances
 
 DATA = REPO.parent / "shared" / "data" / "ravdess-speech-16k"
 SR = audio.SAMPLE_RATE
@@ -70,7 +71,7 @@ def concatenation(folder: Path, n: int, rng: np.random.Generator) -> tuple[np.nd
     files = rng.choice(sorted(folder.glob("*.flac")), n, replace=False)
     parts, truth, at = [np.zeros(int(EDGE_SECONDS * SR), np.float32)], [], int(EDGE_SECONDS * SR)
     for i, f in enumerate(files):
-        y = audio.decode(f)
+        y = audio.load(f)
         a, b = speech_span(y)
         parts.append(y[a:b])
         truth.append((at, at + b - a))
@@ -91,7 +92,7 @@ def babble(n: int, folders: list[Path], rng: np.random.Generator) -> np.ndarray:
     files = rng.choice([f for d in folders for f in sorted(d.glob("*.flac"))], BABBLE_TALKERS, replace=False)
     out = np.zeros(n)
     for f in files:
-        y = audio.decode(f)
+        y = audio.load(f)
         a, b = speech_span(y)
         y = y[a:b] / np.sqrt(np.mean(y[a:b] ** 2))
         out += np.resize(np.roll(y, rng.integers(y.size)), n)
@@ -111,11 +112,11 @@ def noisy(y: np.ndarray, truth: list[tuple[int, int]], kind: str | None, snr: fl
 
 
 def found_spans(y: np.ndarray, detector: str) -> list[tuple[int, int]]:
-    settings = segments.Segmentation(detector=detector, pad_seconds=0.0)
+    settings = utterances.Segmentation(detector=detector, pad_seconds=0.0)
     blocks = [
         y[i : i + int(audio.DECODE_BLOCK_SECONDS * SR)] for i in range(0, y.size, int(audio.DECODE_BLOCK_SECONDS * SR))
     ]
-    return [(a, a + s.size) for a, s in segments.utterances(blocks, settings=settings)]
+    return [(a, a + s.size) for a, s in utterances.utterances(blocks, settings=settings)]
 
 
 def match(truth: list[tuple[int, int]], found: list[tuple[int, int]]) -> tuple[list[float], list[float], int, int]:
@@ -151,7 +152,7 @@ def accuracy(per_actor: int, dev: bool) -> None:
     for seed, (name, kind, snr) in enumerate(CONDITIONS):
         noise_rng = np.random.default_rng(seed)
         signals = [(noisy(y, truth, kind, snr, others, noise_rng), truth) for y, truth in recordings]
-        for detector in segments.DETECTORS:
+        for detector in utterances.DETECTORS:
             starts, ends, missed, extra = [], [], 0, 0
             for y, truth in signals:
                 s, e, m, x = match(truth, found_spans(y, detector))
@@ -180,7 +181,7 @@ def long_recording(seconds: float) -> np.ndarray:
 def timing() -> None:
     y = long_recording(LONG_SECONDS)
     print(f"\n{LONG_SECONDS / 60:g}-minute recording (RAVDESS sentences, pink noise at 20 dB), one thread:")
-    for detector in segments.DETECTORS:
+    for detector in utterances.DETECTORS:
         times = []
         for _ in range(3):
             start = time.perf_counter()

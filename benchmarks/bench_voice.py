@@ -1,7 +1,7 @@
 """Speaker calibration's cost: a verdict with and without a voice, and building a Voice from 10 s
 of speech (RAVDESS actor 01's neutral recordings).
 
-    .venv/bin/python benchmarks/bench_calibration.py
+    .venv/bin/python benchmarks/bench_voice.py
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ def main() -> None:
     clf = EmotionClassifier.load(jobs=1)
     files = sorted(ACTOR.glob("*.flac"))
     neutral = [f for f in files if f.name.startswith("03-01-01-")]
-    ten = np.concatenate([audio.decode(f) for f in neutral])[: 10 * audio.SAMPLE_RATE]
+    ten = np.concatenate([audio.load(f) for f in neutral])[: 10 * audio.SAMPLE_RATE]
     voice = clf.calibrate(ten, audio.SAMPLE_RATE)
-    clips = [audio.decode(f) for f in files]
+    clips = [audio.load(f) for f in files]
     plain = statistics.median(median_ms(lambda y=y: clf.predict(y, audio.SAMPLE_RATE), repeat=5) for y in clips)
     calibrated = statistics.median(
         median_ms(lambda y=y: clf.predict(y, audio.SAMPLE_RATE, voice=voice), repeat=5) for y in clips

@@ -1,12 +1,12 @@
 """A fully nested estimate of the intensity model's UAR (normal vs strong): the design and C are
 chosen inside each outer actor fold, on the outer-training actors alone.
 
-Outer folds: those of the model card (:func:`ser_core.training.actor_folds`, 5 by actor). In each,
+Outer folds: those of the model card (:func:`ser_core.training.fit.actor_folds`, 5 by actor). In each,
 the candidate designs and C values are scored by UAR on inner actor folds of the outer-training
 actors; the winner is fitted on all outer-training actors and scores the outer test actors'
 original recordings. Emotion probabilities that weigh the heads never come from a model that saw
 the actors they weigh: for the outer test actors, the emotion model's cross-validation (as the
-model card); for inner validation actors, the shipped emotion model (:func:`ser_core.training.fit`,
+model card); for inner validation actors, the shipped emotion model (:func:`ser_core.training.fit.fit`,
 its own C and temperature chosen on inner-inner folds) fitted on the inner-training actors.
 
 Designs (all class-balanced logistic regressions on standardised features):
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_core.datasets import FeatureTable, extract_table, scan_ravdess
 from ser_core.features import build_extractor
-from ser_core.intensity import LEVELS, NO_INTENSITY
-from ser_core.training import (
+from ser_core.inference.intensity import LEVELS, NO_INTENSITY
+from ser_core.training.corpora import FeatureTable, extract_table, scan_ravdess
+from ser_core.training.fit import (
     TrainConfig,
     actor_folds,
     cross_validate,
@@ -39,7 +39,7 @@ from ser_core.training import (
     keras_probabilities,
     standardiser,
 )
-from ser_core.training_intensity import IntensityConfig, evaluate_intensity, intensity_labels
+from ser_core.training.intensity import IntensityConfig, evaluate_intensity, intensity_labels
 
 DESIGNS = ("single", "per_emotion", "joint", "average")
 SHIPPED = "per_emotion"

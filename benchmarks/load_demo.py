@@ -44,7 +44,8 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from bench import speech_like, write_wav  # noqa: E402
 
-from ser_core import EmotionClassifier, app  # noqa: E402
+from ser_core import EmotionClassifier  # noqa: E402
+from ser_core.serve import gradio_app as app  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only
 RAVDESS = REPO.parent / "shared" / "data" / "ravdess-speech-16k"
@@ -92,7 +93,7 @@ def make_inputs(folder: Path, *, real: bool = True) -> list[Path]:
 
 def expected_answers(clf: EmotionClassifier, files: Sequence[Path]) -> dict[str, dict]:
     """The ``/predict`` answer of each file, computed in this process by the endpoint's own
-    function (:func:`ser_core.app.api_predict`), for the files whose answers can be told apart
+    function (:func:`ser_core.serve.gradio_app.api_predict`), for the files whose answers can be told apart
     (a file whose probabilities all lie within 100x :data:`TOLERANCE` of an earlier file's is
     left out, since a mix-up between the two would go unnoticed)."""
     answers: dict[str, dict] = {}
@@ -287,7 +288,7 @@ def live_chunks(folder: Path, seconds: float = LIVE_SECONDS) -> list[Path]:
 
 def live_expectations(clf: EmotionClassifier, chunks: Sequence[Path]) -> list[str | None]:
     """The emotion the live tab should show after each chunk, were it judged then
-    (:func:`ser_core.app.live_step` with a clock that always allows a verdict)."""
+    (:func:`ser_core.serve.gradio_app.live_step` with a clock that always allows a verdict)."""
     session, out = None, []
     for i, chunk in enumerate(chunks):
         session, _ = app.live_step(clf, session, str(chunk), now=10.0 * (i + 1))
@@ -315,7 +316,7 @@ def drive_live(
     report: LiveReport,
 ) -> None:
     """Hold one live session open the way the browser does: join the stream event, then post a
-    chunk every :data:`ser_core.app.LIVE_STREAM_EVERY` seconds after each update, until
+    chunk every :data:`ser_core.serve.gradio_app.LIVE_STREAM_EVERY` seconds after each update, until
     ``stop`` is set, the deadline passes or the server's time limit ends the stream. Chunks
     cycle over ``chunks``; verdicts are checked only on the first pass."""
     import httpx

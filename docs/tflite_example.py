@@ -139,7 +139,7 @@ def feature_function(cfg: dict, arrays: dict[str, np.ndarray]):
     """
     if cfg.get("kind", "seed") == "seed":
         return lambda clip: features(clip, cfg, arrays)
-    from ser_core.features_rich import RichFeatureConfig, RichFeatureExtractor
+    from ser_core.features.rich import RichFeatureConfig, RichFeatureExtractor
 
     return RichFeatureExtractor(RichFeatureConfig.from_dict(cfg), arrays)
 

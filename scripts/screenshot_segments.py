@@ -24,7 +24,7 @@ PAUSES = (0.6, 0.9, 0.5, 1.2, 0.7, 0.8)
 def recording(path: Path) -> None:
     parts = [np.zeros(int(0.4 * audio.SAMPLE_RATE), np.float32)]
     for code, pause in zip(SENTENCES, PAUSES, strict=True):
-        y = audio.trim_silence(audio.decode(RAVDESS / "Actor_12" / f"03-01-{code}-01-12.flac"))
+        y = audio.trim_silence(audio.load(RAVDESS / "Actor_12" / f"03-01-{code}-01-12.flac"))
         parts += [y, np.zeros(int(pause * audio.SAMPLE_RATE), np.float32)]
     sf.write(str(path), np.concatenate(parts), audio.SAMPLE_RATE, subtype="PCM_16")
 

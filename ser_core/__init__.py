@@ -4,21 +4,18 @@
 >>> clf = EmotionClassifier.load()
 >>> clf.predict("speech.wav").emotion
 'happy'
+
+The package's folders are its layers, each importing only those below it: the signal
+(:mod:`~ser_core.audio`, :mod:`~ser_core.features`, the model :mod:`~ser_core.bundle`),
+:mod:`~ser_core.inference`, :mod:`~ser_core.batch` (many files), :mod:`~ser_core.training`,
+:mod:`~ser_core.serve` (REST and Gradio), and :mod:`~ser_core.cli` on top. Importing it has no
+side effects.
 """
 
-import os as _os
-
-# The work is many small matrix products: extra BLAS threads only contend with each other
-# and with concurrent requests (measured 10-30x slower filter-bank products under load).
-# Effective only when NumPy is not loaded yet; an explicit setting by the user wins.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    _os.environ.setdefault(_var, "1")
-
-from .audio import CLIP_SECONDS, MIN_SPEECH_SECONDS, SAMPLE_RATE  # noqa: E402
-from .classifier import EmotionClassifier, Prediction, Timeline, Utterances, Window  # noqa: E402
-from .datasets import EMOTIONS  # noqa: E402
-from .errors import ArtifactError, AudioError, ParameterError, SERError  # noqa: E402
-from .intensity import Intensity  # noqa: E402
+from .audio import CLIP_SECONDS, MIN_SPEECH_SECONDS, SAMPLE_RATE
+from .emotions import EMOTIONS
+from .errors import ArtifactError, AudioError, ParameterError, SERError
+from .inference import EmotionClassifier, Intensity, Prediction, Timeline, Utterances, Voice, Window
 
 __all__ = [
     "EmotionClassifier",
@@ -27,6 +24,7 @@ __all__ = [
     "Timeline",
     "Utterances",
     "Window",
+    "Voice",
     "EMOTIONS",
     "SAMPLE_RATE",
     "CLIP_SECONDS",

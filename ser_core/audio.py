@@ -1,6 +1,6 @@
 """Decoding and preprocessing: any file or array in, a 3.5 s mono 16 kHz clip out.
 
-The chain is ``decode -> to_mono -> resample -> trim_silence -> normalize -> fix_length``.
+The chain is ``decoding -> to_mono -> resample -> trim_silence -> normalize -> fix_length``.
 Each step is its own function so it can be tested alone; :func:`prepare` runs the
 steps after decoding and is the one path shared by files and arrays.
 
@@ -29,10 +29,11 @@ __all__ = [
     "N_SAMPLES",
     "MIN_SPEECH_SECONDS",
     "AUDIO_EXTENSIONS",
+    "FORMATS",
+    "NO_SPEECH",
     "Preprocessing",
     "PREPROCESSING",
-    "Segment",
-    "decode",
+    "Span",
     "load",
     "stream",
     "as_float",
@@ -46,7 +47,7 @@ __all__ = [
     "to_clip",
     "speech_clip",
     "speech_clips",
-    "segment",
+    "span",
     "windows",
     "take",
     "validate_signal",
@@ -72,7 +73,7 @@ MAX_SAMPLE_MAGNITUDE = (
 DECODE_BLOCK_SECONDS = 10.0  # streaming decode block
 MAX_BLOCK_VALUES = 2**24  # most samples (all channels) decoded at once: 64 MiB of float32
 MAX_CHANNELS = 64  # no recording of speech has more; a header that claims more is refused
-FORMATS = "WAV, FLAC, MP3, OGG, Opus, M4A or WebM"
+FORMATS = "WAV, FLAC, MP3, OGG, Opus, M4A or WebM"  # what users are told they may send, everywhere
 RESAMPLE_QUALITY = "HQ"  # soxr quality
 NO_SPEECH = "No speech was found in the recording; check the microphone and speak closer to it."
 
@@ -372,8 +373,8 @@ def speech_clip(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> np.n
 
 
 @dataclass(frozen=True)
-class Segment:
-    """A stretch of a recording and the clips a model judges it by.
+class Span:
+    """A stretch of a recording (a timeline window, or an utterance) and the clips a model judges it by.
 
     ``clips`` has shape ``(k, n_samples)``. ``pooled`` is false when the speech fits one clip
     (judged exactly as in training) and true when it was longer: then the verdict is the mean
@@ -415,9 +416,9 @@ def windows(
     window: float | None,
     hop: float | None = None,
     config: Preprocessing = PREPROCESSING,
-) -> Iterator[Segment]:
+) -> Iterator[Span]:
     """Sliding windows of ``window`` seconds every ``hop`` seconds over a stream of blocks,
-    each as a :class:`Segment` with its :func:`speech_clips`; the last window may be shorter.
+    each as a :class:`Span` with its :func:`speech_clips`; the last window may be shorter.
 
     ``window=None`` makes the whole stream one window (it is held in memory). Windows without
     speech are kept, with no clips and the reason.
@@ -429,21 +430,21 @@ def windows(
     else:
         win, step = int(round(window * sr)), int(round((hop or window) * sr))
     for start, samples in _sliding(blocks, win, step):
-        yield segment(start, samples, config=config)
+        yield span(start, samples, config=config)
 
 
-def segment(start: int, samples: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> Segment:
-    """The :class:`Segment` of ``samples`` found at sample ``start`` of a recording: its speech
+def span(start: int, samples: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> Span:
+    """The :class:`Span` of ``samples`` found at sample ``start`` of a recording: its speech
     trimmed and checked, and its :func:`speech_clips` (none, with the reason, without speech)."""
     sr = config.sample_rate
-    span = (start / sr, (start + samples.size) / sr)
+    seconds = (start / sr, (start + samples.size) / sr)
     try:
         speech = check_speech(samples, config=config)
     except AudioError as e:
-        return Segment(*span, np.zeros((0, config.n_samples), np.float32), error=e)
+        return Span(*seconds, np.zeros((0, config.n_samples), np.float32), error=e)
     clips, pooled = speech_clips(speech, config=config)
     error = None if len(clips) else AudioError(NO_SPEECH)
-    return Segment(*span, clips, pooled, error, speech.size / sr)
+    return Span(*seconds, clips, pooled, error, speech.size / sr)
 
 
 def _sliding(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -654,15 +655,6 @@ def _resampled(blocks: Iterator[tuple[np.ndarray, int]]) -> Iterator[np.ndarray]
 def _mono_block(block: np.ndarray) -> np.ndarray:
     """One decoded block ``(n, channels)`` as validated mono ``(n,)``."""
     return validate_signal(to_mono(block)) if block.size else block[:, 0]
-
-
-def decode(path: str | os.PathLike[str], *, max_seconds: float | None = None) -> np.ndarray:
-    """Decode a whole file to mono float32 at ``SAMPLE_RATE``. Shape ``(n,)``.
-
-    ``max_seconds`` bounds the memory a file can claim; longer files raise
-    :class:`AudioError` as soon as the limit is passed.
-    """
-    return load(path, max_seconds=max_seconds)
 
 
 def load(

@@ -1,21 +1,24 @@
-"""The model bundle: a folder of safe files, each with its SHA-256 in ``manifest.json``.
+"""The model bundle: its whole schema in one place, :func:`read` and :func:`write`.
 
-Files (none is a pickle):
+A bundle is a folder of safe files (none is a pickle), each with its SHA-256 in ``manifest.json``:
 
-- ``model.tflite``: the classifier, run by LiteRT when serving;
-- ``model.keras``: the same network for Keras (training, export, inspection);
-- ``calibrated.tflite``, ``session.tflite`` (optional, together): the models for features relative
-  to a speaker's voice, given as references or estimated from the recordings themselves;
-- ``features.npz``: filter banks and feature standardisation (mean, scale);
+- ``model.tflite``: the classifier, run by LiteRT when serving; ``model.keras``: the same network
+  for Keras (export, inspection);
+- ``calibrated.tflite``, ``session.tflite`` (optional, together): the adapted models, which judge
+  features relative to a speaker's voice given as references, or estimated from the recordings
+  themselves (same-speaker);
+- ``features.npz``: the feature set's filter banks, the standardisation of each model, and the
+  intensity heads (:data:`ARRAYS` names every key this module owns; the rest are filters);
 - ``labels.txt``: one class label a line, in output order;
-- ``config.json``: preprocessing, feature and training configuration, library versions;
+- ``config.json``: the sections of :data:`SECTIONS` (preprocessing, feature set, training run,
+  library versions, adaptation, intensity);
 - ``metrics.json``, ``MODEL_CARD.md``, ``confusion_matrix.png``: the evaluation report;
 - ``manifest.json``: format version and the checksum of every other file.
 
-Loading verifies every checksum before reading a byte of content, checks the label count
-against the model's output, and loads arrays with ``allow_pickle=False``.
-Saving writes into a temporary sibling folder and renames it into place, so a failure
-or an interruption leaves the previous bundle untouched.
+:func:`read` verifies every checksum before reading a byte of content, loads arrays with
+``allow_pickle=False`` and returns a :class:`Bundle` of typed parts; :func:`write` is what
+training and export call, the inverse of :func:`read`. A folder is written into a temporary
+sibling and renamed into place, so a failure or an interruption leaves the previous one untouched.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,50 +38,139 @@ from .errors import ArtifactError
 
 __all__ = [
     "Bundle",
-    "load_bundle",
-    "read_verified",
-    "write_bundle",
+    "AdaptedPart",
+    "IntensityPart",
+    "read",
+    "read_file",
+    "write",
+    "write_files",
     "write_folder",
-    "default_artifacts_dir",
+    "default_folder",
+    "sha256",
     "FORMAT_VERSION",
+    "MANIFEST",
+    "MODEL_TFLITE",
+    "MODEL_KERAS",
+    "FEATURES_NPZ",
+    "LABELS_TXT",
+    "CONFIG_JSON",
+    "METRICS_JSON",
+    "MODEL_CARD_MD",
+    "CONFUSION_PNG",
+    "ADAPTED_TFLITE",
+    "REQUIRED",
+    "ENV_VAR",
 ]
 
 FORMAT_VERSION = 1
+ENV_VAR = "SER_ARTIFACTS"  # selects another bundle than the shipped one
+
+# ---------------------------------------------------------------- files
 MANIFEST = "manifest.json"
 MODEL_TFLITE = "model.tflite"
 MODEL_KERAS = "model.keras"
-CALIBRATED_TFLITE = "calibrated.tflite"
-SESSION_TFLITE = "session.tflite"
 FEATURES_NPZ = "features.npz"
 LABELS_TXT = "labels.txt"
 CONFIG_JSON = "config.json"
 METRICS_JSON = "metrics.json"
+MODEL_CARD_MD = "MODEL_CARD.md"
+CONFUSION_PNG = "confusion_matrix.png"
+ADAPTED_TFLITE = {"reference": "calibrated.tflite", "same-speaker": "session.tflite"}  # by the voice's source
 REQUIRED = (MODEL_TFLITE, FEATURES_NPZ, LABELS_TXT, CONFIG_JSON)
-ENV_VAR = "SER_ARTIFACTS"
+
+# ---------------------------------------------------------------- arrays in features.npz
+MEAN, SCALE = "mean", "scale"  # the standardisation of model.tflite's input
+ADAPTED_ARRAYS = {  # by the voice's source: the standardisation of that adapted model's input
+    "reference": ("calibrated_mean", "calibrated_scale"),
+    "same-speaker": ("session_mean", "session_scale"),
+}
+INTENSITY_ARRAYS = ("intensity_weights", "intensity_bias", "intensity_mean", "intensity_scale")
+ARRAYS = (MEAN, SCALE, *(k for pair in ADAPTED_ARRAYS.values() for k in pair), *INTENSITY_ARRAYS)
+
+# ---------------------------------------------------------------- sections of config.json, in the order written
+SECTIONS = ("labels", "preprocessing", "features", "feature_names", "training", "versions", "adaptation", "intensity")
+STORED_SECTION = {"adaptation": "calibration"}  # the name a section is stored under, where it differs
 
 
-def default_artifacts_dir() -> Path:
+def default_folder() -> Path:
     """``$SER_ARTIFACTS`` if set, else the ``artifacts/`` folder shipped beside the package."""
     env = os.environ.get(ENV_VAR)
     return Path(env) if env else Path(__file__).resolve().parent.parent / "artifacts"
 
 
-def sha256_bytes(data: bytes) -> str:
+def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
-class Bundle:
-    """What a loaded bundle holds; arrays are read-only views of verified files."""
+class AdaptedPart:
+    """An adapted model (for features relative to a speaker's voice) and its input's standardisation."""
 
-    path: Path
+    model: bytes
+    mean: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(frozen=True)
+class IntensityPart:
+    """The intensity heads as stored: ``weights`` ``(n_features, k)``, ``bias`` ``(k,)`` for the
+    ``k`` ``emotions``, on features standardised by ``mean`` and ``scale``."""
+
+    emotions: tuple[str, ...]
+    weights: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    settings: dict = field(default_factory=dict)  # how they were trained (config.json)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle's content as typed parts; arrays of a read bundle are read-only views of verified files.
+
+    ``path`` is the folder it was read from (``None`` for one being built). ``adapted`` maps each
+    voice source (``"reference"``, ``"same-speaker"``) to its model; ``adaptation`` holds how
+    those were trained.
+    """
+
     labels: tuple[str, ...]
-    config: dict
-    arrays: dict[str, np.ndarray]
-    tflite: bytes
-    metrics: dict
-    calibrated_tflite: bytes | None = None
-    session_tflite: bytes | None = None
+    preprocessing: dict
+    features: dict  # the feature set's settings
+    filters: dict[str, np.ndarray]  # what the feature set needs besides its settings
+    mean: np.ndarray
+    scale: np.ndarray
+    model: bytes
+    feature_names: tuple[str, ...] = ()
+    training: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    adaptation: dict | None = None
+    adapted: dict[str, AdaptedPart] = field(default_factory=dict)
+    intensity: IntensityPart | None = None
+    path: Path | None = None
+
+    @property
+    def config(self) -> dict:
+        """``config.json`` as written: every section present, in :data:`SECTIONS` order."""
+        values = {
+            "labels": list(self.labels),
+            "preprocessing": self.preprocessing,
+            "features": self.features,
+            "feature_names": list(self.feature_names),
+            "training": self.training,
+            "versions": self.versions,
+            "adaptation": self.adaptation,
+            "intensity": None
+            if self.intensity is None
+            else {"emotions": list(self.intensity.emotions), **self.intensity.settings},
+        }
+        return {STORED_SECTION.get(k, k): values[k] for k in SECTIONS if values[k] is not None}
+
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else "the bundle"
+
+
+# ---------------------------------------------------------------- reading
 
 
 def _unreadable(folder: Path, name: str, e: OSError) -> ArtifactError:
@@ -86,44 +178,12 @@ def _unreadable(folder: Path, name: str, e: OSError) -> ArtifactError:
     return ArtifactError(f"'{name}' in {folder} cannot be read ({why}); check its permissions and that it is a file.")
 
 
-def read_verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
-    """The bytes of ``folder/name`` after checking them against the manifest's ``expected`` checksums."""
-    path = folder / name
-    if name not in expected:
-        raise ArtifactError(f"'{name}' is not listed in {MANIFEST} of {folder}; rebuild the artifacts with train.py.")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(
-            f"'{name}' is missing from {folder}; restore it or rebuild the artifacts with train.py."
-        ) from None
-    except OSError as e:
-        raise _unreadable(folder, name, e) from e
-    if sha256_bytes(data) != expected[name]:
-        raise ArtifactError(
-            f"'{name}' in {folder} does not match its checksum in {MANIFEST}; "
-            "it was changed or damaged, so restore it or rebuild the artifacts."
-        )
-    return data
-
-
-def _read_json(data: bytes, name: str) -> dict:
-    try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ArtifactError(f"'{name}' is not valid JSON; rebuild the artifacts.") from e
-    if not isinstance(value, dict):
-        raise ArtifactError(f"'{name}' must hold a JSON object; rebuild the artifacts.")
-    return value
-
-
-def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
-    """Read and verify the bundle in ``path`` (default: :func:`default_artifacts_dir`)."""
-    folder = Path(path) if path is not None else default_artifacts_dir()
+def _manifest(folder: Path) -> dict[str, str]:
+    """The checksums the manifest of ``folder`` lists, after checking its format version."""
     if not folder.is_dir():
         raise ArtifactError(f"No artifacts folder at {folder}; pass the folder train.py wrote, or run train.py.")
     try:
-        manifest = _read_json((folder / MANIFEST).read_bytes(), MANIFEST)
+        manifest = _json((folder / MANIFEST).read_bytes(), MANIFEST)
     except FileNotFoundError:
         raise ArtifactError(f"'{MANIFEST}' is missing from {folder}; rebuild the artifacts with train.py.") from None
     except OSError as e:
@@ -136,51 +196,156 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     expected = manifest.get("files")
     if not isinstance(expected, dict):
         raise ArtifactError(f"'{MANIFEST}' in {folder} lists no files; rebuild the artifacts.")
+    return expected
 
-    labels = tuple(
-        line.strip()
-        for line in read_verified(folder, LABELS_TXT, expected).decode("utf-8").splitlines()
-        if line.strip()
-    )
-    config = _read_json(read_verified(folder, CONFIG_JSON, expected), CONFIG_JSON)
+
+def _verified(folder: Path, name: str, expected: dict[str, str]) -> bytes:
+    """The bytes of ``folder/name`` after checking them against the manifest's ``expected`` checksums."""
+    if name not in expected:
+        raise ArtifactError(f"'{name}' is not listed in {MANIFEST} of {folder}; rebuild the artifacts with train.py.")
     try:
-        with np.load(io.BytesIO(read_verified(folder, FEATURES_NPZ, expected)), allow_pickle=False) as npz:
+        data = (folder / name).read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"'{name}' is missing from {folder}; restore it or rebuild the artifacts with train.py."
+        ) from None
+    except OSError as e:
+        raise _unreadable(folder, name, e) from e
+    if sha256(data) != expected[name]:
+        raise ArtifactError(
+            f"'{name}' in {folder} does not match its checksum in {MANIFEST}; "
+            "it was changed or damaged, so restore it or rebuild the artifacts."
+        )
+    return data
+
+
+def read_file(folder: str | os.PathLike[str], name: str) -> bytes:
+    """One file of the bundle in ``folder`` (``model.keras``, say), verified against its manifest."""
+    folder = Path(folder)
+    return _verified(folder, name, _manifest(folder))
+
+
+def _json(data: bytes, name: str) -> dict:
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"'{name}' is not valid JSON; rebuild the artifacts.") from e
+    if not isinstance(value, dict):
+        raise ArtifactError(f"'{name}' must hold a JSON object; rebuild the artifacts.")
+    return value
+
+
+def read(path: str | os.PathLike[str] | None = None) -> Bundle:
+    """Read and verify the bundle in ``path`` (default: :func:`default_folder`)."""
+    folder = Path(path) if path is not None else default_folder()
+    expected = _manifest(folder)
+    labels = tuple(
+        line.strip() for line in _verified(folder, LABELS_TXT, expected).decode("utf-8").splitlines() if line.strip()
+    )
+    config = _json(_verified(folder, CONFIG_JSON, expected), CONFIG_JSON)
+    try:
+        with np.load(io.BytesIO(_verified(folder, FEATURES_NPZ, expected)), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except ValueError as e:
         raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} is not a plain array archive; rebuild the artifacts.") from e
-    tflite = read_verified(folder, MODEL_TFLITE, expected)
-    calibrated = read_verified(folder, CALIBRATED_TFLITE, expected) if CALIBRATED_TFLITE in expected else None
-    session = read_verified(folder, SESSION_TFLITE, expected) if SESSION_TFLITE in expected else None
-    metrics = (
-        _read_json(read_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
-    )
+    model = _verified(folder, MODEL_TFLITE, expected)
+    adapted_files = {
+        source: _verified(folder, name, expected) for source, name in ADAPTED_TFLITE.items() if name in expected
+    }
+    metrics = _json(_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
 
     if list(labels) != list(config.get("labels", [])):
         raise ArtifactError(
             f"'{LABELS_TXT}' in {folder} lists {len(labels)} labels that differ from {CONFIG_JSON}; rebuild the artifacts."
         )
-    for key in ("mean", "scale"):
+    for key in (MEAN, SCALE):
         if key not in arrays:
             raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} lacks the '{key}' array; rebuild the artifacts.")
+    if len(adapted_files) == 1:
+        raise ArtifactError(f"The bundle in {folder} has only one of its two adapted models; rebuild it.")
+    section = {k: config.get(STORED_SECTION.get(k, k)) for k in SECTIONS}
     return Bundle(
-        path=folder,
         labels=labels,
-        config=config,
-        arrays=arrays,
-        tflite=tflite,
+        preprocessing=section["preprocessing"],
+        features=section["features"],
+        filters={k: v for k, v in arrays.items() if k not in ARRAYS},
+        mean=arrays[MEAN],
+        scale=arrays[SCALE],
+        model=model,
+        feature_names=tuple(section["feature_names"] or ()),
+        training=section["training"] or {},
+        versions=section["versions"] or {},
         metrics=metrics,
-        calibrated_tflite=calibrated,
-        session_tflite=session,
+        adaptation=section["adaptation"],
+        adapted=_adapted_parts(folder, adapted_files, arrays),
+        intensity=_intensity_part(folder, section["intensity"], arrays),
+        path=folder,
     )
 
 
-def write_bundle(out: str | os.PathLike[str], files: dict[str, bytes]) -> Path:
+def _adapted_parts(folder: Path, models: dict[str, bytes], arrays: dict[str, np.ndarray]) -> dict[str, AdaptedPart]:
+    parts = {}
+    for source, model in models.items():
+        mean_key, scale_key = ADAPTED_ARRAYS[source]
+        if mean_key not in arrays or scale_key not in arrays:
+            raise ArtifactError(
+                f"The {source} model in {folder} is not described fully (no '{mean_key}' or '{scale_key}' array); "
+                "rebuild the artifacts."
+            )
+        parts[source] = AdaptedPart(model, arrays[mean_key], arrays[scale_key])
+    return parts
+
+
+def _intensity_part(folder: Path, section: object, arrays: dict[str, np.ndarray]) -> IntensityPart | None:
+    """The intensity heads, or ``None`` for a bundle without them (built before intensity existed)."""
+    if section is None:
+        return None
+    try:
+        emotions = tuple(section["emotions"])
+        weights, bias, mean, scale = (arrays[key] for key in INTENSITY_ARRAYS)
+    except (KeyError, TypeError) as e:
+        raise ArtifactError(
+            f"In {folder}: the intensity model is not described fully ({e}); rebuild the artifacts."
+        ) from e
+    settings = {k: v for k, v in section.items() if k != "emotions"}
+    return IntensityPart(emotions, weights, bias, mean, scale, settings)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write(
+    out: str | os.PathLike[str], bundle: Bundle, *, keras: bytes, reports: dict[str, bytes] | None = None
+) -> Path:
+    """Write ``bundle`` as the folder ``out``, with the Keras network and the human-readable
+    ``reports`` (model card, confusion matrix), atomically (:func:`write_folder`)."""
+    arrays = {MEAN: bundle.mean, SCALE: bundle.scale, **bundle.filters}
+    files = {MODEL_TFLITE: bundle.model, MODEL_KERAS: keras}
+    for source, part in bundle.adapted.items():
+        files[ADAPTED_TFLITE[source]] = part.model
+        arrays.update(dict(zip(ADAPTED_ARRAYS[source], (part.mean, part.scale), strict=True)))
+    if bundle.intensity is not None:
+        i = bundle.intensity
+        arrays.update(dict(zip(INTENSITY_ARRAYS, (i.weights, i.bias, i.mean, i.scale), strict=True)))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    files.update({
+        FEATURES_NPZ: buffer.getvalue(),
+        LABELS_TXT: ("\n".join(bundle.labels) + "\n").encode(),
+        CONFIG_JSON: (json.dumps(bundle.config, indent=2) + "\n").encode(),
+        METRICS_JSON: (json.dumps(bundle.metrics, indent=2) + "\n").encode(),
+        **(reports or {}),
+    })  # fmt: skip
+    return write_files(out, files)
+
+
+def write_files(out: str | os.PathLike[str], files: dict[str, bytes]) -> Path:
     """Write ``files`` (name -> content) plus a manifest as the folder ``out``, atomically
     (:func:`write_folder`). Returns the final path."""
     missing = [name for name in REQUIRED if name not in files]
     if missing:
         raise ArtifactError(f"A bundle needs {missing}; this is a bug in the caller.")
-    manifest = {"format_version": FORMAT_VERSION, "files": {n: sha256_bytes(d) for n, d in sorted(files.items())}}
+    manifest = {"format_version": FORMAT_VERSION, "files": {n: sha256(d) for n, d in sorted(files.items())}}
     return write_folder(out, {**files, MANIFEST: (json.dumps(manifest, indent=2) + "\n").encode()})
 
 

@@ -1,4 +1,5 @@
-"""Command line: ``python -m ser_core predict|timeline|serve|export ...``.
+"""Command line: ``python -m ser_core predict|timeline|serve|export ...``: argument parsing and
+printing; the work is the library's (:mod:`ser_core.batch` for many files).
 
 Every problem with an input becomes one readable line (or a JSON error object) and the
 run carries on; exit status 0 when every input was classified, 1 when any failed,
@@ -8,75 +9,24 @@ run carries on; exit status 0 when every input was classified, 1 when any failed
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
-from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-HEAP_BLOCK_BYTES = 16 * 2**20  # buffers up to this size are reused from the heap (see _keep_freed_memory)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-# Files per worker task: each task costs the parent ~2 ms (measured: 0.2-0.4 s of its CPU for
-# 1,000 files in tasks of 8, 0.06 s in tasks of 32), while the last tasks of a run leave a core
-# idle; 32 balances the two for a thousand short files, and every worker gets at least 4 tasks.
-MAX_TASK_FILES = 32
-MIN_TASKS_PER_WORKER = 4
-LAST_TASK_DIVISOR = 8  # the last jobs * MAX_TASK_FILES files go in tasks this many times smaller
 
 
-def iter_inputs(paths: list[str]) -> Iterator[tuple[str, str | None]]:
-    """``(path, error)`` for each file named or found in a folder, recursively and sorted.
-
-    ``error`` is a sentence for an argument that is missing or a folder without audio.
-    """
-    from .audio import AUDIO_EXTENSIONS
-    from .inputs import is_url, iter_url
-
-    for raw in paths:
-        if is_url(raw):
-            yield from iter_url(raw)
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            found = False
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
-                        found = True
-                        yield os.path.join(root, name), None
-            if not found:
-                yield raw, f"The folder '{raw}' holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})."
-        elif path.exists():
-            yield raw, None
-        else:
-            yield raw, f"'{raw}' does not exist; check the path."
-
-
-_worker_classifier = None
-_worker_voice = None  # the Voice every file is judged against (--reference, --same-speaker), or None
-
-
-def _worker_init(artifacts: str | None, jobs: int = 1, voice: str | None = None) -> None:
-    global _worker_classifier, _worker_voice
-    from .calibration import Voice
-    from .classifier import EmotionClassifier
-
-    _worker_classifier = EmotionClassifier.load(artifacts, jobs=jobs)
-    _worker_voice = None if voice is None else Voice.from_json(voice)
-
-
-def adaptation(args: argparse.Namespace, paths: list[str]):
+def voice_for(args: argparse.Namespace, paths: list[str]):
     """The Voice that ``--reference FILE`` or ``--same-speaker`` asks for (``None`` without either).
 
     Raises :class:`ParameterError` (a usage error) for references without usable speech.
     """
-    from .classifier import EmotionClassifier
     from .errors import AudioError, ParameterError
+    from .inference import EmotionClassifier
 
     if not args.reference and not args.same_speaker:
         return None
@@ -99,71 +49,6 @@ def adaptation(args: argparse.Namespace, paths: list[str]):
     return voice
 
 
-def _classify(item: tuple[str, str | None]) -> dict:
-    from .inputs import analyse
-
-    path, error = item
-    if error is not None:
-        return {"path": path, "error": error}
-    return analyse(path, _verdict)
-
-
-def _verdict(path: str) -> dict:
-    from .calibration import adapted
-
-    return {**_worker_classifier.predict(path, voice=_worker_voice).to_dict(), "adapted": adapted(_worker_voice)}
-
-
-def _keep_freed_memory() -> None:
-    """Let this process (and the workers it forks) reuse freed memory instead of handing it back.
-
-    Every file allocates buffers of a few hundred kB (decoded samples, clips, spectra); glibc maps
-    such blocks fresh and unmaps them when freed, so each file paid ~200 page faults (~10% of its
-    time). Blocks up to ``HEAP_BLOCK_BYTES`` now come from the heap, which keeps its freed top.
-    Does nothing where the C library has no ``mallopt`` (not glibc).
-    """
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES)
-    mallopt(M_TRIM_THRESHOLD, 4 * HEAP_BLOCK_BYTES)
-
-
-def _results(
-    items: list[tuple[str, str | None]], artifacts: str | None, jobs: int, voice: str | None
-) -> Iterator[dict]:
-    """The verdicts of ``items``, in order. The classifier is loaded and the workers start on the
-    files at once, while the caller prepares its output."""
-    _keep_freed_memory()
-    if jobs <= 1 or len(items) < 8:
-        _worker_init(artifacts, max(jobs, 1), voice)  # few files: a long one's windows use the threads
-        return map(_classify, items)
-    import multiprocessing as mp
-
-    _worker_init(artifacts, 1, voice)  # bad artifacts fail here: a failing pool initializer is respawned forever
-    if sys.platform.startswith("linux"):  # forked workers inherit the classifier just loaded and verified
-        import gc
-
-        gc.freeze()  # the workers' collections leave the inherited objects (and their pages) alone
-        pool = mp.get_context("fork").Pool(jobs)
-    else:
-        pool = mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(artifacts, 1, voice))
-    chunk = max(1, min(MAX_TASK_FILES, len(items) // (MIN_TASKS_PER_WORKER * jobs)))
-    split = max(0, len(items) - jobs * chunk)  # the last files go in small tasks: no core waits long at the end
-    bulk = pool.imap(_classify, items[:split], chunksize=chunk)
-    last = pool.imap(_classify, items[split:], chunksize=max(1, chunk // LAST_TASK_DIVISOR))  # queued after bulk
-    return _closing(pool, itertools.chain(bulk, last))
-
-
-def _closing(pool, results: Iterator[dict]) -> Iterator[dict]:
-    """``results`` of ``pool``, which is stopped when they are all read (or the reader stops)."""
-    with pool:
-        yield from results
-
-
 def _format_row(result: dict, width: int) -> str:
     if "error" in result:
         return f"{result['path']:<{width}}  error: {result['error']}"
@@ -178,51 +63,52 @@ def _intensity(verdict: dict) -> str:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse report/summary options that cannot work, before any file is analysed."""
-    from . import batch
+    from .batch import reports
     from .errors import ParameterError
 
     if args.resume and not args.report:
         raise ParameterError("--resume continues a report; name it with --report FILE.")
     if args.report:
-        batch.report_format(args.report)
+        reports.report_format(args.report)
     if args.summary:
-        batch.summary_format(args.summary)
+        reports.summary_format(args.summary)
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from . import batch
+def cmd_predict(args: argparse.Namespace, timeline: tuple[float, float] | None = None) -> int:
+    """``predict``, and ``timeline`` of several recordings (``timeline``: its window and hop)."""
+    from . import bundle
+    from .batch import BatchOptions, find_inputs, reports, run
     from .errors import ParameterError, SERError
 
     try:
         _check_outputs(args)
+        options = BatchOptions(
+            artifacts=args.artifacts,
+            jobs=args.jobs,
+            timeline=timeline,
+            cluster=args.cluster,
+            batch_size=args.batch_size,
+        )
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    items = list(iter_inputs(args.paths))
+    items = list(find_inputs(args.paths))
     report = None
     collected: list[dict] = []
     try:
         labels: tuple[str, ...] = ()
         if args.report or args.summary:
-            from .artifacts import load_bundle
-
-            labels = load_bundle(args.artifacts).labels
+            labels = bundle.read(args.artifacts).labels
         if args.report:
-            report = batch.open_report(args.report, labels, resume=args.resume)
+            report = reports.open_report(args.report, labels, resume=args.resume)
             if args.resume:
                 before = len(items)
-                items = list(batch.iter_pending(items, report.done))
+                items = list(reports.iter_pending(items, report.done))
                 print(
                     f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr
                 )
-        voice = adaptation(args, [path for path, error in items if error is None])
-        args.voice = None if voice is None else voice.to_json()
-        if args.cluster:
-            from . import cluster
-
-            results = cluster.results(items, args)
-        else:
-            results = _results(items, args.artifacts, args.jobs, args.voice)
+        voice = voice_for(args, [path for path, error in items if error is None])
+        results = run(items, replace(options, voice=voice))
         width = min(60, max((len(p) for p, _ in items), default=4))
         failed = 0
         if not args.json:
@@ -256,41 +142,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
             report.close()
     if args.summary:
         try:
-            rows = batch.read_report(args.report) if args.report else collected
-            batch.write_summary(args.summary, rows, labels)
+            rows = reports.read_report(args.report) if args.report else collected
+            reports.write_summary(args.summary, rows, labels)
         except (SERError, OSError) as e:
             print(f"error: the summary could not be written ({e}).", file=sys.stderr)
             return EXIT_FAILED
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _several_timelines(args: argparse.Namespace) -> argparse.Namespace:
+    """``timeline`` of several recordings (or with a report) as ``predict`` runs them: one JSON
+    line a recording, on a cluster."""
+    from .batch.reports import report_format
+    from .errors import ParameterError
+
+    if not args.cluster:
+        raise ParameterError(
+            "timeline takes one FILE; for several, or --report, add --cluster (local:2 runs on this machine)."
+        )
+    if args.csv:
+        raise ParameterError("With --cluster every recording is one JSON line; leave out --csv.")
+    if args.report and report_format(args.report) != "jsonl":
+        raise ParameterError(f"A timeline report holds JSON; name it '{Path(args.report).with_suffix('.jsonl')}'.")
+    return argparse.Namespace(**{**vars(args), "paths": args.file, "json": True, "summary": None})
+
+
 def cmd_timeline(args: argparse.Namespace) -> int:
-    from .calibration import adapted
-    from .classifier import EmotionClassifier
     from .errors import ParameterError, SERError
+    from .inference import EmotionClassifier, result_row
 
     many = args.cluster or len(args.file) > 1 or args.report or args.resume
     if args.segments and many:
         print("error: --segments takes one recording, without --cluster, --report or --resume.", file=sys.stderr)
         return EXIT_USAGE
     if many:  # many recordings: one JSON line each
-        from .cluster import timeline_args
-
         try:
-            return cmd_predict(timeline_args(args))
+            several = _several_timelines(args)
         except ParameterError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_USAGE
+        window = args.window if args.window is not None else _clip_seconds(args)
+        return cmd_predict(several, timeline=(window, args.hop))
     (file,) = args.file
     try:
-        voice = adaptation(args, [file])
+        voice = voice_for(args, [file])
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     try:
         clf = EmotionClassifier.load(args.artifacts, jobs=args.jobs)
         if args.segments:
-            timeline = clf.segments(file, detector=args.detector, voice=voice)
+            timeline = clf.utterances(file, detector=args.detector, voice=voice)
         else:
             timeline = clf.timeline(file, window=args.window, hop=args.hop, voice=voice)
     except SERError as e:
@@ -300,7 +202,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        print(json.dumps({"path": file, **timeline.to_dict(), "adapted": adapted(voice)}, ensure_ascii=False))
+        print(json.dumps(result_row(timeline, voice, file), ensure_ascii=False))
     elif args.csv:
         sys.stdout.write(timeline.to_csv())
     else:
@@ -320,10 +222,21 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _clip_seconds(args: argparse.Namespace) -> float:
+    """The clip length of the bundle ``args.artifacts`` names: the default timeline window."""
+    from . import audio, bundle
+    from .errors import SERError
+
+    try:
+        return audio.Preprocessing.from_dict(bundle.read(args.artifacts).preprocessing).clip_seconds
+    except (SERError, TypeError):
+        return audio.CLIP_SECONDS  # the run reports an unusable bundle in its own words
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .errors import SERError
-    from .limits import Limits
-    from .server import serve
+    from .serve.limits import Limits
+    from .serve.rest import serve
 
     try:
         limits = Limits(
@@ -341,7 +254,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .errors import SERError
-    from .export import export_model
+    from .training.export import export_model
 
     try:
         out = export_model(args.out, args.format, artifacts=args.artifacts)
@@ -353,10 +266,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cluster
-    from .audio import CLIP_SECONDS
-    from .classifier import DEFAULT_HOP_SECONDS
-    from .segments import DEFAULT_DETECTOR, DETECTORS
+    from .inference.classifier import DEFAULT_HOP_SECONDS
+    from .inference.utterances import DEFAULT_DETECTOR, DETECTORS
 
     parser = argparse.ArgumentParser(prog="python -m ser_core", description="Speech emotion recognition on a CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -376,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--summary", metavar="FILE", help="write a summary chart (.html, self-contained, or .png)")
     p.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal")
-    cluster.add_arguments(p)
+    _cluster_arguments(p)
     _adaptation_arguments(p)
     p.set_defaults(func=cmd_predict)
 
@@ -387,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = t.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object")
     fmt.add_argument("--csv", action="store_true", help="CSV, one row a window")
-    t.add_argument("--window", type=float, default=CLIP_SECONDS, help="window length in seconds")
+    t.add_argument(
+        "--window", type=float, default=None, help="window length in seconds (default: the model's clip, 3.5 s)"
+    )
     t.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="step between windows in seconds")
     t.add_argument(
         "--segments", action="store_true", help="one verdict per utterance (split on pauses) instead of windows"
@@ -397,12 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads scoring the windows")
-    cluster.add_arguments(t, timeline=True)
+    _cluster_arguments(t, timeline=True)
     _adaptation_arguments(t)
     t.set_defaults(func=cmd_timeline)
 
-    from .limits import LIMITS
-    from .server import DEFAULT_HOST, DEFAULT_PORT
+    from .serve.limits import LIMITS
+    from .serve.rest import DEFAULT_HOST, DEFAULT_PORT
 
     v = sub.add_parser(
         "serve", help="REST API (FastAPI, uvicorn)", formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -418,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     v.set_defaults(func=cmd_serve)
 
-    from .export import EXPORT_FORMATS
+    from .training.export import EXPORT_FORMATS
 
     e = sub.add_parser(
         "export", help="the model for other runtimes", formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -430,6 +343,52 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     e.set_defaults(func=cmd_export)
     return parser
+
+
+def _address_argument(text: str) -> str:
+    from .batch.cluster import parse_address
+    from .errors import ParameterError
+
+    try:
+        parse_address(text)
+    except ParameterError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a whole number of files, at least 1.")
+    return int(text)
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser, *, timeline: bool = False) -> None:
+    """The cluster options of ``predict`` (and, with ``timeline``, the report options ``timeline`` lacks)."""
+    from .batch.cluster import MAX_BATCH_FILES, TASKS_PER_THREAD
+
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        type=_address_argument,
+        help="run on a Dask cluster: a scheduler (tcp://host:8786) or local:N worker processes on this machine",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help=f"files per cluster task (default: up to {MAX_BATCH_FILES}, at least {TASKS_PER_THREAD} tasks a worker thread)",
+    )
+    if timeline:
+        parser.add_argument(
+            "--report", metavar="FILE", help="with --cluster: also write every timeline to FILE (.jsonl)"
+        )
+        parser.add_argument(
+            "--resume", action="store_true", help="continue the --report FILE: skip inputs already in it"
+        )
+        parser.add_argument(
+            "--progress", action="store_true", help="progress bar on stderr even when it is not a terminal"
+        )
 
 
 def _adaptation_arguments(parser: argparse.ArgumentParser) -> None:

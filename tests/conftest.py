@@ -65,9 +65,9 @@ def classifier():
 @pytest.fixture(scope="session")
 def bundle_dir() -> Path:
     """The model bundle the tests load: ``$SER_ARTIFACTS`` or the shipped ``artifacts/``."""
-    from ser_core.artifacts import default_artifacts_dir
+    from ser_core.bundle import default_folder
 
-    folder = default_artifacts_dir()
+    folder = default_folder()
     if not (folder / "manifest.json").is_file():
         pytest.skip(f"no model bundle at {folder}; run train.py or set SER_ARTIFACTS")
     return folder
@@ -112,7 +112,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def launched_demo(classifier) -> Iterator[str]:
     """The Gradio demo served on 127.0.0.1 and a free port in a background thread; yields its URL."""
-    from ser_core import app
+    from ser_core.serve import gradio_app as app
 
     demo = app.build_app(classifier)
     demo.launch(

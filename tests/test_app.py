@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from conftest import speech_like
 
-from ser_core import EMOTIONS, Prediction, app
+from ser_core import EMOTIONS, Prediction
 from ser_core.audio import CLIP_SECONDS, N_SAMPLES
-from ser_core.limits import LIMITS
+from ser_core.serve import gradio_app as app
+from ser_core.serve.limits import LIMITS
 
 
 def as_type(y: np.ndarray, dtype: str) -> np.ndarray:

@@ -306,7 +306,7 @@ def test_decode_rule(tmp_path, problem, match):
     elif problem == "no-frames":
         sf.write(str(path), np.zeros(0, np.float32), SR)
     with pytest.raises(AudioError, match=match) as info:
-        audio.decode(path)
+        audio.load(path)
     if problem != "no-frames":
         assert "x.wav" in str(info.value)
 
@@ -317,7 +317,7 @@ def test_decode_wav_any_rate_depth_channels(tmp_path, subtype, sr, channels):
     y = tone(500.0, 1.0, sr)
     path = tmp_path / "t.wav"
     sf.write(str(path), np.repeat(y[:, None], channels, axis=1), sr, subtype=subtype)
-    out = audio.decode(path)
+    out = audio.load(path)
     assert out.dtype == np.float32 and out.ndim == 1
     assert abs(out.size - SR) <= 2
     assert dominant_frequency(out, SR) == pytest.approx(500.0, abs=2.0)
@@ -328,7 +328,7 @@ def test_decode_wav_any_rate_depth_channels(tmp_path, subtype, sr, channels):
 def test_decode_compressed_formats(tmp_path, fmt):
     filename, write = ENCODED[fmt]
     y = tone(500.0, 2.0, SR)
-    out = audio.decode(write(tmp_path / filename, y, SR))
+    out = audio.load(write(tmp_path / filename, y, SR))
     assert out.dtype == np.float32 and np.all(np.isfinite(out))
     assert abs(out.size / SR - 2.0) < 0.15  # codec priming/padding (AAC: 0.11 s), not a lost or doubled second
     assert dominant_frequency(out, SR) == pytest.approx(500.0, abs=3.0)
@@ -344,7 +344,7 @@ def test_stream_blocks_match_decode(tmp_path, sr):
     assert max(b.size for b in blocks) <= 4.0 * SR + 1024
     joined = np.concatenate(blocks)
     assert abs(joined.size - round(y.size * SR / sr)) <= 2
-    np.testing.assert_allclose(joined, audio.decode(path), atol=1e-6)
+    np.testing.assert_allclose(joined, audio.load(path), atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -360,20 +360,20 @@ def test_16_bit_files_decode_to_libsndfiles_own_floats(tmp_path, fmt, subtype, c
     path = tmp_path / f"x.{fmt.lower()}"
     sf.write(str(path), (y / 32768.0).astype(np.float64), SR, format=fmt, subtype=subtype)
     expected, _ = sf.read(str(path), dtype="float32", always_2d=True)
-    np.testing.assert_array_equal(audio.decode(path), audio.to_mono(expected))
+    np.testing.assert_array_equal(audio.load(path), audio.to_mono(expected))
 
 
 def test_decode_file_equals_prepare_array(tmp_path, speech):
     path = tmp_path / "s.wav"
     sf.write(str(path), speech, 44_100, subtype="FLOAT")
-    np.testing.assert_allclose(audio.decode(path), audio.prepare(speech, 44_100), atol=1e-4)
+    np.testing.assert_allclose(audio.load(path), audio.prepare(speech, 44_100), atol=1e-4)
 
 
 def test_decode_max_seconds(tmp_path):
     path = tmp_path / "s.wav"
     sf.write(str(path), np.zeros(30 * SR, np.int16), SR)
     with pytest.raises(AudioError, match="longer than 12 s"):
-        audio.decode(path, max_seconds=12)
+        audio.load(path, max_seconds=12)
 
 
 @pytest.mark.parametrize("seconds", [0.5, 9.0, 25.0])  # one decoded block (one-shot resampling), and several

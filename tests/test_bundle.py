@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ser_core import EMOTIONS, EmotionClassifier
-from ser_core import artifacts as art
+from ser_core import bundle as art
 from ser_core.errors import ArtifactError, AudioError
 
 
@@ -35,15 +35,15 @@ def replace_file(folder: Path, name: str, data: bytes) -> None:
 
 
 def test_loads_and_names_seven_labels(bundle):
-    loaded = art.load_bundle(bundle)
+    loaded = art.read(bundle)
     assert loaded.labels == EMOTIONS
-    assert {"mean", "scale"} <= set(loaded.arrays)
+    assert loaded.mean.shape == loaded.scale.shape == (len(loaded.feature_names),)
     assert EmotionClassifier.load(bundle).labels == EMOTIONS
 
 
 def test_missing_folder(tmp_path):
     with pytest.raises(ArtifactError, match="No artifacts folder at .*nowhere"):
-        art.load_bundle(tmp_path / "nowhere")
+        art.read(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("name", [art.MANIFEST, *art.REQUIRED])
@@ -67,7 +67,7 @@ def test_checksum_mismatch_in_manifest(bundle):
     m["files"][art.LABELS_TXT] = "0" * 64
     (bundle / art.MANIFEST).write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match="'labels.txt' .* does not match its checksum"):
-        art.load_bundle(bundle)
+        art.read(bundle)
 
 
 def test_file_not_in_manifest(bundle):
@@ -75,7 +75,7 @@ def test_file_not_in_manifest(bundle):
     del m["files"][art.FEATURES_NPZ]
     (bundle / art.MANIFEST).write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match="'features.npz' is not listed in manifest.json"):
-        art.load_bundle(bundle)
+        art.read(bundle)
 
 
 @pytest.mark.parametrize(
@@ -92,13 +92,13 @@ def test_file_not_in_manifest(bundle):
 def test_manifest_rule(bundle, content, match):
     (bundle / art.MANIFEST).write_text(content)
     with pytest.raises(ArtifactError, match=match):
-        art.load_bundle(bundle)
+        art.read(bundle)
 
 
 def test_labels_differ_from_config(bundle):
     replace_file(bundle, art.LABELS_TXT, "\n".join(EMOTIONS[:6]).encode() + b"\n")
     with pytest.raises(ArtifactError, match="'labels.txt' .* lists 6 labels that differ from config.json"):
-        art.load_bundle(bundle)
+        art.read(bundle)
 
 
 def test_label_count_differs_from_model(bundle):
@@ -114,7 +114,7 @@ def test_label_count_differs_from_model(bundle):
 def test_config_not_json(bundle):
     replace_file(bundle, art.CONFIG_JSON, b"\xff\xfe not json")
     with pytest.raises(ArtifactError, match="'config.json' is not valid JSON"):
-        art.load_bundle(bundle)
+        art.read(bundle)
 
 
 def test_unusable_feature_config(bundle):
@@ -138,7 +138,7 @@ def test_features_missing_array(bundle):
     np.savez(buffer, **arrays)
     replace_file(bundle, art.FEATURES_NPZ, buffer.getvalue())
     with pytest.raises(ArtifactError, match="lacks the 'scale' array"):
-        art.load_bundle(bundle)
+        art.read(bundle)
 
 
 def test_feature_count_mismatch(bundle):
@@ -194,17 +194,30 @@ def test_no_file_in_the_bundle_is_a_pickle(bundle_dir):
         assert head not in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), path.name
 
 
-# ---------------------------------------------------------------- write_bundle
+# ---------------------------------------------------------------- write_files
 
 
 def bundle_files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != art.MANIFEST}
 
 
+def test_typed_parts_write_back_to_the_same_files(bundle_dir, tmp_path):
+    """read() and write() are inverses: the parts of the shipped bundle, written again, are its files."""
+    loaded = art.read(bundle_dir)
+    reports = {n: (bundle_dir / n).read_bytes() for n in (art.MODEL_CARD_MD, art.CONFUSION_PNG)}
+    out = art.write(tmp_path / "again", loaded, keras=(bundle_dir / art.MODEL_KERAS).read_bytes(), reports=reports)
+    written, shipped = manifest(out)["files"], manifest(bundle_dir)["files"]
+    assert written.keys() == shipped.keys()
+    assert {n for n in written if written[n] != shipped[n]} <= {art.FEATURES_NPZ}  # a zip stamps the time
+    with np.load(out / art.FEATURES_NPZ) as new, np.load(bundle_dir / art.FEATURES_NPZ) as old:
+        assert new.files == old.files
+        assert all(np.array_equal(new[k], old[k]) for k in old.files)
+
+
 def test_write_then_load_round_trip(bundle_dir, tmp_path):
     files = bundle_files(bundle_dir)
-    out = art.write_bundle(tmp_path / "new", files)
-    loaded = art.load_bundle(out)
+    out = art.write_files(tmp_path / "new", files)
+    loaded = art.read(out)
     assert loaded.labels == EMOTIONS
     assert manifest(out)["files"] == {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
     assert manifest(out)["format_version"] == art.FORMAT_VERSION
@@ -212,11 +225,11 @@ def test_write_then_load_round_trip(bundle_dir, tmp_path):
 
 def test_write_replaces_previous_bundle(bundle_dir, tmp_path):
     out = tmp_path / "out"
-    art.write_bundle(out, bundle_files(bundle_dir))
+    art.write_files(out, bundle_files(bundle_dir))
     files = bundle_files(bundle_dir)
     files["metrics.json"] = b'{"accuracy": 0.5}'
-    art.write_bundle(out, files)
-    assert art.load_bundle(out).metrics == {"accuracy": 0.5}
+    art.write_files(out, files)
+    assert art.read(out).metrics == {"accuracy": 0.5}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary or old folder left
 
 
@@ -235,16 +248,16 @@ def test_write_failure_leaves_previous_bundle_intact(bundle, tmp_path, monkeypat
 
     monkeypatch.setattr(Path, "write_bytes", failing_write)
     with pytest.raises(OSError, match="No space left"):
-        art.write_bundle(bundle, files)
+        art.write_files(bundle, files)
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
-    assert art.load_bundle(bundle).labels == EMOTIONS
+    assert art.read(bundle).labels == EMOTIONS
 
 
 def test_write_refuses_incomplete_bundle(tmp_path):
     with pytest.raises(ArtifactError, match="needs \\['model.tflite'"):
-        art.write_bundle(tmp_path / "x", {"labels.txt": b"a\n"})
+        art.write_files(tmp_path / "x", {"labels.txt": b"a\n"})
     assert not (tmp_path / "x").exists()
 
 
@@ -323,7 +336,7 @@ def test_every_loading_failure_is_one_sentence_in_every_interface(bundle, kind, 
     sf.write(tmp_path / "a.wav", speech_like(), 16_000)
     words = _damaged(kind, bundle)
     with pytest.raises(ArtifactError, match=words):
-        art.load_bundle(bundle)
+        art.read(bundle)
     commands = [
         ["-m", "ser_core", "predict", "--artifacts", str(bundle), "--report", str(tmp_path / "r.jsonl"), "a.wav"],
         ["-m", "ser_core", "timeline", "--artifacts", str(bundle), "a.wav"],

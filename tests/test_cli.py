@@ -193,8 +193,8 @@ def test_timeline_bad_file_is_one_error(cli, inputs, flag):
 def calibrated_bundle(bundle_dir):
     from ser_core import EmotionClassifier
 
-    if EmotionClassifier.load(bundle_dir).calibrated is None:
-        pytest.skip("the shipped bundle has no calibrated model")
+    if not EmotionClassifier.load(bundle_dir).adapted:
+        pytest.skip("the shipped bundle has no adapted models")
     return bundle_dir
 
 
@@ -235,21 +235,21 @@ def test_timeline_with_a_reference(cli, inputs, calibrated_bundle):
 
 FAULTS_SCRIPT = """
 import resource, numpy as np
-from ser_core.__main__ import HEAP_BLOCK_BYTES, _keep_freed_memory
+from ser_core.batch.runner import HEAP_BLOCK_BYTES, keep_freed_memory
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for n in range(20):  # fresh buffers of 1-2 MB, freed at once, as each file's are
         np.ones((2**17 + 4096 * n,))
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 print(faults())
-_keep_freed_memory()
+keep_freed_memory()
 np.ones((HEAP_BLOCK_BYTES // 8 - 2**16,))  # the heap grows once to the largest buffer
 print(faults())
 """
 
 
 def test_batch_runs_reuse_freed_memory():
-    """After _keep_freed_memory (set before the workers fork), a file's buffers come from memory
+    """After keep_freed_memory (set before the workers fork), a file's buffers come from memory
     already mapped: no fresh page faults, where glibc unmaps and maps them again otherwise."""
     import ctypes
     import os

@@ -24,9 +24,9 @@ from conftest import RAVDESS, REPO, free_port, speech_like
 pytest.importorskip("distributed")
 pytest.importorskip("fsspec")
 
-from ser_core import cluster  # noqa: E402
-from ser_core.batch import read_report  # noqa: E402
-from ser_core.inputs import iter_url  # noqa: E402
+from ser_core.batch import cluster  # noqa: E402
+from ser_core.batch.inputs import iter_url  # noqa: E402
+from ser_core.batch.reports import read_report  # noqa: E402
 
 SR = 16_000
 WAIT_S = 120  # every wait below ends by then
@@ -140,7 +140,7 @@ def test_usage_errors_exit_2_before_any_cluster(cli, args):
 
 def test_library_and_cli_parser_do_not_import_dask():
     code = (
-        "import sys, ser_core, ser_core.cluster, ser_core.inputs, ser_core.__main__ as m; m.build_parser(); "
+        "import sys, ser_core, ser_core.batch, ser_core.batch.cluster, ser_core.cli as m; m.build_parser(); "
         "print(sorted({k.split('.')[0] for k in sys.modules} & {'dask', 'distributed', 'fsspec', 'aiohttp'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
@@ -148,9 +148,9 @@ def test_library_and_cli_parser_do_not_import_dask():
 
 
 def test_file_url_folder_lists_like_a_local_folder(clips):
-    from ser_core.__main__ import iter_inputs
+    from ser_core.batch.inputs import find_inputs
 
-    local = [Path(p).relative_to(clips).as_posix() for p, _ in iter_inputs([str(clips)])]
+    local = [Path(p).relative_to(clips).as_posix() for p, _ in find_inputs([str(clips)])]
     listed = [urllib.parse.unquote(u).removeprefix(clips.as_uri() + "/") for u, _ in iter_url(clips.as_uri())]
     assert listed == local and len(local) == 13
 

@@ -12,16 +12,16 @@ import pytest
 from conftest import REPO, speech_like
 
 from ser_core.errors import ParameterError
-from ser_core.export import export_model, load_keras_model
+from ser_core.training.export import export_model, load_keras_model
 
 TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
 def bundle(bundle_dir):
-    from ser_core.artifacts import load_bundle
+    from ser_core import bundle
 
-    return load_bundle(bundle_dir)
+    return bundle.read(bundle_dir)
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +32,10 @@ def tflite_export(bundle_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def standardised(bundle, ravdess_files) -> np.ndarray:
     """Standardised feature rows of real and synthetic clips, plus random rows."""
-    from ser_core import audio
-    from ser_core.classifier import EmotionClassifier
+    from ser_core import EmotionClassifier, audio
 
     clf = EmotionClassifier(bundle)
-    signals = [audio.decode(f) for f in ravdess_files[:4]] + [speech_like(2.0, seed=s) for s in range(3)]
+    signals = [audio.load(f) for f in ravdess_files[:4]] + [speech_like(2.0, seed=s) for s in range(3)]
     clips = np.stack([audio.to_clip(audio.check_speech(y)) for y in signals])
     rows = (clf.extractor(clips) - clf._mean) / clf._scale
     random = np.random.default_rng(0).standard_normal((5, rows.shape[1])).astype(np.float32)
@@ -78,23 +77,24 @@ def test_onnx_export_matches_keras(bundle_dir, tmp_path, standardised, keras_pro
 
 
 def test_feature_files_describe_the_bundle(tflite_export, bundle):
-    from ser_core.artifacts import sha256_bytes
+    from ser_core.bundle import sha256
 
     labels = (tflite_export / "labels.txt").read_text().split()
     assert labels == list(bundle.labels)
     info = json.loads((tflite_export / "features.json").read_text())
-    assert info["features"] == bundle.config["features"]
-    assert len(info["feature_names"]) == info["n_features"] == bundle.arrays["mean"].shape[0]
+    assert info["features"] == bundle.features
+    assert len(info["feature_names"]) == info["n_features"] == bundle.mean.shape[0]
     with np.load(tflite_export / "features.npz", allow_pickle=False) as npz:
         # standardisation and every filter bank of the feature set; the export carries the default
-        # (uncalibrated) model, not the calibrated ones, the intensity heads and their standardisation
-        exported = {k for k in bundle.arrays if not k.startswith(("calibrated_", "session_", "intensity_"))}
-        assert exported <= set(npz.files) and {"mean", "scale"} <= exported
-        for key in exported:
-            np.testing.assert_array_equal(npz[key], bundle.arrays[key])
+        # model, not the adapted ones, the intensity heads and their standardisation
+        exported = {"mean": bundle.mean, "scale": bundle.scale, **bundle.filters}
+        assert set(exported) <= set(npz.files)
+        assert not {k for k in npz.files if k.startswith(("calibrated_", "session_", "intensity_"))}
+        for key, value in exported.items():
+            np.testing.assert_array_equal(npz[key], value)
     manifest = json.loads((tflite_export / "export.json").read_text())
     for name, digest in manifest["files"].items():
-        assert sha256_bytes((tflite_export / name).read_bytes()) == digest
+        assert sha256((tflite_export / name).read_bytes()) == digest
 
 
 def _example():
@@ -107,7 +107,7 @@ def _example():
 @pytest.mark.parametrize("seconds", [1.0, 2.5, 9.0])
 def test_docs_example_reproduces_ser_core(tflite_export, bundle, seconds):
     """docs/FEATURES.md is exact enough: its NumPy re-implementation gives ser_core's probabilities."""
-    from ser_core.classifier import EmotionClassifier
+    from ser_core import EmotionClassifier
 
     y = speech_like(seconds, f0=150.0, seed=int(seconds * 10))
     if seconds > 5:
@@ -119,7 +119,7 @@ def test_docs_example_reproduces_ser_core(tflite_export, bundle, seconds):
 
 
 def test_docs_example_on_a_real_file(tflite_export, bundle, ravdess_files):
-    from ser_core.classifier import EmotionClassifier
+    from ser_core import EmotionClassifier
 
     example = _example()
     got = example.predict(tflite_export, example.read_audio(str(ravdess_files[0])))
@@ -146,7 +146,7 @@ def test_export_replaces_an_earlier_export_atomically(tmp_path, bundle_dir):
 
 
 def test_cli_export_errors_are_one_line(tmp_path, capsys):
-    from ser_core.__main__ import main
+    from ser_core.cli import main
 
     (tmp_path / "x").write_text("a file")
     assert main(["export", "--format", "tflite", "--out", str(tmp_path / "x")]) == 1

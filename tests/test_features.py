@@ -16,7 +16,7 @@ import pytest
 
 from ser_core.audio import N_SAMPLES, SAMPLE_RATE
 from ser_core.errors import ParameterError
-from ser_core.features_seed import (
+from ser_core.features.seed import (
     CHUNK_CLIPS,
     FEATURE_NAMES,
     N_FEATURES,
@@ -26,7 +26,7 @@ from ser_core.features_seed import (
     delta_mean_weights,
     reference_features,
 )
-from ser_core.spectral import rolloff_bins
+from ser_core.features.spectral import rolloff_bins
 
 librosa = pytest.importorskip("librosa")
 
@@ -144,10 +144,10 @@ def test_fast_path_matches_librosa_on_synthetic_signals(
 
 
 def test_fast_path_matches_librosa_on_real_speech(extractor: SeedFeatureExtractor, ravdess_files: list[Path]) -> None:
-    from ser_core.audio import check_speech, decode, to_clip
+    from ser_core.audio import check_speech, load, to_clip
 
     for path in ravdess_files[:3]:
-        fast_vs_reference(extractor, to_clip(check_speech(decode(path))))
+        fast_vs_reference(extractor, to_clip(check_speech(load(path))))
 
 
 def test_silent_clip_gives_finite_features_close_to_librosa(extractor: SeedFeatureExtractor) -> None:

@@ -25,7 +25,7 @@ import pytest
 
 from ser_core.audio import N_SAMPLES, SAMPLE_RATE
 from ser_core.errors import ParameterError
-from ser_core.features_rich import RichFeatureConfig, RichFeatureExtractor, build_rich_filters, rich_feature_names
+from ser_core.features.rich import RichFeatureConfig, RichFeatureExtractor, build_rich_filters, rich_feature_names
 
 RTOL = 2e-4
 ATOL = 2e-4
@@ -312,7 +312,7 @@ def test_contrast_and_deltas_match_librosa(extractor: RichFeatureExtractor) -> N
     ref = librosa.feature.spectral_contrast(S=S, sr=SAMPLE_RATE, n_fft=CONFIG.n_fft, hop_length=CONFIG.hop_length)
     np.testing.assert_allclose(extractor._contrast(S.T**2), ref, rtol=1e-10, atol=1e-9)  # it takes powers
 
-    from ser_core.features_rich import _filter_nearest
+    from ser_core.features.rich import _filter_nearest
 
     x = np.random.default_rng(2).standard_normal((5, 40))
     for order, kernel in ((1, extractor._delta1), (2, extractor._delta2)):
@@ -361,7 +361,7 @@ def test_inference_imports_nothing_but_numpy(tmp_path: Path) -> None:
 import sys, numpy as np
 import ser_core.audio, ser_core.errors
 before = set(sys.modules)
-from ser_core.features_rich import RichFeatureConfig, RichFeatureExtractor
+from ser_core.features.rich import RichFeatureConfig, RichFeatureExtractor
 with np.load({str(tmp_path / "filters.npz")!r}) as data:
     ex = RichFeatureExtractor(RichFeatureConfig(), dict(data))
 f = ex(np.sin(np.arange({N_SAMPLES}) * 0.05).astype(np.float32))

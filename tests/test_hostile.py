@@ -20,7 +20,7 @@ from conftest import REPO, free_port, speech_like
 from corpus import write_hostile, write_long_recording
 from test_server import _Server, _wav
 
-from ser_core.limits import Limits
+from ser_core.serve.limits import Limits
 
 
 class _Watched:
@@ -28,7 +28,12 @@ class _Watched:
     (``hold``), recording whether its stop event was set meanwhile."""
 
     def __init__(self, clf, *, hold: bool = False) -> None:
-        self.labels, self.bundle, self.metrics = clf.labels, clf.bundle, clf.metrics
+        self.labels, self.bundle, self.metrics, self.preprocessing = (
+            clf.labels,
+            clf.bundle,
+            clf.metrics,
+            clf.preprocessing,
+        )
         self._clf = clf
         self.hold = hold
         self.calls = 0
@@ -72,7 +77,7 @@ def clf(bundle_dir):
 def test_hostile_corpus_is_refused_before_any_analysis(clf, hostile, route, tmp_path, monkeypatch):
     """Each attack gets its status and one sentence; refused ones never reach the model, and no
     upload is left on disk."""
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     watched = _Watched(clf)
@@ -105,7 +110,7 @@ def test_an_hour_long_flac_is_refused_from_its_header(hostile, monkeypatch):
 
 
 def test_timeline_with_too_many_windows_is_refused_up_front(clf, tmp_path):
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     watched = _Watched(clf)
     with _Server(create_app(watched, limits=Limits(max_windows=50))) as server:
@@ -145,7 +150,7 @@ def _post_in_thread(url: str, route: str, seconds: float = 2.0, **params: float)
 
 
 def test_a_full_server_answers_503_with_retry_after(clf):
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     held = _Watched(clf, hold=True)
     with _Server(create_app(held, limits=Limits(slots=1, max_waiting=0))) as server:
@@ -162,7 +167,7 @@ def test_a_full_server_answers_503_with_retry_after(clf):
 def test_long_timelines_cannot_take_every_slot(clf):
     """Two slots: a held timeline takes the one timelines may use; a second timeline waits (and
     gives up with 503), while a prediction is served at once."""
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     held = _Watched(clf, hold=True)
     with _Server(create_app(held, limits=Limits(slots=2, max_wait_seconds=0.5))) as server:
@@ -192,7 +197,7 @@ def _multipart(name: str, content: bytes) -> tuple[bytes, str]:
 
 
 def test_an_analysis_stops_when_its_client_leaves(clf):
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     held = _Watched(clf, hold=True)
     with _Server(create_app(held)) as server:
@@ -283,7 +288,7 @@ def test_sigterm_stops_a_busy_server_and_answers_its_request(tmp_path):
 
 
 def test_start_up_sweeps_uploads_of_killed_servers(tmp_path):
-    from ser_core.server import STALE_UPLOAD_SECONDS, sweep_stale_uploads
+    from ser_core.serve.rest import STALE_UPLOAD_SECONDS, sweep_stale_uploads
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     folders = {
@@ -308,7 +313,7 @@ def test_timeline_csv_is_written_where_gradio_serves_and_deletes_it(classifier, 
     import gradio as gr
     from gradio.route_utils import delete_files_created_by_app
 
-    from ser_core import app
+    from ser_core.serve import gradio_app as app
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "cache"))
     path = app.write_csv(classifier.timeline(speech_like(8.0), 16_000))
@@ -323,7 +328,7 @@ def test_timeline_csv_is_written_where_gradio_serves_and_deletes_it(classifier, 
 def test_demo_sweeps_a_previous_run_and_leaves_nothing_after_a_clean_stop(tmp_path):
     """Start the demo with a stale upload in its cache, send it requests, stop it with SIGTERM:
     no file remains in the temp folder."""
-    from ser_core import app
+    from ser_core.serve import gradio_app as app
 
     port = free_port()
     tmp = tmp_path / "tmp"
@@ -357,7 +362,7 @@ def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
     keep sending hour-long files; every clip gets its own answer, every hour file its 422."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     clips = {f"clip{i}.wav": _wav(speech_like(2.0 + (i % 5) * 0.5, seed=i)) for i in range(96)}
     expected = {name: clf.predict(*sf.read(io.BytesIO(data), dtype="float32")) for name, data in clips.items()}

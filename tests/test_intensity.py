@@ -16,12 +16,12 @@ import pytest
 import soundfile as sf
 from conftest import REPO, speech_like
 
-from ser_core import EmotionClassifier, Prediction
-from ser_core.artifacts import CONFIG_JSON, FEATURES_NPZ, MANIFEST, load_bundle, write_bundle
+from ser_core import EmotionClassifier, Prediction, bundle
+from ser_core.bundle import CONFIG_JSON, FEATURES_NPZ, MANIFEST, write_files
 from ser_core.errors import ArtifactError
-from ser_core.intensity import Intensity, IntensityModel, describe
-from ser_core.training import TrainConfig
-from ser_core.training_intensity import IntensityConfig, fit_intensity
+from ser_core.inference.intensity import Intensity, IntensityModel, describe
+from ser_core.training.fit import TrainConfig
+from ser_core.training.intensity import IntensityConfig, fit_intensity
 
 CLASSES = ("neutral", "happy", "angry")
 CODES = {"neutral": 1, "happy": 3, "angry": 5}
@@ -74,7 +74,7 @@ def test_demo_wording(emotion, intensity, words):
 
 
 def test_demo_card_says_how_strongly_and_shows_the_strength():
-    from ser_core import app
+    from ser_core.serve import gradio_app as app
 
     sure = Prediction.from_probabilities(CLASSES, np.array([0.02, 0.03, 0.95]), strength=0.83)
     card = app.render_verdict(sure)
@@ -117,7 +117,7 @@ def test_fit_intensity_learns_a_synthetic_contrast(rng):
 
 def _table(intensities: tuple[int, ...], rng: np.random.Generator):
     """A feature table of 4 actors x happy/angry, one original row a recording of each intensity given."""
-    from ser_core.datasets import FeatureTable, Recording
+    from ser_core.training.corpora import FeatureTable, Recording
 
     files = [
         Recording(Path(f"{actor}-{emotion}-{level}.wav"), emotion, actor, level, 1, 1)
@@ -131,7 +131,7 @@ def _table(intensities: tuple[int, ...], rng: np.random.Generator):
 
 def test_no_intensity_model_without_both_levels(rng):
     """Data with normal delivery only (as EmoDB, or a subset) cannot teach the contrast: no model."""
-    from ser_core.training_intensity import train_intensity
+    from ser_core.training.intensity import train_intensity
 
     config = TrainConfig(emotions=CLASSES, augment=False)
     assert train_intensity(_table((1,), rng), config, IntensityConfig(), desc="test") is None
@@ -161,15 +161,15 @@ def synthetic_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_bundle(synthetic_corpus, tmp_path_factory) -> tuple[Path, dict]:
-    from ser_core.build import train
+    from ser_core.training.build import train
 
     config = TrainConfig(
-        features="seed", emotions=CLASSES, folds=2, augment=False, jobs=1, baseline=False, degradations=(),
+        features="seed", emotions=CLASSES, folds=2, augment=False, jobs=1, compare_seed=False, degradations=(),
         c_grid=(0.1, 1.0), inner_folds=2,
     )  # fmt: skip
     out = tmp_path_factory.mktemp("bundle") / "artifacts"
     metrics = train(
-        synthetic_corpus, out, config, cache_dir=None, calibration=None,
+        synthetic_corpus, out, config, cache_dir=None, adaptation=None,
         intensity=IntensityConfig(c_grid=(0.1, 1.0), inner_folds=2),
     )  # fmt: skip
     return out, metrics
@@ -246,7 +246,7 @@ def test_rest_responses_carry_intensity(tiny, tmp_path):
     import httpx
     from test_server import _Server, _wav
 
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     y = synthetic("happy", True, 4001)
     expected = tiny.predict(y, 16_000).to_dict()["intensity"]
@@ -272,7 +272,7 @@ def test_bundle_without_intensity_still_loads(tiny_bundle, tmp_path):
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     files.update({CONFIG_JSON: json.dumps(config).encode(), FEATURES_NPZ: buffer.getvalue()})
-    old = write_bundle(tmp_path / "old", files)
+    old = write_files(tmp_path / "old", files)
     clf = EmotionClassifier.load(old, jobs=1)
     assert clf.intensity is None
     verdict = clf.predict(synthetic("angry", True, 5001), 16_000)
@@ -287,4 +287,26 @@ def test_damaged_intensity_description_is_an_artifact_error(tiny_bundle, tmp_pat
     config["intensity"]["emotions"] = ["happy"]  # two heads in the arrays, one emotion named
     files[CONFIG_JSON] = json.dumps(config).encode()
     with pytest.raises(ArtifactError, match="intensity model does not fit"):
-        EmotionClassifier(load_bundle(write_bundle(tmp_path / "bad", files)))
+        EmotionClassifier(bundle.read(write_files(tmp_path / "bad", files)))
+
+
+@pytest.mark.slow
+def test_a_bundle_trained_on_other_clips_is_served_with_them(synthetic_corpus, tmp_path):
+    """Training writes the preprocessing it used, and serving follows it (not the library's default)."""
+    from ser_core import audio
+    from ser_core.training.build import train
+
+    clips = audio.Preprocessing(clip_seconds=2.0)
+    config = TrainConfig(
+        features="seed", emotions=CLASSES, folds=2, augment=False, jobs=1, compare_seed=False, degradations=(),
+        evaluate=False, c_grid=(1.0,), inner_folds=2, preprocessing=clips,
+    )  # fmt: skip
+    out = tmp_path / "two-second"
+    train(synthetic_corpus, out, config, cache_dir=None, adaptation=None, intensity=None)
+    assert json.loads((out / CONFIG_JSON).read_text())["preprocessing"] == clips.to_dict()
+    assert "preprocessing" not in json.loads((out / CONFIG_JSON).read_text())["training"]
+    clf = EmotionClassifier.load(out, jobs=1)
+    assert clf.preprocessing == clips and clf.extractor.config.n_samples == 32_000
+    y = np.concatenate([synthetic("angry", True, 1), synthetic("happy", False, 2)])
+    timeline = clf.timeline(y, 16_000)
+    assert timeline.window_seconds == 2.0 and timeline.windows[0].end == pytest.approx(2.0)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_core.artifacts import MODEL_KERAS, default_artifacts_dir, load_bundle
+from ser_core import bundle as bundles
+from ser_core.bundle import MODEL_KERAS
 from ser_core.errors import ArtifactError, ParameterError
-from ser_core.features_seed import N_FEATURES
-from ser_core.model import SEED_PARAMETERS, LiteModel, build_model, to_tflite
+from ser_core.features.seed import N_FEATURES
+from ser_core.inference.runtime import LiteModel
+from ser_core.training.networks import SEED_PARAMETERS, build_model, to_tflite
 
 N_CLASSES = 7
 KERAS_TOLERANCE = 1e-5  # absolute, on probabilities
@@ -61,15 +63,16 @@ def test_tflite_export_matches_keras(seed_model, seed_lite: LiteModel, rng: np.r
 @pytest.mark.slow
 def test_shipped_tflite_matches_shipped_keras(rng: np.random.Generator) -> None:
     """artifacts/model.tflite and artifacts/model.keras give the same probabilities."""
-    folder = default_artifacts_dir()
+    folder = bundles.default_folder()
     if not (folder / MODEL_KERAS).is_file():
         pytest.skip(f"no shipped Keras model at {folder}")
     pytest.importorskip("keras")
     import keras
 
-    bundle = load_bundle(folder)  # verifies every checksum, including model.keras's
+    bundle = bundles.read(folder)  # verifies every checksum
+    bundles.read_file(folder, MODEL_KERAS)  # and model.keras's
     keras_model = keras.saving.load_model(folder / MODEL_KERAS, compile=False)
-    lite = LiteModel(bundle.tflite)
+    lite = LiteModel(bundle.model)
     # standardised features: the shipped model only ever sees values of this scale
     x = np.concatenate([rng.standard_normal((64, lite.n_features)), 3 * rng.standard_normal((8, lite.n_features))])
     x = x.astype(np.float32)
@@ -86,7 +89,7 @@ def test_shipped_bundle_matches_keras_on_real_features(classifier, ravdess_files
     path = classifier.bundle.path / MODEL_KERAS
     if not path.is_file():
         pytest.skip("the bundle has no Keras model")
-    clips = np.stack([audio.to_clip(audio.check_speech(audio.decode(f))) for f in ravdess_files[:4]])
+    clips = np.stack([audio.to_clip(audio.check_speech(audio.load(f))) for f in ravdess_files[:4]])
     x = (classifier.extractor(clips) - classifier._mean) / classifier._scale
     expected = keras_probabilities(keras.saving.load_model(path, compile=False), x)
     np.testing.assert_allclose(classifier.probabilities(clips), expected, atol=KERAS_TOLERANCE, rtol=0)

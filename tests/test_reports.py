@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from conftest import speech_like
 
-from ser_core import batch
+from ser_core.batch import reports as batch
 from ser_core.errors import ParameterError
 
 LABELS = ("neutral", "calm", "happy", "angry", "fearful", "disgust", "surprised")
@@ -124,7 +124,7 @@ def folder(tmp_path) -> Path:
 
 
 def test_cli_report_resume_and_summary(folder, tmp_path, bundle_dir, capsys, monkeypatch):
-    from ser_core.__main__ import main
+    from ser_core.cli import main
 
     monkeypatch.setenv("SER_ARTIFACTS", str(bundle_dir))
     report = tmp_path / "out" / "report.jsonl"
@@ -169,7 +169,7 @@ def test_cli_report_resume_and_summary(folder, tmp_path, bundle_dir, capsys, mon
 
 
 def test_cli_progress_bar_only_when_asked(folder, bundle_dir, capsys, monkeypatch):
-    from ser_core.__main__ import main
+    from ser_core.cli import main
 
     monkeypatch.setenv("SER_ARTIFACTS", str(bundle_dir))
     assert main(["predict", str(folder), "--json", "--jobs", "1"]) == 0
@@ -185,7 +185,7 @@ def test_cli_progress_bar_only_when_asked(folder, bundle_dir, capsys, monkeypatc
     [(["--resume"], "--report"), (["--report", "r.txt"], ".csv or .jsonl"), (["--summary", "s.pdf"], ".html or .png")],
 )
 def test_cli_report_usage_errors_exit_2(folder, extra, match, capsys):
-    from ser_core.__main__ import main
+    from ser_core.cli import main
 
     assert main(["predict", str(folder), *extra]) == 2
     err = capsys.readouterr().err
@@ -193,7 +193,7 @@ def test_cli_report_usage_errors_exit_2(folder, extra, match, capsys):
 
 
 def test_cli_existing_report_is_kept(folder, tmp_path, bundle_dir, capsys, monkeypatch):
-    from ser_core.__main__ import main
+    from ser_core.cli import main
 
     monkeypatch.setenv("SER_ARTIFACTS", str(bundle_dir))
     report = tmp_path / "r.csv"

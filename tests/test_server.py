@@ -63,8 +63,8 @@ def clf(bundle_dir):
 
 @pytest.fixture(scope="module")
 def base(clf):
-    from ser_core.limits import Limits
-    from ser_core.server import create_app
+    from ser_core.serve.limits import Limits
+    from ser_core.serve.rest import create_app
 
     with _Server(create_app(clf, limits=Limits(max_upload_bytes=LIMIT))) as server:
         yield server.url
@@ -81,7 +81,7 @@ def _uploads() -> set[str]:
 
 
 def test_predict_matches_cli_json(base, bundle_dir, tmp_path, capsys, monkeypatch):
-    from ser_core.__main__ import main
+    from ser_core.cli import main
 
     data = _wav(speech_like(2.0, f0=180.0, seed=3))
     path = tmp_path / "take 1.wav"
@@ -212,7 +212,12 @@ class _BlockingClassifier:
     """Stands in for the model to prove inference runs off the event loop: predict blocks until released."""
 
     def __init__(self, clf) -> None:
-        self.labels, self.bundle, self.metrics = clf.labels, clf.bundle, clf.metrics
+        self.labels, self.bundle, self.metrics, self.preprocessing = (
+            clf.labels,
+            clf.bundle,
+            clf.metrics,
+            clf.preprocessing,
+        )
         self._clf = clf
         self.entered, self.release = threading.Event(), threading.Event()
 
@@ -223,7 +228,7 @@ class _BlockingClassifier:
 
 
 def test_event_loop_answers_while_inference_runs(clf):
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     blocking = _BlockingClassifier(clf)
     with _Server(create_app(blocking)) as server:

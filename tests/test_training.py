@@ -15,11 +15,11 @@ import pytest
 from conftest import RAVDESS, REPO
 
 from ser_core import EmotionClassifier
-from ser_core.artifacts import load_bundle
-from ser_core.build import train
-from ser_core.datasets import scan_ravdess
+from ser_core import bundle as bundles
 from ser_core.errors import ParameterError
-from ser_core.training import TrainConfig, actor_folds, evaluate_predictions, expected_calibration_error
+from ser_core.training.build import train
+from ser_core.training.corpora import scan_ravdess
+from ser_core.training.fit import TrainConfig, actor_folds, evaluate_predictions, expected_calibration_error
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def tiny_config(**kw) -> TrainConfig:
         augment=False,
         jobs=1,
         random_seed=7,
-        baseline=False,
+        compare_seed=False,
         degradations=(),
     )
     base.update(kw)
@@ -68,7 +68,7 @@ def tiny_bundle(tiny_data, tmp_path_factory) -> tuple[Path, dict]:
 
 def test_bundle_round_trip(tiny_bundle, tiny_data):
     out, metrics = tiny_bundle
-    bundle = load_bundle(out)
+    bundle = bundles.read(out)
     assert bundle.labels == CLASSES
     assert json.loads((out / "metrics.json").read_text()) == metrics
     clf = EmotionClassifier.load(out)
@@ -88,7 +88,7 @@ def test_tflite_matches_keras(tiny_bundle, tiny_data):
     clf = EmotionClassifier.load(out)
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     clips = np.stack(
-        [audio.to_clip(audio.check_speech(audio.decode(f.path))) for f in scan_ravdess(tiny_data, CLASSES)[:8]]
+        [audio.to_clip(audio.check_speech(audio.load(f.path))) for f in scan_ravdess(tiny_data, CLASSES)[:8]]
     )
     x = (clf.extractor(clips) - clf._mean) / clf._scale
     np.testing.assert_allclose(clf.model(x), np.asarray(model(x, training=False)), atol=1e-5)
@@ -111,21 +111,21 @@ def test_training_is_deterministic(tiny_data, tiny_bundle, tmp_path):
     assert again["speaker_independent"]["folds"] == first["speaker_independent"]["folds"]
 
 
-def test_linear_model_with_baseline_and_degraded_audio(tiny_data, tmp_path):
-    """The linear recipe: C and temperature chosen on inner folds, seed baseline beside it, degraded folds scored."""
+def test_linear_model_with_the_seed_design_and_degraded_audio(tiny_data, tmp_path):
+    """The linear recipe: C and temperature chosen on inner folds, the seed design beside it, degraded folds scored."""
     config = tiny_config(
-        architecture="linear", baseline=True, degradations=("noise_10db", "telephone"), c_grid=(0.01, 1.0)
+        architecture="linear", compare_seed=True, degradations=("noise_10db", "telephone"), c_grid=(0.01, 1.0)
     )
     metrics = train(tiny_data, tmp_path / "linear", config, cache_dir=None)
     folds = metrics["speaker_independent"]["folds"]
     assert all(f["c"] in (0.01, 1.0) and 0.2 <= f["temperature"] <= 10 for f in folds)
     assert set(metrics["speaker_independent"]["degraded"]) == {"noise_10db", "telephone"}
     assert all(set(f["degraded"]) == {"noise_10db", "telephone"} for f in folds)
-    assert metrics["baseline"]["architecture"] == "seed"
-    assert "uar" in metrics["baseline"]["speaker_independent"]["mean"]
+    assert metrics["seed"]["architecture"] == "seed"
+    assert "uar" in metrics["seed"]["speaker_independent"]["mean"]
     assert metrics["model"]["parameters"] == 105 * len(CLASSES) + len(CLASSES)
     card = (tmp_path / "linear" / "MODEL_CARD.md").read_text()
-    assert "seed (original design)" in card and "telephone band" in card
+    assert "seed design" in card and "telephone band" in card
     clf = EmotionClassifier.load(tmp_path / "linear")
     files = scan_ravdess(tiny_data, CLASSES)
     assert clf.predict(files[0].path).emotion in CLASSES

@@ -13,8 +13,9 @@ import soundfile as sf
 from conftest import RAVDESS, speech_like
 from test_server import _Server, _wav
 
-from ser_core import audio, segments
+from ser_core import audio
 from ser_core.errors import ArtifactError, AudioError, ParameterError
+from ser_core.inference import utterances as segments
 
 SR = audio.SAMPLE_RATE
 ENERGY = segments.Segmentation(detector="energy")
@@ -146,7 +147,7 @@ def sentences() -> tuple[np.ndarray, list[tuple[float, float]]]:
     gaps = [0.8, 0.4, 1.2, 0.6, 0.9, 0.5, 0.8]
     parts, spans, t = [np.zeros(int(gaps[0] * SR), np.float32)], [], gaps[0]
     for f, gap in zip(files, gaps[1:], strict=True):
-        speech = audio.trim_silence(audio.decode(f))
+        speech = audio.trim_silence(audio.load(f))
         parts += [speech, np.zeros(int(gap * SR), np.float32)]
         spans.append((t, t + speech.size / SR))
         t += speech.size / SR + gap
@@ -167,7 +168,7 @@ def test_ravdess_sentences_with_known_gaps(sentences, detector):
 
 def test_each_utterance_is_judged_as_predict_judges_it(classifier):
     y = np.concatenate([speech_like(1.5, seed=3), np.zeros(SR), speech_like(5.0, seed=4)])  # one clip, one pooled
-    result = classifier.segments(y, SR, detector="energy")
+    result = classifier.utterances(y, SR, detector="energy")
     assert len(result.windows) == 2 and result.detector == "energy"
     for u in result.windows:
         expected = classifier.predict(y[round(u.start * SR) : round(u.end * SR)], SR)
@@ -178,7 +179,7 @@ def test_each_utterance_is_judged_as_predict_judges_it(classifier):
 def test_a_voice_calibrates_every_utterance(classifier, sentences):
     y, _ = sentences
     voice = classifier.calibrate(y[: 5 * SR], SR)
-    plain, calibrated = classifier.segments(y, SR), classifier.segments(y, SR, voice=voice)
+    plain, calibrated = classifier.utterances(y, SR), classifier.utterances(y, SR, voice=voice)
     u = calibrated.windows[0]
     expected = classifier.predict(y[round(u.start * SR) : round(u.end * SR)], SR, voice=voice)
     assert u.prediction.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
@@ -192,8 +193,8 @@ def test_a_file_and_its_samples_agree(classifier, tmp_path):
     path = tmp_path / "two.wav"
     sf.write(str(path), y, SR, subtype="FLOAT")
     assert (
-        classifier.segments(path, detector="energy").to_dict()
-        == classifier.segments(y, SR, detector="energy").to_dict()
+        classifier.utterances(path, detector="energy").to_dict()
+        == classifier.utterances(y, SR, detector="energy").to_dict()
     )
 
 
@@ -208,12 +209,12 @@ def test_a_file_and_its_samples_agree(classifier, tmp_path):
 )
 def test_unusable_input_is_one_sentence(classifier, source, message):
     with pytest.raises(AudioError, match=message):
-        classifier.segments(source, SR)
+        classifier.utterances(source, SR)
 
 
 def test_the_json_names_its_rows_utterances(classifier):
     y = np.concatenate([speech_like(1.5, seed=6), np.zeros(SR), speech_like(1.5, seed=7)])
-    out = classifier.segments(y, SR, detector="energy").to_dict()
+    out = classifier.utterances(y, SR, detector="energy").to_dict()
     assert {"duration", "summary", "shares", "detector", "utterances"} == set(out)
     assert [u["speech"] for u in out["utterances"]] == [True, True]
     assert out["utterances"][0]["end"] < out["utterances"][1]["start"]
@@ -250,7 +251,7 @@ def test_cli_segments_of_silence_and_of_two_files_are_one_line(cli, tmp_path, tw
 @pytest.fixture(scope="module")
 def base(bundle_dir):
     from ser_core import EmotionClassifier
-    from ser_core.server import create_app
+    from ser_core.serve.rest import create_app
 
     with _Server(create_app(EmotionClassifier.load(bundle_dir))) as server:
         yield server.url
@@ -264,7 +265,7 @@ def test_rest_segments_matches_the_library(base, classifier, two_phrases):
         timeout=60,
     )
     assert r.status_code == 200, r.text
-    expected = classifier.segments(two_phrases, detector="energy").to_dict()
+    expected = classifier.utterances(two_phrases, detector="energy").to_dict()
     assert r.json() == {"path": "two.wav", **json.loads(json.dumps(expected)), "adapted": None}
 
 
@@ -283,10 +284,10 @@ def test_rest_segments_errors_are_one_sentence(base, params, content, status, ne
 
 
 def test_demo_draws_a_band_and_a_row_per_utterance(classifier, two_phrases):
-    from ser_core import app
+    from ser_core.serve import gradio_app as app
 
-    y = audio.decode(two_phrases)
-    utterances = classifier.segments(y, SR, detector="energy")
+    y = audio.load(two_phrases)
+    utterances = classifier.utterances(y, SR, detector="energy")
     fig = app.utterance_figure(y, utterances)
     assert len(fig.layout.shapes) == 2
     labels = [a.text for a in fig.layout.annotations]
@@ -301,7 +302,7 @@ def test_demo_draws_a_band_and_a_row_per_utterance(classifier, two_phrases):
 
 
 def test_demo_shows_utterances_only_beyond_one_phrase(classifier, sentences):
-    from ser_core import app
+    from ser_core.serve import gradio_app as app
 
     y, spans = sentences
     bands, table = app.on_segments(classifier, (SR, y))

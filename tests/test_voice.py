@@ -1,5 +1,5 @@
-"""Speaker calibration: the Voice, the relative features, the same-speaker baseline, and the
-classifier's calibrated path on the shipped bundle."""
+"""Speaker adaptation: the Voice, the relative features, the same-speaker voice, and the
+classifier's adapted path on the shipped bundle."""
 
 from __future__ import annotations
 
@@ -9,23 +9,28 @@ import numpy as np
 import pytest
 from conftest import speech_like
 
-from ser_core.calibration import Voice, dominant_share, estimate_baseline, relative
 from ser_core.errors import AudioError, ParameterError
+from ser_core.inference.voice import Voice, dominant_share, relative, same_speaker_mean
 
 SR = 16_000
 
 
 def voice(n: int = 5, **kw) -> Voice:
-    return Voice(**{"reference": np.arange(n, dtype=np.float32), "clips": 3, "seconds": 7.5, "features": "abc", **kw})
+    return Voice(**{"mean": np.arange(n, dtype=np.float32), "clips": 3, "seconds": 7.5, "features": "abc", **kw})
 
 
 def test_voice_round_trips_through_json_and_holds_no_audio():
     v = voice()
     text = v.to_json()
     again = Voice.from_json(text)
-    assert np.array_equal(again.reference, v.reference) and (again.clips, again.seconds) == (3, 7.5)
+    assert np.array_equal(again.mean, v.mean) and (again.clips, again.seconds) == (3, 7.5)
     assert again.features == "abc" and again.source == "reference"
-    assert set(json.loads(text)) == {"format", "features", "source", "clips", "seconds", "reference"}
+    assert set(json.loads(text)) == {"format", "features", "source", "clips", "seconds", "mean"}
+
+
+def test_a_voice_saved_before_its_mean_was_renamed_still_reads():
+    old = {"format": 1, "features": "abc", "source": "reference", "clips": 3, "seconds": 7.5, "reference": [1.0, 2.0]}
+    assert Voice.from_dict(old).mean.tolist() == [1.0, 2.0]
 
 
 @pytest.mark.parametrize(
@@ -47,18 +52,18 @@ def test_relative_features():
     ref = np.array([1.0, 1.0], np.float32)
     np.testing.assert_array_equal(relative(x, ref, "offset"), [[0, 1], [2, 4]])
     np.testing.assert_array_equal(relative(x, ref, "concat"), [[1, 2, 0, 1], [3, 5, 2, 4]])
-    with pytest.raises(ParameterError, match="Unknown calibration mode"):
+    with pytest.raises(ParameterError, match="Unknown adaptation mode"):
         relative(x, ref, "ratio")
 
 
 def test_baseline_is_the_session_mean_unless_one_emotion_dominates(rng):
     features = rng.normal(0.0, 1.0, (20, 4))
     mixed = np.eye(7)[np.arange(20) % 7]  # verdicts spread over all seven classes
-    np.testing.assert_allclose(estimate_baseline(features, mixed), features.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(same_speaker_mean(features, mixed), features.mean(axis=0), rtol=1e-6)
     angry_call = np.eye(7)[[3] * 12 + [0, 1, 2, 4, 5, 6, 0, 1]]  # 12 of 20 won by one class
     assert dominant_share(angry_call) == 0.6
-    assert estimate_baseline(features, angry_call) is None
-    assert estimate_baseline(features[:7], mixed[:7]) is None  # too little speech to show a range
+    assert same_speaker_mean(features, angry_call) is None
+    assert same_speaker_mean(features[:7], mixed[:7]) is None  # too little speech to show a range
 
 
 # ---------------------------------------------------------------- the classifier's calibrated path
@@ -66,8 +71,8 @@ def test_baseline_is_the_session_mean_unless_one_emotion_dominates(rng):
 
 @pytest.fixture(scope="module")
 def calibrated(classifier):
-    if classifier.calibrated is None:
-        pytest.skip("the shipped bundle has no calibrated model")
+    if not classifier.adapted:
+        pytest.skip("the shipped bundle has no adapted models")
     return classifier
 
 
@@ -75,7 +80,7 @@ def test_calibrate_builds_a_voice_from_speech(calibrated):
     v = calibrated.calibrate([speech_like(4.0, SR, seed=1), speech_like(3.0, SR, seed=2)], SR)
     assert v.source == "reference" and v.features == calibrated.fingerprint
     assert v.clips >= 2 and 6.0 < v.seconds < 8.0
-    assert v.reference.shape == (calibrated.extractor.n_features,)
+    assert v.mean.shape == (calibrated.extractor.n_features,)
 
 
 def test_a_calibrated_verdict_uses_the_voice(calibrated):

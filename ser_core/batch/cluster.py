@@ -1,4 +1,5 @@
-"""Many recordings on a Dask cluster: ``predict --cluster ADDRESS`` and ``timeline --cluster ADDRESS``.
+"""Many recordings on a Dask cluster: :func:`~ser_core.batch.run` with ``BatchOptions(cluster=ADDRESS)``
+(``predict --cluster ADDRESS`` and ``timeline --cluster ADDRESS``).
 
 ADDRESS is a running scheduler (``tcp://host:8786``) or ``local:N``, a cluster of N worker
 processes started here and listening on 127.0.0.1 only. The client lists the inputs, sends
@@ -18,20 +19,25 @@ when a cluster is used (see docs/CLUSTER.md).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import itertools
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import ArtifactError, ParameterError, SERError
+from ..errors import ArtifactError, ParameterError, SERError
 
-__all__ = ["add_arguments", "parse_address", "batch_size", "score_batch", "results", "timeline_args"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .inputs import Input
+    from .job import BatchOptions
+
+__all__ = ["parse_address", "batch_size", "score_batch", "results", "MAX_BATCH_FILES", "TASKS_PER_THREAD"]
 
 LOCAL_PREFIX = "local:"
 MAX_LOCAL_WORKERS = 256
@@ -55,62 +61,6 @@ def parse_address(address: str) -> str | int:
     return int(count)
 
 
-def _address_argument(text: str) -> str:
-    try:
-        parse_address(text)
-    except ParameterError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be a whole number of files, at least 1.")
-    return int(text)
-
-
-def add_arguments(parser: argparse.ArgumentParser, *, timeline: bool = False) -> None:
-    """The cluster options of ``predict`` (and, with ``timeline``, the report options ``timeline`` lacks)."""
-    parser.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        type=_address_argument,
-        help="run on a Dask cluster: a scheduler (tcp://host:8786) or local:N worker processes on this machine",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=_positive,
-        default=None,
-        metavar="N",
-        help=f"files per cluster task (default: up to {MAX_BATCH_FILES}, at least {TASKS_PER_THREAD} tasks a worker thread)",
-    )
-    if timeline:
-        parser.add_argument(
-            "--report", metavar="FILE", help="with --cluster: also write every timeline to FILE (.jsonl)"
-        )
-        parser.add_argument(
-            "--resume", action="store_true", help="continue the --report FILE: skip inputs already in it"
-        )
-        parser.add_argument(
-            "--progress", action="store_true", help="progress bar on stderr even when it is not a terminal"
-        )
-
-
-def timeline_args(args: argparse.Namespace) -> argparse.Namespace:
-    """``timeline --cluster`` options as ``predict --cluster --json`` takes them: one JSON line a recording."""
-    from .batch import report_format
-
-    if not args.cluster:
-        raise ParameterError(
-            "timeline takes one FILE; for several, or --report, add --cluster (local:2 runs on this machine)."
-        )
-    if args.csv:
-        raise ParameterError("With --cluster every recording is one JSON line; leave out --csv.")
-    if args.report and report_format(args.report) != "jsonl":
-        raise ParameterError(f"A timeline report holds JSON; name it '{Path(args.report).with_suffix('.jsonl')}'.")
-    return argparse.Namespace(**{**vars(args), "paths": args.file, "json": True, "summary": None})
-
-
 def batch_size(n_files: int, threads: int) -> int:
     """Files per task: ``TASKS_PER_THREAD`` tasks for each worker thread, between 1 and ``MAX_BATCH_FILES``."""
     return max(1, min(MAX_BATCH_FILES, math.ceil(n_files / (max(threads, 1) * TASKS_PER_THREAD))))
@@ -122,7 +72,7 @@ def batch_size(n_files: int, threads: int) -> int:
 @functools.cache
 def _classifier(artifacts: str | None):
     """The model of this worker process, loaded and verified on its first task."""
-    from .classifier import EmotionClassifier
+    from ..inference import EmotionClassifier
 
     return EmotionClassifier.load(artifacts, jobs=1)
 
@@ -140,47 +90,25 @@ def _crash_once() -> None:
     os._exit(70)
 
 
-def _analysis(clf, timeline: tuple[float, float] | None, cwd: str, voice: str | None) -> Callable[[str], dict]:
-    """What a worker does with one local file; a relative path is the client's, so it is taken from ``cwd``.
-    ``voice`` is the client's Voice as JSON (``--reference``, ``--same-speaker``)."""
-    from .calibration import Voice, adapted
-
-    judged = None if voice is None else Voice.from_json(voice)
-    extra = {"adapted": adapted(judged)}
-    if timeline is None:
-        return lambda path: {**clf.predict(os.path.join(cwd, path), voice=judged).to_dict(), **extra}
-    window, hop = timeline
-    return lambda path: {
-        **clf.timeline(os.path.join(cwd, path), window=window, hop=hop, voice=judged).to_dict(),
-        **extra,
-    }
-
-
-def score_batch(
-    sources: list[str],
-    *,
-    artifacts: str | None,
-    labels: tuple[str, ...],
-    timeline: tuple[float, float] | None = None,
-    cwd: str = ".",
-    voice: str | None = None,
-) -> list[dict]:
-    """One row for each source (``predict --json`` objects, or timelines with ``timeline=(window, hop)``).
+def score_batch(sources: list[str], *, options: BatchOptions, labels: tuple[str, ...], cwd: str = ".") -> list[dict]:
+    """One row for each source (:func:`ser_core.batch.runner.score`), relative paths taken from the
+    client's ``cwd``.
 
     Runs on a worker. Bad audio becomes an error row; only a model that cannot be loaded, or
     that has other labels than the client's, raises: then nothing can be scored.
     """
-    from .inputs import analyse
+    from ..inference.runtime import one_blas_thread
+    from .job import score
 
     _crash_once()
-    clf = _classifier(artifacts)
+    clf = _classifier(options.artifacts)
     if tuple(clf.labels) != tuple(labels):
         raise ArtifactError(
             f"A worker's model has the labels {', '.join(clf.labels)}, this machine's {', '.join(labels)}; "
             "give every machine the same bundle (--artifacts on a shared filesystem)."
         )
-    analysis = _analysis(clf, timeline, cwd, voice)
-    return [analyse(source, analysis) for source in sources]
+    with one_blas_thread():
+        return [score(clf, options, source, cwd) for source in sources]
 
 
 # ---------------------------------------------------------------- on the client
@@ -239,21 +167,6 @@ def connect(address: str | int) -> Iterator:
         yield client
 
 
-def _check_timeline_options(args: argparse.Namespace, bundle) -> tuple[float, float] | None:
-    """``(window, hop)`` for a timeline run, checked here once rather than once a file on the workers."""
-    if args.command != "timeline":
-        return None
-    import numpy as np
-
-    from .audio import SAMPLE_RATE
-    from .classifier import EmotionClassifier
-
-    EmotionClassifier(bundle, jobs=1).timeline(
-        np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE, window=args.window, hop=args.hop
-    )
-    return args.window, args.hop
-
-
 def stream(client, batches: Iterable[list[str]], options: dict, inflight: int) -> Iterator[dict]:
     """Rows of every batch (:func:`score_batch` with ``options``), as the batches finish; at most
     ``inflight`` batches submitted at once.
@@ -309,17 +222,16 @@ def stream(client, batches: Iterable[list[str]], options: dict, inflight: int) -
             submit(more)
 
 
-def results(items: Iterable[tuple[str, str | None]], args: argparse.Namespace) -> Iterator[dict]:
-    """One row per input, scored on the cluster ``args.cluster``, in the order they finish.
+def results(items: Iterable[Input], options: BatchOptions) -> Iterator[dict]:
+    """One row per input, scored on the cluster ``options.cluster``, in the order they finish.
 
     Inputs that already carry an error (a missing path) are answered at once, without the cluster.
     """
-    from .artifacts import load_bundle
+    from .. import bundle
 
-    address = parse_address(args.cluster)
-    bundle = load_bundle(args.artifacts)  # a bad bundle fails here, once, before any worker starts
-    timeline = _check_timeline_options(args, bundle)
-    artifacts = str(Path(args.artifacts).resolve()) if args.artifacts else None
+    address = parse_address(options.cluster)
+    labels = bundle.read(options.artifacts).labels  # a bad bundle fails here, once, before any worker starts
+    artifacts = str(Path(options.artifacts).resolve()) if options.artifacts else None
     sources = []
     for source, error in items:
         if error is None:
@@ -330,13 +242,7 @@ def results(items: Iterable[tuple[str, str | None]], args: argparse.Namespace) -
         return
     with connect(address) as client:
         threads = sum(client.nthreads().values())
-        size = args.batch_size or batch_size(len(sources), threads)
+        size = options.batch_size or batch_size(len(sources), threads)
         batches = (sources[i : i + size] for i in range(0, len(sources), size))
-        options = {
-            "artifacts": artifacts,
-            "labels": bundle.labels,
-            "timeline": timeline,
-            "cwd": os.getcwd(),
-            "voice": getattr(args, "voice", None),
-        }
-        yield from stream(client, batches, options, max(2, threads * INFLIGHT_PER_THREAD))
+        task = {"options": replace(options, artifacts=artifacts, cluster=None), "labels": labels, "cwd": os.getcwd()}
+        yield from stream(client, batches, task, max(2, threads * INFLIGHT_PER_THREAD))

@@ -1,5 +1,8 @@
 """Inputs of a batch run: local paths or fsspec URLs, each analysed into exactly one result row.
 
+:func:`find_inputs` turns what a user names (files, folders searched recursively, URLs) into
+``(path, error)`` pairs; :func:`analyse` turns one of them into its row, never raising.
+
 A URL (``file://``, ``http(s)://``, and ``s3://``, ``gs://`` or any other protocol of fsspec
 whose filesystem package is installed) needs ``fsspec``: ``pip install "ser-core[cluster]"``.
 A folder URL is listed recursively in the order ``os.walk`` gives a local folder (over HTTP,
@@ -17,12 +20,15 @@ import posixpath
 import re
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS
-from .errors import AudioError, ParameterError, SERError
+from ..audio import AUDIO_EXTENSIONS
+from ..errors import AudioError, ParameterError, SERError
 
-__all__ = ["is_url", "iter_url", "local_file", "analyse"]
+__all__ = ["Input", "find_inputs", "is_url", "iter_url", "local_file", "analyse"]
+
+Input = tuple[str, str | None]  # a file's path or URL, and the sentence that says why it cannot be read (or None)
 
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
@@ -31,6 +37,32 @@ LOCAL_PROTOCOLS = frozenset({"file", "local"})
 def is_url(raw: str) -> bool:
     """Whether ``raw`` names a URL (``scheme://...``) rather than a local path."""
     return bool(URL_PATTERN.match(raw))
+
+
+def find_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Input]:
+    """``(path, error)`` for each file named or found in a folder (recursively, sorted) or at a URL.
+
+    ``error`` is a sentence for an argument that is missing or a folder without audio.
+    """
+    for raw in map(str, paths):
+        if is_url(raw):
+            yield from iter_url(raw)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            found = False
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
+                        found = True
+                        yield os.path.join(root, name), None
+            if not found:
+                yield raw, f"The folder '{raw}' holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})."
+        elif path.exists():
+            yield raw, None
+        else:
+            yield raw, f"'{raw}' does not exist; check the path."
 
 
 def _filesystem(url: str):
@@ -69,7 +101,7 @@ def _walk(fs, folder: str) -> Iterator[str]:
         yield from _walk(fs, sub)
 
 
-def iter_url(url: str) -> Iterator[tuple[str, str | None]]:
+def iter_url(url: str) -> Iterator[Input]:
     """``(url, error)`` for the file a URL names, or for each audio file of a folder URL, recursively.
 
     ``error`` is one sentence for a URL that cannot be listed, is missing or holds no audio.

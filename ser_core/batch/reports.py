@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = [
     "REPORT_FORMATS",

@@ -1,8 +1,8 @@
 """The registry of feature sets: which extractor a name or a saved bundle stands for.
 
-Each feature set lives in its own module (:mod:`ser_core.features_seed`, the original
-design's 105 features; :mod:`ser_core.features_rich`, 1,308 statistics), built on the
-shared core in :mod:`ser_core.spectral`, and none imports another. A set is imported only
+Each feature set lives in its own module (:mod:`ser_core.features.seed`, the original
+design's 105 features; :mod:`ser_core.features.rich`, 1,308 statistics), built on the
+shared core in :mod:`ser_core.features.spectral`, and none imports another. A set is imported only
 when a bundle or a training run asks for it.
 """
 
@@ -13,13 +13,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["FEATURE_SETS", "FeatureExtractor", "build_extractor", "load_extractor"]
 
 FEATURE_SETS = {  # name -> (module, config class, extractor class)
-    "seed": ("features_seed", "SeedFeatureConfig", "SeedFeatureExtractor"),
-    "rich": ("features_rich", "RichFeatureConfig", "RichFeatureExtractor"),
+    "seed": ("seed", "SeedFeatureConfig", "SeedFeatureExtractor"),
+    "rich": ("rich", "RichFeatureConfig", "RichFeatureExtractor"),
 }
 
 
@@ -49,10 +49,11 @@ def _feature_set(kind: object) -> tuple[type, type]:
     return getattr(module, config_name), getattr(module, extractor_name)
 
 
-def build_extractor(kind: str) -> FeatureExtractor:
-    """A fresh extractor of feature set ``kind`` with default settings (training time; imports librosa)."""
+def build_extractor(kind: str, *, n_samples: int | None = None) -> FeatureExtractor:
+    """A fresh extractor of feature set ``kind`` with default settings, for clips of ``n_samples``
+    (default: the library's clip) (training time; imports librosa)."""
     config_cls, extractor_cls = _feature_set(kind)
-    return extractor_cls.build(config_cls())
+    return extractor_cls.build(config_cls() if n_samples is None else config_cls(n_samples=n_samples))
 
 
 def load_extractor(config: dict, arrays: dict[str, np.ndarray]) -> FeatureExtractor:

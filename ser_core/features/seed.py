@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import N_SAMPLES, SAMPLE_RATE
-from .errors import ParameterError
+from ..audio import N_SAMPLES, SAMPLE_RATE
+from ..errors import ParameterError
 from .spectral import FeatureSettings, Workspace, as_clips, centre_pad, power_spectrum, power_to_db, rolloff_bins
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The core every feature set shares: reused scratch arrays, centred frames, the power spectrum,
 decibels, the spectral rolloff, the check on a batch of clips, and saved settings.
 
-NumPy only. The feature sets (:mod:`ser_core.features_seed`, :mod:`ser_core.features_rich`)
+NumPy only. The feature sets (:mod:`ser_core.features.seed`, :mod:`ser_core.features.rich`)
 depend on this module and never on each other; :mod:`ser_core.features` chooses among them.
 """
 
@@ -13,7 +13,7 @@ from typing import Self
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = [
     "AMIN",

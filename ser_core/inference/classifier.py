@@ -1,37 +1,39 @@
 """The public entry point: :class:`EmotionClassifier` turns audio into emotions.
 
 The path of every verdict: a file or an array becomes a mono 16 kHz signal
-(:func:`ser_core.audio.load` or :func:`ser_core.audio.stream`), windows of it become clips
-(:func:`ser_core.audio.windows`, with the bundle's :class:`~ser_core.audio.Preprocessing`),
-clips become features and probabilities (:meth:`EmotionClassifier.probabilities`), and
-:meth:`EmotionClassifier._judge` turns each window's probabilities into a :class:`Prediction`.
-Speech that fits one 3.5 s clip is judged as one clip, exactly as in training; longer speech
-is judged clip by clip and the verdict is the mean.
+(:func:`ser_core.audio.load` or :func:`ser_core.audio.stream`), spans of it (timeline windows,
+or utterances from :mod:`ser_core.inference.utterances`) become clips with the bundle's
+:class:`~ser_core.audio.Preprocessing` (:func:`ser_core.audio.windows`), clips become features
+and probabilities (:meth:`EmotionClassifier.predictions`, where a speaker's voice enters), and
+:meth:`EmotionClassifier._judge` turns each span's clips into a :class:`Prediction`.
+Speech that fits one clip is judged as one clip, exactly as in training; longer speech is
+judged clip by clip and the verdict is the mean.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from . import audio, segments
-from .artifacts import Bundle, load_bundle
-from .calibration import Voice, estimate_baseline, feature_fingerprint, relative
-from .errors import ArtifactError, AudioError, Cancelled, ParameterError
-from .features import load_extractor
-from .intensity import NO_INTENSITY, Intensity, IntensityModel
+from .. import audio
+from .. import bundle as bundle_files
+from ..bundle import Bundle
+from ..errors import ArtifactError, AudioError, Cancelled, ParameterError
+from ..features import load_extractor
+from .intensity import IntensityModel
+from .runtime import LiteModel, one_blas_thread
+from .utterances import DEFAULT_DETECTOR, Segmentation, spans
+from .verdicts import Prediction, Timeline, Utterances, Window
+from .voice import Voice, feature_fingerprint, relative, same_speaker_mean
 
-__all__ = ["EmotionClassifier", "Prediction", "Timeline", "Utterances", "Window"]
+__all__ = ["EmotionClassifier", "AdaptedModel", "check_timeline"]
 
 DEFAULT_HOP_SECONDS = 1.0  # timeline step
 MIN_HOP_SECONDS = 0.05  # shortest timeline step
@@ -39,7 +41,7 @@ MAX_WINDOW_SECONDS = 60.0  # longest timeline window
 IN_MEMORY_SECONDS = 60.0  # longer files are analysed as a stream, in bounded memory
 BATCH_WINDOWS = 8  # clips per feature/model batch: small, so even a short recording keeps every thread busy
 INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
-NO_CLIPS = np.zeros((0, 0), np.float32)  # what a judged segment keeps of its clips
+NO_CLIPS = np.zeros((0, 0), np.float32)  # what a judged span keeps of its clips
 MAX_REFERENCE_SECONDS = 120.0  # longest reference recording: a minute is plenty
 NO_REFERENCE_SPEECH = (
     "The reference recordings hold no usable speech; record 5 to 10 seconds of your everyday voice, "
@@ -48,170 +50,16 @@ NO_REFERENCE_SPEECH = (
 
 
 @dataclass(frozen=True)
-class CalibratedModel:
-    """The model for features relative to a speaker's voice, with its own standardisation."""
+class AdaptedModel:
+    """An adapted model: it judges features relative to a speaker's voice, with its own standardisation."""
 
-    model: Any  # LiteModel
+    model: LiteModel
     mean: np.ndarray
     scale: np.ndarray
     mode: str
 
-    def __call__(self, features: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        return self.model((relative(features, reference, self.mode) - self.mean) / self.scale)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A verdict: the winning emotion, its probability, and all class probabilities.
-
-    ``strength`` is the intensity model's probability of strong delivery (``None`` for a bundle
-    without one); :attr:`intensity` is what a verdict says of it.
-    """
-
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float]
-    strength: float | None = None
-
-    @classmethod
-    def from_probabilities(
-        cls, labels: tuple[str, ...], probs: np.ndarray, strength: float | None = None
-    ) -> Prediction:
-        probs = np.asarray(probs, dtype=np.float64)
-        probs = probs / probs.sum()
-        best = int(np.argmax(probs))
-        return cls(
-            emotion=labels[best],
-            confidence=float(probs[best]),
-            probabilities={label: float(p) for label, p in zip(labels, probs, strict=False)},
-            strength=None if strength is None else float(strength),
-        )
-
-    @classmethod
-    def mean(cls, labels: tuple[str, ...], predictions: Sequence[Prediction]) -> Prediction:
-        """The verdict of several clips or windows: their mean probabilities and mean strength."""
-        strengths = [p.strength for p in predictions]
-        return cls.from_probabilities(
-            labels,
-            np.mean([[p.probabilities[k] for k in labels] for p in predictions], axis=0),
-            None if None in strengths else float(np.mean(strengths)),
-        )
-
-    @property
-    def intensity(self) -> Intensity | None:
-        """Normal or strong, and the strength; ``None`` for a neutral verdict (the data has no
-        strong neutral to learn from) or without an intensity model."""
-        if self.strength is None or self.emotion in NO_INTENSITY:
-            return None
-        return Intensity.from_strength(self.strength)
-
-    def to_dict(self) -> dict:
-        intensity = self.intensity
-        return {
-            "emotion": self.emotion,
-            "confidence": self.confidence,
-            "probabilities": dict(self.probabilities),
-            "intensity": None if intensity is None else intensity.to_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class Window:
-    """One timeline window: its span in seconds and a verdict, or ``None`` without speech."""
-
-    start: float
-    end: float
-    prediction: Prediction | None
-
-    def to_dict(self) -> dict:
-        out: dict = {"start": round(self.start, 3), "end": round(self.end, 3), "speech": self.prediction is not None}
-        if self.prediction is not None:
-            out.update(self.prediction.to_dict())
-        return out
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """Emotion over time: every window, and the mean verdict over windows with speech."""
-
-    labels: tuple[str, ...]
-    window_seconds: float
-    hop_seconds: float
-    duration: float
-    windows: list[Window] = field(default_factory=list)
-
-    @property
-    def voiced(self) -> list[Window]:
-        return [w for w in self.windows if w.prediction is not None]
-
-    @property
-    def summary(self) -> Prediction:
-        """Mean probabilities over windows with speech; raises :class:`AudioError` when none has any."""
-        voiced = self.voiced
-        if not voiced:
-            raise AudioError(audio.NO_SPEECH)
-        return Prediction.mean(self.labels, [w.prediction for w in voiced])
-
-    def shares(self) -> dict[str, float]:
-        """Fraction of voiced windows won by each emotion."""
-        voiced = self.voiced
-        counts = {label: 0 for label in self.labels}
-        for w in voiced:
-            counts[w.prediction.emotion] += 1
-        return {k: (v / len(voiced) if voiced else 0.0) for k, v in counts.items()}
-
-    def to_dict(self) -> dict:
-        try:
-            summary = self.summary.to_dict()
-        except AudioError:
-            summary = None
-        return {
-            "duration": round(self.duration, 3),
-            "window": self.window_seconds,
-            "hop": self.hop_seconds,
-            "summary": summary,
-            "shares": self.shares(),
-            "windows": [w.to_dict() for w in self.windows],
-        }
-
-    def to_csv(self) -> str:
-        """One row a window: start, end, speech, emotion, confidence, the intensity level and
-        strength (empty without one), then each probability."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["start", "end", "speech", "emotion", "confidence", "intensity", "strength", *self.labels])
-        for w in self.windows:
-            p = w.prediction
-            if p is None:
-                writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", 0, "", "", "", "", *[""] * len(self.labels)])
-            else:
-                writer.writerow(
-                    [
-                        f"{w.start:.3f}",
-                        f"{w.end:.3f}",
-                        1,
-                        p.emotion,
-                        f"{p.confidence:.4f}",
-                        *([p.intensity.level, f"{p.intensity.strength:.4f}"] if p.intensity else ["", ""]),
-                        *[f"{p.probabilities[k]:.4f}" for k in self.labels],
-                    ]
-                )
-        return buffer.getvalue()
-
-
-@dataclass(frozen=True)
-class Utterances(Timeline):
-    """Emotion per utterance (:meth:`EmotionClassifier.segments`): a timeline whose windows are the
-    utterances, of their own lengths (``window_seconds`` and ``hop_seconds`` are 0), with the
-    voice-activity detector that found them. CSV as the timeline's, one row an utterance."""
-
-    detector: str = segments.DEFAULT_DETECTOR
-
-    def to_dict(self) -> dict:
-        out = super().to_dict()
-        del out["window"], out["hop"]
-        rows = out.pop("windows")
-        return {**out, "detector": self.detector, "utterances": rows}
+    def __call__(self, features: np.ndarray, voice: Voice) -> np.ndarray:
+        return self.model((relative(features, voice.mean, self.mode) - self.mean) / self.scale)
 
 
 class EmotionClassifier:
@@ -231,31 +79,30 @@ class EmotionClassifier:
         self._pool = None  # the threads, started by the first recording longer than one window
         self._pool_lock = threading.Lock()
         self.labels = bundle.labels
-        from .model import LiteModel
-
+        where = bundle.where()
         try:
-            self.preprocessing = audio.Preprocessing.from_dict(bundle.config["preprocessing"])
+            self.preprocessing = audio.Preprocessing.from_dict(bundle.preprocessing)
         except (KeyError, TypeError, ParameterError) as e:
             raise ArtifactError(
-                f"The preprocessing settings in {bundle.path} are unusable ({e}); rebuild the artifacts."
+                f"The preprocessing settings in {where} are unusable ({e}); rebuild the artifacts."
             ) from e
         try:
-            self.extractor = load_extractor(bundle.config["features"], bundle.arrays)
+            self.extractor = load_extractor(bundle.features, bundle.filters)
         except (KeyError, TypeError, ParameterError) as e:
             raise ArtifactError(
-                f"The feature configuration in {bundle.path} is unusable ({e}); rebuild the artifacts."
+                f"The feature configuration in {where} is unusable ({e}); rebuild the artifacts."
             ) from e
         if self.extractor.config.n_samples != self.preprocessing.n_samples:
             raise ArtifactError(
-                f"The features in {bundle.path} expect clips of {self.extractor.config.n_samples} samples but its "
+                f"The features in {where} expect clips of {self.extractor.config.n_samples} samples but its "
                 f"preprocessing makes {self.preprocessing.n_samples}; rebuild the artifacts."
             )
-        self.model = LiteModel(bundle.tflite)
-        self._mean = np.asarray(bundle.arrays["mean"], np.float32)
-        self._scale = np.asarray(bundle.arrays["scale"], np.float32)
+        self.model = LiteModel(bundle.model)
+        self._mean = np.asarray(bundle.mean, np.float32)
+        self._scale = np.asarray(bundle.scale, np.float32)
         if self.model.n_classes != len(self.labels):
             raise ArtifactError(
-                f"The model in {bundle.path} has {self.model.n_classes} outputs but labels.txt lists "
+                f"The model in {where} has {self.model.n_classes} outputs but labels.txt lists "
                 f"{len(self.labels)} labels; rebuild the artifacts."
             )
         n_features = self.extractor.n_features
@@ -265,50 +112,43 @@ class EmotionClassifier:
             or self._scale.shape != (n_features,)
         ):
             raise ArtifactError(
-                f"The model and feature files in {bundle.path} disagree on the feature count; rebuild the artifacts."
+                f"The model and feature files in {where} disagree on the feature count; rebuild the artifacts."
             )
         self.fingerprint = feature_fingerprint(self.extractor.config.to_dict())
-        self.calibrated = self._calibrated_model(bundle, bundle.calibrated_tflite, "calibrated")
-        self.session = self._calibrated_model(bundle, bundle.session_tflite, "session")
-        if (self.calibrated is None) != (self.session is None):
-            raise ArtifactError(f"The bundle in {bundle.path} has only one of its two calibrated models; rebuild it.")
+        self.adapted = {source: self._adapted_model(bundle, source) for source in bundle.adapted}
         try:
-            self.intensity = IntensityModel.from_bundle(bundle.arrays, bundle.config, self.labels, n_features)
+            self.intensity = IntensityModel.from_part(bundle.intensity, self.labels, n_features)
         except ArtifactError as e:
-            raise ArtifactError(f"In {bundle.path}: {e}") from e
+            raise ArtifactError(f"In {where}: {e}") from e
 
-    def _calibrated_model(self, bundle: Bundle, content: bytes | None, name: str) -> CalibratedModel | None:
-        """One of the bundle's models for calibrated input (``name``: ``calibrated`` or ``session``),
-        checked against its description; ``None`` without one."""
-        if content is None:
-            return None
-        from .model import LiteModel
-
+    def _adapted_model(self, bundle: Bundle, source: str) -> AdaptedModel:
+        """The bundle's adapted model for voices of ``source``, checked against its description."""
+        part = bundle.adapted[source]
         try:
-            mode = bundle.config["calibration"]["mode"]
-            mean = np.asarray(bundle.arrays[f"{name}_mean"], np.float32)
-            scale = np.asarray(bundle.arrays[f"{name}_scale"], np.float32)
+            mode = bundle.adaptation["mode"]
+            mean = np.asarray(part.mean, np.float32)
+            scale = np.asarray(part.scale, np.float32)
             n = self.extractor.n_features
             width = relative(np.zeros((1, n), np.float32), np.zeros(n, np.float32), mode).shape[1]
         except (KeyError, TypeError, ValueError, ParameterError) as e:
             raise ArtifactError(
-                f"The {name} model in {bundle.path} is not described fully ({e}); rebuild the artifacts."
+                f"The {source} model in {bundle.where()} is not described fully ({e}); rebuild the artifacts."
             ) from e
-        model = LiteModel(content)
+        model = LiteModel(part.model)
         if (
             model.n_classes != len(self.labels)
             or model.n_features != width
             or not mean.shape == scale.shape == (width,)
         ):
             raise ArtifactError(
-                f"The {name} model in {bundle.path} does not fit its features or labels; rebuild the artifacts."
+                f"The {source} model in {bundle.where()} does not fit its features or labels; rebuild the artifacts."
             )
-        return CalibratedModel(model, mean, scale, mode)
+        return AdaptedModel(model, mean, scale, mode)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, jobs: int | None = None) -> EmotionClassifier:
         """Load the shipped artifacts, or the bundle in ``path``; ``jobs`` as in the constructor."""
-        return cls(load_bundle(path), jobs=jobs)
+        return cls(bundle_files.read(path), jobs=jobs)
 
     @property
     def metrics(self) -> dict:
@@ -319,39 +159,44 @@ class EmotionClassifier:
     def probabilities(self, clips: np.ndarray, voice: Voice | None = None) -> np.ndarray:
         """Class probabilities of preprocessed clips, relative to ``voice`` when one is given.
         ``(batch, n_samples) -> (batch, classes)``."""
-        return self.classify_features(self.extractor(np.atleast_2d(clips)), voice)
+        return self.classify_features(self.features(clips), voice)
+
+    def features(self, clips: np.ndarray) -> np.ndarray:
+        """The feature rows of preprocessed clips, BLAS on one thread. ``(batch, n_samples) -> (batch, n_features)``."""
+        with one_blas_thread():
+            return self.extractor(np.atleast_2d(clips))
 
     def predictions(self, clips: np.ndarray, voice: Voice | None = None) -> list[Prediction]:
         """One verdict a preprocessed clip ``(batch, n_samples)``, with its intensity when the
         bundle has an intensity model (judged on the clip's own features, weighted by its verdict)."""
-        features = self.extractor(np.atleast_2d(clips))
-        probs = self.classify_features(features, voice)
-        if self.intensity is None:
-            return [Prediction.from_probabilities(self.labels, p) for p in probs]
-        strengths = self.intensity.strength(features, probs, self.labels)
+        with one_blas_thread():
+            features = self.extractor(np.atleast_2d(clips))
+            probs = self.classify_features(features, voice)
+            if self.intensity is None:
+                return [Prediction.from_probabilities(self.labels, p) for p in probs]
+            strengths = self.intensity.strength(features, probs, self.labels)
         return [Prediction.from_probabilities(self.labels, p, s) for p, s in zip(probs, strengths, strict=True)]
 
     def classify_features(self, features: np.ndarray, voice: Voice | None = None) -> np.ndarray:
         """Class probabilities of raw feature rows ``(batch, n_features)``: the one place where a
-        voice enters, as the input of the model for its kind (references, or same-speaker)."""
+        voice enters, as the input of the adapted model of its source."""
         if voice is None:
             return self.model((features - self._mean) / self._scale)
         self._check_voice(voice)
-        model = self.calibrated if voice.source == "reference" else self.session
-        return model(features, voice.reference)
+        return self.adapted[voice.source](features, voice)
 
     def _check_voice(self, voice: Voice) -> None:
         if not isinstance(voice, Voice):
             raise ParameterError("voice must be a Voice, as calibrate() returns.")
-        self._require_calibration()
+        self._require_adaptation()
         if voice.features != self.fingerprint:
             raise ParameterError("This voice was made with another model's features; calibrate again with this model.")
 
-    def _require_calibration(self) -> None:
-        if self.calibrated is None:
-            raise ParameterError("This model has no calibrated variant; retrain it with this version's train.py.")
+    def _require_adaptation(self) -> None:
+        if not self.adapted:
+            raise ParameterError("This model has no adapted variant; retrain it with this version's train.py.")
 
-    def _segments(self, blocks: Iterable[np.ndarray], window: float | None, hop: float | None = None):
+    def _windows(self, blocks: Iterable[np.ndarray], window: float | None, hop: float | None = None):
         return audio.windows(blocks, window=window, hop=hop, config=self.preprocessing)
 
     def _predict_signal(
@@ -359,52 +204,53 @@ class EmotionClassifier:
     ) -> Prediction:
         """Verdict on a mono 16 kHz signal of any length.
 
-        Up to ``IN_MEMORY_SECONDS`` the signal is one segment (:func:`ser_core.audio.windows`:
+        Up to ``IN_MEMORY_SECONDS`` the signal is one span (:func:`ser_core.audio.windows`:
         silence trimmed first, so speech that fits one clip is judged exactly as in training).
         Longer signals are judged as a stream of windows, the same way a long file is, so a file
         and its samples always agree.
         """
         if y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE:
             return self._timeline([y], voice=voice, stop=stop).summary
-        (segment,) = self._segments([y], None)
-        if segment.error is not None:
-            raise segment.error
-        if not segment.pooled:  # one clip, on this thread: the common case, kept short
-            return self.predictions(segment.clips, voice)[0]
-        ((_, prediction),) = self._judge([segment], voice, stop)
+        (span,) = self._windows([y], None)
+        if span.error is not None:
+            raise span.error
+        if not span.pooled:  # one clip, on this thread: the common case, kept short
+            return self.predictions(span.clips, voice)[0]
+        ((_, prediction),) = self._judge([span], voice, stop)
         return prediction
 
     def _timeline(
         self,
         blocks: Iterable[np.ndarray],
         *,
-        window: float = audio.CLIP_SECONDS,
+        window: float | None = None,
         hop: float = DEFAULT_HOP_SECONDS,
         voice: Voice | None = None,
         stop: threading.Event | None = None,
     ) -> Timeline:
-        judged = self._judge(self._segments(blocks, window, hop), voice, stop)
+        window = self.preprocessing.clip_seconds if window is None else window
+        judged = self._judge(self._windows(blocks, window, hop), voice, stop)
         if not judged:
             raise AudioError("The recording holds no audio samples; choose a file with sound in it.")
-        windows = [Window(segment.start, segment.end, prediction) for segment, prediction in judged]
+        windows = [Window(span.start, span.end, prediction) for span, prediction in judged]
         return Timeline(self.labels, window, hop, windows[-1].end, windows)
 
     def _judge(
-        self, segments: Iterable[audio.Segment], voice: Voice | None = None, stop: threading.Event | None = None
-    ) -> list[tuple[audio.Segment, Prediction | None]]:
-        """Each segment (without its clips) with its verdict (``None`` without speech).
+        self, spans: Iterable[audio.Span], voice: Voice | None = None, stop: threading.Event | None = None
+    ) -> list[tuple[audio.Span, Prediction | None]]:
+        """Each span (without its clips) with its verdict (``None`` without speech).
 
-        The clips of all segments are scored in order, in batches of ``BATCH_WINDOWS``, on
+        The clips of all spans are scored in order, in batches of ``BATCH_WINDOWS``, on
         ``jobs`` threads at once (the features release the GIL for most of their work: FFTs,
         sorts, matrix products); at most ``INFLIGHT_PER_THREAD`` batches per thread wait.
-        ``voice`` calibrates every clip. Once ``stop`` is set, the next window raises
+        ``voice`` adapts every clip. Once ``stop`` is set, the next window raises
         :class:`~ser_core.errors.Cancelled` (a server sets it when the client leaves).
         """
         if voice is not None:
             self._check_voice(voice)  # before any work, in the caller's thread
-        judged: list[audio.Segment] = []
-        scores: list[list[Prediction]] = []  # per segment, the verdicts of its clips
-        pending: list[tuple[int, np.ndarray]] = []  # (segment index, clip)
+        judged: list[audio.Span] = []
+        scores: list[list[Prediction]] = []  # per span, the verdicts of its clips
+        pending: list[tuple[int, np.ndarray]] = []  # (span index, clip)
         inflight: deque[tuple[list[int], Callable[[], list[Prediction]]]] = deque()
 
         def settle() -> None:
@@ -420,24 +266,24 @@ class EmotionClassifier:
             while len(inflight) > INFLIGHT_PER_THREAD * self.jobs:
                 settle()
 
-        for segment in segments:
+        for span in spans:
             if stop is not None and stop.is_set():
                 raise Cancelled()
-            judged.append(replace(segment, clips=NO_CLIPS))  # its clips are freed once scored
+            judged.append(replace(span, clips=NO_CLIPS))  # its clips are freed once scored
             scores.append([])
-            for clip in segment.clips:
+            for clip in span.clips:
                 pending.append((len(judged) - 1, clip))
                 if len(pending) >= BATCH_WINDOWS:
                     flush()
         flush()
         while inflight:
             settle()
-        return [(segment, self._verdict(segment, clips)) for segment, clips in zip(judged, scores, strict=True)]
+        return [(span, self._verdict(span, clips)) for span, clips in zip(judged, scores, strict=True)]
 
-    def _verdict(self, segment: audio.Segment, clips: list[Prediction]) -> Prediction | None:
+    def _verdict(self, span: audio.Span, clips: list[Prediction]) -> Prediction | None:
         if not clips:
             return None
-        return Prediction.mean(self.labels, clips) if segment.pooled else clips[0]
+        return Prediction.mean(self.labels, clips) if span.pooled else clips[0]
 
     # ------------------------------------------------------------ public
 
@@ -452,7 +298,7 @@ class EmotionClassifier:
         """Emotion of a file (``source`` a path) or of samples (``source`` an array with ``sample_rate``).
 
         Arrays may be ``(n,)`` or ``(n, channels)``, any integer or float type, any rate. With a
-        ``voice`` (:meth:`calibrate`) the calibrated model judges the speech relative to it.
+        ``voice`` (:meth:`calibrate`, :meth:`adapt`) the adapted model judges the speech relative to it.
         Setting ``stop`` from another thread ends a long analysis early with
         :class:`~ser_core.errors.Cancelled`. Raises :class:`~ser_core.errors.SERError`
         subclasses with a readable message.
@@ -475,14 +321,14 @@ class EmotionClassifier:
 
         Raises :class:`AudioError` when none of them holds usable speech.
         """
-        self._require_calibration()
+        self._require_adaptation()
         rows, seconds = [], 0.0
         for recording in _recordings(recordings):
             rate = None if isinstance(recording, (str, os.PathLike)) else sample_rate
-            (segment,) = self._segments([audio.load(recording, rate, max_seconds=MAX_REFERENCE_SECONDS)], None)
-            if len(segment.clips):
-                rows.append(self.extractor(segment.clips))
-                seconds += segment.speech
+            (span,) = self._windows([audio.load(recording, rate, max_seconds=MAX_REFERENCE_SECONDS)], None)
+            if len(span.clips):
+                rows.append(self.features(span.clips))
+                seconds += span.speech
         if not rows:
             raise AudioError(NO_REFERENCE_SPEECH)
         features = np.concatenate(rows)
@@ -495,10 +341,10 @@ class EmotionClassifier:
         (``--same-speaker``): files, or arrays at ``sample_rate``, of any length (streamed).
 
         ``None`` when the recordings cannot show the speaker's everyday voice: under about 10 s
-        of speech, or heard as mostly one emotion (:func:`~ser_core.calibration.estimate_baseline`);
+        of speech, or heard as mostly one emotion (:func:`~ser_core.inference.voice.same_speaker_mean`);
         they are then judged without adaptation. Raises :class:`AudioError` without any speech.
         """
-        self._require_calibration()
+        self._require_adaptation()
         rows: list[np.ndarray] = []
         for source in _recordings(sources):
             try:
@@ -506,18 +352,18 @@ class EmotionClassifier:
                     blocks: Iterable[np.ndarray] = audio.stream(Path(source))
                 else:
                     blocks = [audio.load(source, sample_rate)]
-                for segment in self._segments(blocks, audio.CLIP_SECONDS, DEFAULT_HOP_SECONDS):
-                    if len(segment.clips):
-                        rows.append(self.extractor(segment.clips))
+                for span in self._windows(blocks, self.preprocessing.clip_seconds, DEFAULT_HOP_SECONDS):
+                    if len(span.clips):
+                        rows.append(self.features(span.clips))
             except AudioError:
                 continue  # an unreadable file is reported when it is judged
         if not rows:
             raise AudioError("None of the recordings holds usable speech to adapt to; check the files.")
         features = np.concatenate(rows)
-        baseline = estimate_baseline(features, self.classify_features(features))
-        if baseline is None:
+        mean = same_speaker_mean(features, self.classify_features(features))
+        if mean is None:
             return None
-        return Voice(baseline, len(features), len(features) * DEFAULT_HOP_SECONDS, self.fingerprint, "same-speaker")
+        return Voice(mean, len(features), len(features) * DEFAULT_HOP_SECONDS, self.fingerprint, "same-speaker")
 
     def predict_with_timeline(
         self, samples: np.ndarray, sample_rate: int, *, voice: Voice | None = None
@@ -538,42 +384,46 @@ class EmotionClassifier:
         source: str | os.PathLike[str] | np.ndarray,
         sample_rate: int | None = None,
         *,
-        window: float = audio.CLIP_SECONDS,
+        window: float | None = None,
         hop: float = DEFAULT_HOP_SECONDS,
         voice: Voice | None = None,
         stop: threading.Event | None = None,
     ) -> Timeline:
-        """Emotion over time with sliding windows of ``window`` seconds every ``hop`` seconds.
+        """Emotion over time with sliding windows of ``window`` seconds (default: one clip of the
+        model, 3.5 s) every ``hop`` seconds.
 
         A window longer than one clip is judged as :meth:`predict` judges long speech: clip by
         clip, and the mean. Files are streamed, so recordings of any length use bounded memory.
         Windows without speech are kept with ``prediction=None``. ``stop`` as in :meth:`predict`.
         """
+        window = self.preprocessing.clip_seconds if window is None else window
         check_timeline(window, hop)
         return self._timeline(_blocks(source, sample_rate), window=window, hop=hop, voice=voice, stop=stop)
 
-    def segments(
+    def utterances(
         self,
         source: str | os.PathLike[str] | np.ndarray,
         sample_rate: int | None = None,
         *,
-        detector: str = segments.DEFAULT_DETECTOR,
+        detector: str = DEFAULT_DETECTOR,
         voice: Voice | None = None,
         stop: threading.Event | None = None,
     ) -> Utterances:
-        """Emotion per utterance: the recording split on its pauses (:mod:`ser_core.segments`,
+        """Emotion per utterance: the recording split on its pauses (:mod:`ser_core.inference.utterances`,
         with voice-activity ``detector``), each utterance judged as :meth:`predict` judges a
         recording, relative to ``voice`` when one is given. Files are streamed (bounded memory).
         Raises :class:`AudioError` when no utterance is found. ``stop`` as in :meth:`predict`.
         """
-        settings = segments.Segmentation(detector=detector)
+        settings = Segmentation(detector=detector)
         counted = _Counted(_blocks(source, sample_rate))
-        found = segments.segments(counted, settings=settings, config=self.preprocessing)
+        found = spans(counted, settings=settings, config=self.preprocessing)
         judged = self._judge(found, voice, stop)
         if not judged:
             raise AudioError(audio.NO_SPEECH)
-        rows = [Window(segment.start, segment.end, prediction) for segment, prediction in judged]
+        rows = [Window(span.start, span.end, prediction) for span, prediction in judged]
         return Utterances(self.labels, 0.0, 0.0, counted.samples / audio.SAMPLE_RATE, rows, detector)
+
+    segments = utterances  # the name of timeline --segments and POST /v1/segments, kept for callers
 
     def _submit(self, clips: np.ndarray, voice: Voice | None) -> Callable[[], list[Prediction]]:
         """Start scoring ``clips``; returns a function that waits for their verdicts."""

@@ -1,13 +1,14 @@
 """How strongly an emotion is expressed: RAVDESS's normal or strong delivery.
 
 The intensity model is one logistic head per emotional class (trained by
-:mod:`ser_core.training_intensity`), each telling normal from strong delivery of its own
+:mod:`ser_core.training.intensity`), each telling normal from strong delivery of its own
 emotion. A clip's strength is the heads' probabilities of "strong", weighted by how likely the
 emotion model finds each emotion, so that the head of the emotion heard speaks loudest. Neutral
 speech has no strong version in the data, so a neutral verdict carries no intensity.
 
-The heads are a few plain arrays in the bundle's verified ``features.npz``; applying them is one
-small matrix product per clip, beside the emotion model.
+The heads are a few plain arrays in the bundle's verified ``features.npz``
+(:class:`ser_core.bundle.IntensityPart`); applying them is one small matrix product per clip,
+beside the emotion model.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ArtifactError, ParameterError
+from ..bundle import IntensityPart
+from ..emotions import NEUTRAL
+from ..errors import ArtifactError, ParameterError
 
 __all__ = ["Intensity", "IntensityModel", "LEVELS", "NO_INTENSITY", "STRONG_THRESHOLD", "describe"]
 
 LEVELS = ("normal", "strong")  # RAVDESS intensity 01 and 02, in that order
 STRONG_THRESHOLD = 0.5  # strength at or above this is "strong"
-NO_INTENSITY = ("neutral",)  # verdicts that carry no intensity: the data has no strong version of them
+NO_INTENSITY = (NEUTRAL,)  # verdicts that carry no intensity: the data has no strong version of them
 ADVERBS = {"normal": "mildly", "strong": "strongly"}  # the demo's wording
-ARRAY_KEYS = ("intensity_weights", "intensity_bias", "intensity_mean", "intensity_scale")
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,15 @@ class IntensityModel:
     scale: np.ndarray
 
     @classmethod
-    def from_bundle(cls, arrays: dict, config: dict, labels: tuple[str, ...], n_features: int) -> IntensityModel | None:
-        """The bundle's intensity model, checked against its labels and feature count; ``None``
-        for a bundle without one (built before intensity existed)."""
-        if "intensity" not in config:
+    def from_part(cls, part: IntensityPart | None, labels: tuple[str, ...], n_features: int) -> IntensityModel | None:
+        """The bundle's intensity heads, checked against its labels and feature count; ``None``
+        for a bundle without them (built before intensity existed)."""
+        if part is None:
             return None
-        try:
-            emotions = tuple(config["intensity"]["emotions"])
-            weights, bias, mean, scale = (np.asarray(arrays[key], np.float32) for key in ARRAY_KEYS)
-        except (KeyError, TypeError) as e:
-            raise ArtifactError(f"The intensity model is not described fully ({e}); rebuild the artifacts.") from e
+        emotions = part.emotions
+        weights, bias, mean, scale = (
+            np.asarray(a, np.float32) for a in (part.weights, part.bias, part.mean, part.scale)
+        )
         if (
             not emotions
             or not set(emotions) <= set(labels)

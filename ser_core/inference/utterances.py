@@ -9,7 +9,7 @@ keeps at most one utterance of audio, so hours of recording use bounded memory.
 Three detectors share the :class:`Detector` protocol: ``silero`` (Silero VAD, its ONNX model
 shipped in ``ser_core/data`` under the MIT licence, run on onnxruntime), ``webrtc`` (the
 WebRTC detector, package ``webrtcvad-wheels``) and ``energy`` (frame level against a tracked
-noise floor). ``benchmarks/bench_segments.py`` compares them; the default is the one that
+noise floor). ``benchmarks/bench_utterances.py`` compares them; the default is the one that
 measured best.
 """
 
@@ -25,8 +25,8 @@ from typing import Protocol
 
 import numpy as np
 
-from . import audio
-from .errors import ArtifactError, ParameterError
+from .. import audio
+from ..errors import ArtifactError, ParameterError
 
 __all__ = [
     "DETECTORS",
@@ -36,7 +36,7 @@ __all__ = [
     "Detector",
     "detector",
     "utterances",
-    "segments",
+    "spans",
 ]
 
 MIN_PAUSE_SECONDS = 0.25  # a shorter silence is a breath inside an utterance, not a boundary
@@ -47,7 +47,7 @@ HYSTERESIS = 0.15  # speech goes on while the probability stays above the thresh
 SPLIT_SMOOTH_SECONDS = 0.1  # frame energies are averaged over this before looking for the quietest point
 POWER_FLOOR = 1e-10  # (-100 dBFS) added to frame power before taking logarithms
 
-SILERO_MODEL = Path(__file__).with_name("data") / "silero_vad_16k_sequence.onnx"
+SILERO_MODEL = Path(__file__).resolve().parent.parent / "data" / "silero_vad_16k_sequence.onnx"
 SILERO_SHA256 = "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85"
 SILERO_FRAME = 512  # samples per decision at 16 kHz (32 ms)
 SILERO_CONTEXT = 64  # samples of the previous frame the model sees before each frame
@@ -286,12 +286,12 @@ def utterances(
         yield cut(start, last + 1, 0 if split else pad, pad)
 
 
-def segments(
+def spans(
     blocks: Iterable[np.ndarray],
     *,
     settings: Segmentation = SEGMENTATION,
     config: audio.Preprocessing = audio.PREPROCESSING,
-) -> Iterator[audio.Segment]:
-    """Each utterance of a stream as a :class:`~ser_core.audio.Segment` with the clips that judge it."""
+) -> Iterator[audio.Span]:
+    """Each utterance of a stream as a :class:`~ser_core.audio.Span` with the clips that judge it."""
     for start, samples in utterances(blocks, settings=settings):
-        yield audio.segment(start, samples, config=config)
+        yield audio.span(start, samples, config=config)

@@ -1,15 +1,22 @@
-"""Speaker calibration: a :class:`Voice` is a speaker's everyday voice as the model sees it, and
+"""Speaker adaptation: a :class:`Voice` is a speaker's everyday voice as the model sees it, and
 :func:`relative` puts any of their clips' features in relation to it.
 
-An emotion is a departure from a speaker's own everyday voice, so the calibrated model reads
-each clip's features beside their difference from the speaker's neutral reference (the mean
-features of a few seconds of their unemotional speech). A :class:`Voice` holds that mean and no
-audio; it serialises to JSON and back and names the feature set it belongs to, so a voice made
-with one model is never applied to another's features.
+The words, used the same way everywhere (code, JSON, command line, docs): a verdict is
+*adapted* when it is judged relative to a speaker's *voice*; a voice comes from one of two
+*sources*: ``"reference"``, recordings of the speaker's everyday voice that they give
+(*calibration*: ``calibrate()``, ``--reference``, the ``reference`` upload field, the demo's
+calibration step), or ``"same-speaker"``, estimated from the recordings being judged, all of
+one speaker (``adapt()``, ``--same-speaker``). Each source has its *adapted model*.
 
-Without a reference, :func:`estimate_baseline` takes the mean of a session's own clips, and
-declines (judging without adaptation) when the session sounds dominated by one emotion, so that
-an angry call is never taken for the speaker's normal.
+An emotion is a departure from a speaker's own everyday voice, so the adapted model reads each
+clip's features beside their difference from the speaker's voice (the mean features of their
+unemotional speech). A :class:`Voice` holds that mean and no audio; it serialises to JSON and
+back and names the feature set it belongs to, so a voice made with one model is never applied
+to another's features.
+
+For the same-speaker source, :func:`same_speaker_mean` takes the mean of a session's own clips,
+and declines (judging without adaptation) when the session sounds dominated by one emotion, so
+that an angry call is never taken for the speaker's normal.
 """
 
 from __future__ import annotations
@@ -20,21 +27,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = [
     "Voice",
-    "CALIBRATION_MODES",
+    "SOURCES",
+    "ADAPTATION_MODES",
     "adapted",
     "relative",
     "feature_fingerprint",
-    "estimate_baseline",
+    "same_speaker_mean",
     "dominant_share",
 ]
 
-CALIBRATION_MODES = ("concat", "offset")  # the calibrated model's input: [x, x - ref] or x - ref
+ADAPTATION_MODES = ("concat", "offset")  # the adapted models' input: [x, x - voice] or x - voice
 VOICE_FORMAT = 1
-ADAPTATIONS = ("reference", "same-speaker")
+SOURCES = ("reference", "same-speaker")  # where a voice comes from; also the verdicts' "adapted"
 MIN_SESSION_CLIPS = 8  # fewer clips (about 10 s of speech) cannot show a speaker's range
 MAX_DOMINANT_SHARE = 0.5  # a session more than half of one verdict is not adapted to (set beforehand)
 
@@ -46,28 +54,28 @@ def feature_fingerprint(feature_config: dict) -> str:
 
 @dataclass(frozen=True)
 class Voice:
-    """A speaker's baseline: the mean features of their neutral speech. Small, and no audio.
+    """A speaker's voice: the mean features of their everyday speech. Small, and no audio.
 
     ``clips`` and ``seconds`` say how much speech it was built from; ``source`` is
     ``"reference"`` (recordings the speaker gave) or ``"same-speaker"`` (estimated from the
     recordings being judged).
     """
 
-    reference: np.ndarray  # (n_features,) float32
+    mean: np.ndarray  # (n_features,) float32
     clips: int
     seconds: float
     features: str  # feature_fingerprint of the feature set
     source: str = "reference"
 
     def __post_init__(self) -> None:
-        reference = np.asarray(self.reference, np.float32)
-        if reference.ndim != 1 or not reference.size or not np.all(np.isfinite(reference)):
-            raise ParameterError("A voice's reference must be a non-empty vector of finite numbers.")
-        if self.source not in ADAPTATIONS:
-            raise ParameterError(f"A voice's source must be one of {list(ADAPTATIONS)}, not {self.source!r}.")
+        mean = np.asarray(self.mean, np.float32)
+        if mean.ndim != 1 or not mean.size or not np.all(np.isfinite(mean)):
+            raise ParameterError("A voice's mean must be a non-empty vector of finite numbers.")
+        if self.source not in SOURCES:
+            raise ParameterError(f"A voice's source must be one of {list(SOURCES)}, not {self.source!r}.")
         if self.clips < 1 or self.seconds <= 0:
             raise ParameterError("A voice is built from at least one clip with speech.")
-        object.__setattr__(self, "reference", reference)
+        object.__setattr__(self, "mean", mean)
 
     def to_dict(self) -> dict:
         return {
@@ -76,7 +84,7 @@ class Voice:
             "source": self.source,
             "clips": self.clips,
             "seconds": round(self.seconds, 3),
-            "reference": [float(v) for v in self.reference],
+            "mean": [float(v) for v in self.mean],
         }
 
     def to_json(self) -> str:
@@ -84,11 +92,13 @@ class Voice:
 
     @classmethod
     def from_dict(cls, data: object) -> Voice:
+        """A voice saved by :meth:`to_dict`; also reads voices saved before the mean was called
+        ``"mean"`` (it was ``"reference"``)."""
         if not isinstance(data, dict) or data.get("format") != VOICE_FORMAT:
             raise ParameterError("This is not a saved voice of this version; calibrate again.")
         try:
             return cls(
-                reference=np.asarray(data["reference"], np.float32),
+                mean=np.asarray(data["mean"] if "mean" in data else data["reference"], np.float32),
                 clips=int(data["clips"]),
                 seconds=float(data["seconds"]),
                 features=str(data["features"]),
@@ -110,21 +120,21 @@ def adapted(voice: Voice | None) -> str | None:
     return None if voice is None else voice.source
 
 
-def relative(features: np.ndarray, reference: np.ndarray, mode: str) -> np.ndarray:
-    """Features ``(b, n)`` in relation to a speaker's ``reference`` ``(n,)``: ``(b, 2 n)`` for
-    ``"concat"`` (the features and their difference from the reference), ``(b, n)`` for ``"offset"``."""
+def relative(features: np.ndarray, mean: np.ndarray, mode: str) -> np.ndarray:
+    """Features ``(b, n)`` in relation to a speaker's voice, its ``mean`` ``(n,)``: ``(b, 2 n)`` for
+    ``"concat"`` (the features and their difference from the voice), ``(b, n)`` for ``"offset"``."""
     if mode == "offset":
-        return features - reference
+        return features - mean
     if mode == "concat":
-        return np.concatenate([features, features - reference], axis=1)
-    raise ParameterError(f"Unknown calibration mode {mode!r}; choose one of {list(CALIBRATION_MODES)}.")
+        return np.concatenate([features, features - mean], axis=1)
+    raise ParameterError(f"Unknown adaptation mode {mode!r}; choose one of {list(ADAPTATION_MODES)}.")
 
 
-def estimate_baseline(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray | None:
-    """A speaker's baseline from the features ``(b, n)`` of a session's own clips, or ``None``
-    when the session cannot give one honestly.
+def same_speaker_mean(features: np.ndarray, probabilities: np.ndarray) -> np.ndarray | None:
+    """A speaker's voice (its mean features) from the features ``(b, n)`` of a session's own clips,
+    or ``None`` when the session cannot give one honestly.
 
-    The baseline is the mean of the clips: in a session that mixes emotions it sits near the
+    The voice is the mean of the clips: in a session that mixes emotions it sits near the
     speaker's everyday voice. A session the uncalibrated model hears as mostly one emotion
     (``probabilities`` ``(b, classes)``: more than ``MAX_DOMINANT_SHARE`` of its clips won by one
     class), or one of fewer than ``MIN_SESSION_CLIPS`` clips, would make that emotion the

@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from . import audio
-from .calibration import Voice, adapted
-from .classifier import EmotionClassifier, Prediction, Timeline, Utterances
-from .errors import AudioError, SERError
-from .intensity import describe
+from .. import audio
+from ..errors import AudioError, SERError
+from ..inference import EmotionClassifier, Prediction, Timeline, Utterances, Voice, result_row
+from ..inference.intensity import describe
 from .limits import LIMITS
 
 __all__ = [
@@ -80,7 +79,6 @@ MIN_MARGIN = 0.10  # a winner closer than this to the runner-up is a near tie
 
 MAX_UPLOAD_BYTES = LIMITS.max_upload_bytes  # enforced by Gradio (launch max_file_size) before the handler runs
 MAX_SECONDS = LIMITS.max_seconds  # enforced from the header, or while decoding, before any analysis
-ACCEPTED_FORMATS = "WAV, MP3, FLAC, M4A, OGG or WebM"
 
 LIVE_STREAM_EVERY = 1.0  # seconds of microphone audio per live update
 LIVE_TIME_LIMIT = 120  # seconds a live session may run
@@ -185,7 +183,7 @@ def analyse(clf: EmotionClassifier, source: AudioInput, voice: Voice | None = No
     """
     y = load_signal(source)
     duration = y.size / audio.SAMPLE_RATE
-    if duration <= audio.CLIP_SECONDS:
+    if duration <= clf.preprocessing.clip_seconds:
         return Analysis(clf.predict(y, audio.SAMPLE_RATE, voice=voice), duration)
     prediction, timeline = clf.predict_with_timeline(y, audio.SAMPLE_RATE, voice=voice)
     return Analysis(prediction, duration, timeline)
@@ -396,10 +394,10 @@ def on_segments(clf: EmotionClassifier, source: AudioInput, voice: Voice | None 
 
     hidden = gr.update(value=None, visible=False)
     y = load_signal(source)
-    if y.size <= audio.N_SAMPLES:
+    if y.size <= clf.preprocessing.n_samples:
         return hidden, hidden
     try:
-        utterances = clf.segments(y, audio.SAMPLE_RATE, voice=voice)
+        utterances = clf.utterances(y, audio.SAMPLE_RATE, voice=voice)
     except AudioError:
         return hidden, hidden
     return (
@@ -427,9 +425,9 @@ class LiveSession:
     current: Prediction | None = None
     status: str = "Listening… keep talking."
 
-    def add(self, y: np.ndarray) -> None:
-        """Append 16 kHz samples, keeping only the last analysis window."""
-        self.buffer = np.concatenate([self.buffer, y])[-audio.N_SAMPLES :]
+    def add(self, y: np.ndarray, keep: int) -> None:
+        """Append 16 kHz samples, keeping only the last ``keep`` (one analysis window)."""
+        self.buffer = np.concatenate([self.buffer, y])[-keep:]
 
 
 def live_step(
@@ -448,7 +446,7 @@ def live_step(
     now = time.monotonic() if now is None else now
     if chunk is None:
         return session, False
-    session.add(load_signal(chunk))
+    session.add(load_signal(chunk), clf.preprocessing.n_samples)
     if session.started is None:
         session.started = now
     if session.buffer.size < LIVE_MIN_SECONDS * audio.SAMPLE_RATE:
@@ -556,7 +554,7 @@ def api_predict(clf: EmotionClassifier, source: AudioInput, reference: AudioInpu
     """The ``/predict`` endpoint: ``{"emotion", "confidence", "probabilities", "intensity", "adapted"}`` for a
     file, relative to the speaker's voice in ``reference`` when one is given (used for this call only)."""
     voice = calibrate_voice(clf, reference) if reference is not None else None
-    return {**analyse(clf, source, voice).prediction.to_dict(), "adapted": adapted(voice)}
+    return result_row(analyse(clf, source, voice).prediction, voice)
 
 
 def calibrate_voice(clf: EmotionClassifier, source: AudioInput) -> Voice:
@@ -617,10 +615,10 @@ def _help_markdown() -> str:
     )
 
 
-def _limits_markdown() -> str:
+def _limits_markdown(clip_seconds: float) -> str:
     return (
-        f'<div class="ser-limits">Files: {ACCEPTED_FORMATS}; up to {MAX_UPLOAD_BYTES / 2**20:g} MB and '
-        f"{MAX_SECONDS / 60:g} minutes. Recordings longer than {audio.CLIP_SECONDS:g} s also get an "
+        f'<div class="ser-limits">Files: {audio.FORMATS}; up to {MAX_UPLOAD_BYTES / 2**20:g} MB and '
+        f"{MAX_SECONDS / 60:g} minutes. Recordings longer than {clip_seconds:g} s also get an "
         "emotion timeline and a verdict per utterance. Uploaded audio and timelines are deleted "
         f"{retention()}; nothing else is kept.</div>"
     )
@@ -664,7 +662,7 @@ def _calibration_panel(clf: EmotionClassifier, voice_state: Any, calibrate: Call
         "Calibrate to my voice (optional, recommended)",
         open=False,
         elem_id="calibrate",
-        visible=clf.calibrated is not None,
+        visible=bool(clf.adapted),
     ):
         gr.Markdown(
             "Read this sentence in your everyday voice, calmly, for about 5 to 10 seconds: "
@@ -723,7 +721,7 @@ def build_app(clf: EmotionClassifier) -> Any:
                             label="Your speech",
                             elem_id="audio-in",
                         )
-                        gr.HTML(_limits_markdown())
+                        gr.HTML(_limits_markdown(clf.preprocessing.clip_seconds))
                     with gr.Column(scale=1, min_width=280):
                         verdict = gr.HTML(
                             render_waiting("Record or upload speech; the result appears here."), elem_id="verdict"
@@ -743,7 +741,7 @@ def build_app(clf: EmotionClassifier) -> Any:
             with gr.Tab("Live", id="live"):
                 gr.Markdown(
                     f"Speak and watch the emotion follow you, updated about every {LIVE_STREAM_EVERY:g} s from the "
-                    f"last {audio.CLIP_SECONDS:g} s of sound (up to {LIVE_TIME_LIMIT // 60} minutes a session)."
+                    f"last {clf.preprocessing.clip_seconds:g} s of sound (up to {LIVE_TIME_LIMIT // 60} minutes a session)."
                 )
                 live_state = gr.State(None)
                 with gr.Row(equal_height=False):

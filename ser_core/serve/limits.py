@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["Limits", "LIMITS", "MAX_SECONDS", "MAX_UPLOAD_BYTES", "MAX_WINDOWS"]
 

@@ -34,15 +34,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from . import audio, segments
-from .calibration import adapted
-from .errors import AudioError, BusyError, Cancelled, NotAudioError, ParameterError, SERError
+from .. import audio
+from ..errors import AudioError, BusyError, Cancelled, NotAudioError, ParameterError, SERError
+from ..inference import result_row
+from ..inference.utterances import DEFAULT_DETECTOR, DETECTORS
 from .limits import LIMITS, RETRY_AFTER_SECONDS, Limits
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
 
-    from .classifier import EmotionClassifier
+    from ..inference import EmotionClassifier
 
 __all__ = ["create_app", "serve", "sweep_stale_uploads", "DEFAULT_HOST", "DEFAULT_PORT"]
 
@@ -119,7 +120,7 @@ def _check_upload(filename: str, content_type: str | None) -> str:
     if suffix or kind.startswith(NON_AUDIO_TYPES):
         raise HTTPException(
             status_code=415,
-            detail=f"'{filename}' is not a supported audio file; send WAV, FLAC, MP3, OGG, Opus, M4A or WebM.",
+            detail=f"'{filename}' is not a supported audio file; send {audio.FORMATS}.",
         )
     return ""  # no extension: let the decoders sniff the content
 
@@ -400,8 +401,9 @@ def create_app(
     """The API around ``classifier`` (default: the bundle in ``artifacts``, loaded now, once)."""
     from fastapi import FastAPI, File, Query, Request, UploadFile
 
-    from . import __version__
-    from .classifier import DEFAULT_HOP_SECONDS, MAX_WINDOW_SECONDS, MIN_HOP_SECONDS, EmotionClassifier
+    from .. import __version__
+    from ..inference import EmotionClassifier
+    from ..inference.classifier import DEFAULT_HOP_SECONDS, MAX_WINDOW_SECONDS, MIN_HOP_SECONDS, check_timeline
 
     clf = classifier if classifier is not None else EmotionClassifier.load(artifacts)
     labels = list(clf.labels)
@@ -420,9 +422,11 @@ def create_app(
     app.state.gate = Gate(limits)
     _install_error_handlers(app)
     upload_help = (
-        f"an audio file (WAV, FLAC, MP3, OGG, Opus, M4A, WebM), up to {limits.max_seconds / 60:g} minutes "
+        f"an audio file ({audio.FORMATS}), up to {limits.max_seconds / 60:g} minutes "
         f"and {limits.max_upload_bytes / 2**20:g} MiB"
     )
+    window_help = f"seconds, from {audio.MIN_SPEECH_SECONDS} to {MAX_WINDOW_SECONDS:g}"
+    hop_help = f"seconds, from {MIN_HOP_SECONDS} to the window"
     reference_help = (
         "optional, repeatable: recordings of the same speaker's everyday, unemotional voice (5 to 60 s in all); "
         "the verdict is then relative to that voice"
@@ -442,20 +446,18 @@ def create_app(
             return clf.predict(y, audio.SAMPLE_RATE, voice=voice, stop=stop), voice
 
         prediction, voice = await _analyse(request, [file, *(reference or [])], job)
-        return {"path": file.filename or "", **prediction.to_dict(), "adapted": adapted(voice)}
+        return result_row(prediction, voice, file.filename or "")
 
     @app.post("/v1/timeline", response_model=schemas["TimelineOut"], responses=errors, summary="Emotion over time")
     async def timeline(
         request: Request,
         file: Annotated[UploadFile, File(description=upload_help)],
-        window: Annotated[
-            float, Query(ge=audio.MIN_SPEECH_SECONDS, le=MAX_WINDOW_SECONDS, description="seconds")
-        ] = audio.CLIP_SECONDS,
-        hop: Annotated[
-            float, Query(ge=MIN_HOP_SECONDS, le=MAX_WINDOW_SECONDS, description="seconds, at most the window")
-        ] = DEFAULT_HOP_SECONDS,
+        window: Annotated[float, Query(description=window_help)] = clf.preprocessing.clip_seconds,
+        hop: Annotated[float, Query(description=hop_help)] = DEFAULT_HOP_SECONDS,
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
     ) -> dict:
+        check_timeline(window, hop)
+
         def job(stop: threading.Event, path: Path, *references: Path) -> tuple:
             y = _recording(path, limits)
             limits.check_windows(y.size / audio.SAMPLE_RATE, window, hop)
@@ -463,24 +465,22 @@ def create_app(
             return clf.timeline(y, audio.SAMPLE_RATE, window=window, hop=hop, voice=voice, stop=stop), voice
 
         result, voice = await _analyse(request, [file, *(reference or [])], job, heavy=True)
-        return {"path": file.filename or "", **result.to_dict(), "adapted": adapted(voice)}
+        return result_row(result, voice, file.filename or "")
 
     @app.post("/v1/segments", response_model=schemas["SegmentsOut"], responses=errors, summary="Emotion per utterance")
-    async def utterances(
+    async def segments(
         request: Request,
         file: Annotated[UploadFile, File(description=upload_help)],
-        detector: Annotated[
-            Literal[segments.DETECTORS], Query(description="voice-activity detector")
-        ] = segments.DEFAULT_DETECTOR,
+        detector: Annotated[Literal[DETECTORS], Query(description="voice-activity detector")] = DEFAULT_DETECTOR,
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
     ) -> dict:
         def job(stop: threading.Event, path: Path, *references: Path) -> tuple:
             y = _recording(path, limits)
             voice = _voice(clf, references, stop)
-            return clf.segments(y, audio.SAMPLE_RATE, detector=detector, voice=voice, stop=stop), voice
+            return clf.utterances(y, audio.SAMPLE_RATE, detector=detector, voice=voice, stop=stop), voice
 
         result, voice = await _analyse(request, [file, *(reference or [])], job, heavy=True)
-        return {"path": file.filename or "", **result.to_dict(), "adapted": adapted(voice)}
+        return result_row(result, voice, file.filename or "")
 
     @app.get("/v1/health", summary="Liveness")
     async def health() -> dict:

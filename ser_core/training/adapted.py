@@ -1,12 +1,14 @@
-"""The calibrated model: trained on features relative to each speaker's own neutral voice, and
-evaluated speaker-independently, within RAVDESS and across corpora.
+"""The adapted models: trained on features relative to each speaker's own voice, and evaluated
+speaker-independently, within RAVDESS and across corpora. The reference model judges relative
+to a voice from the speaker's neutral recordings; the same-speaker model relative to the mean of
+the session being judged (:mod:`ser_core.inference.voice` defines the words).
 
 Training rows: every training speaker's clips, each time relative to a random draw of one to
 ``max_references`` of that speaker's own neutral recordings (the draw's references are not among
 its rows), ``draws`` times per speaker. A corpus with fewer recordings gets proportionally more
 draws, so each corpus weighs about the same; classes are balanced by the logistic regression.
 C and the temperature are chosen on inner speaker folds of the training rows alone
-(:func:`ser_core.training.fit`).
+(:func:`ser_core.training.fit.fit`).
 
 The same-speaker model is trained the same way on clips relative to the mean of random
 sessions of the speaker's own clips (60-100% of them), as ``--same-speaker`` estimates it.
@@ -24,20 +26,19 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from .calibration import CALIBRATION_MODES, estimate_baseline, relative
-from .errors import ParameterError
-from .training import TrainConfig, actor_folds, evaluate_predictions, fit
+from ..emotions import NEUTRAL
+from ..errors import ParameterError
+from ..inference.voice import ADAPTATION_MODES, relative, same_speaker_mean
+from .fit import TrainConfig, actor_folds, evaluate_predictions, fit
 
-__all__ = ["CalibrationConfig", "Corpus", "train_calibrated", "train_session", "evaluate_calibrated"]
+__all__ = ["AdaptationConfig", "Corpus", "train_reference", "train_same_speaker", "evaluate_adapted"]
 
 log = logging.getLogger(__name__)
 
-NEUTRAL = "neutral"
-
 
 @dataclass(frozen=True)
-class CalibrationConfig:
-    """Everything that decides the calibrated model and its evaluation; written into the bundle."""
+class AdaptationConfig:
+    """Everything that decides the adapted models and their evaluation; written into the bundle."""
 
     mode: str = "concat"
     draws: int = 2  # reference draws per speaker of the largest corpus; smaller corpora get more
@@ -49,8 +50,8 @@ class CalibrationConfig:
     dominated_share: float = 0.8  # one-emotion-dominated sessions: this share of one emotion
 
     def __post_init__(self) -> None:
-        if self.mode not in CALIBRATION_MODES:
-            raise ParameterError(f"Unknown calibration mode {self.mode!r}; choose one of {list(CALIBRATION_MODES)}.")
+        if self.mode not in ADAPTATION_MODES:
+            raise ParameterError(f"Unknown adaptation mode {self.mode!r}; choose one of {list(ADAPTATION_MODES)}.")
         if self.draws < 1 or self.max_references < 1 or self.eval_draws < 1:
             raise ParameterError("draws, max_references and eval_draws must be at least 1.")
         if not 0.5 <= self.dominated_share < 1.0:
@@ -94,8 +95,8 @@ def _reference_rows(
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
 
 
-def train_calibrated(corpora: list[Corpus], config: TrainConfig, cal: CalibrationConfig, *, desc: str):
-    """The calibrated model on ``corpora``: ``(keras_model, mean, scale, details)`` as :func:`fit`."""
+def train_reference(corpora: list[Corpus], config: TrainConfig, cal: AdaptationConfig, *, desc: str):
+    """The reference model on ``corpora``: ``(keras_model, mean, scale, details)`` as :func:`fit`."""
     rng = np.random.default_rng(config.random_seed)
     neutral = config.emotions.index(NEUTRAL)
     largest = max(len(c.labels) for c in corpora)
@@ -106,8 +107,8 @@ def train_calibrated(corpora: list[Corpus], config: TrainConfig, cal: Calibratio
     return _fit_parts(parts, config, cal, desc)
 
 
-def _fit_parts(parts: list[tuple[np.ndarray, ...]], config: TrainConfig, cal: CalibrationConfig, desc: str):
-    """:func:`fit` (the linear recipe with the calibration's C and inner folds) on the rows of every corpus."""
+def _fit_parts(parts: list[tuple[np.ndarray, ...]], config: TrainConfig, cal: AdaptationConfig, desc: str):
+    """:func:`fit` (the linear recipe with the adaptation's C and inner folds) on the rows of every corpus."""
     x, y, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
     inner = replace(config, architecture="linear", c_grid=cal.c_grid, inner_folds=cal.inner_folds)
     return fit(x, y, groups, np.zeros(len(y), bool), inner, desc=desc)
@@ -129,7 +130,7 @@ def _session_rows(
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
 
 
-def train_session(corpora: list[Corpus], config: TrainConfig, cal: CalibrationConfig, *, desc: str):
+def train_same_speaker(corpora: list[Corpus], config: TrainConfig, cal: AdaptationConfig, *, desc: str):
     """The same-speaker model on ``corpora``: ``(keras_model, mean, scale, details)`` as :func:`fit`."""
     rng = np.random.default_rng([config.random_seed, 1])
     largest = max(len(c.labels) for c in corpora)
@@ -142,7 +143,7 @@ def _probabilities(model, mean: np.ndarray, scale: np.ndarray, x: np.ndarray) ->
 
 
 def _score_references(
-    fitted, test: Corpus, neutral: int, k: int, cal: CalibrationConfig, rng: np.random.Generator, classes
+    fitted, test: Corpus, neutral: int, k: int, cal: AdaptationConfig, rng: np.random.Generator, classes
 ) -> dict:
     """Each test speaker judged relative to ``k`` of their own neutral clips (not scored), ``eval_draws`` times."""
     model, mean, scale, _ = fitted
@@ -182,17 +183,17 @@ def _sessions(test: Corpus, share: float, rng: np.random.Generator) -> list[np.n
 
 
 def _score_same_speaker(session_model, plain, sessions: list[np.ndarray], test: Corpus, classes, cal) -> dict:
-    """Each session judged by the same-speaker model relative to a baseline estimated from itself
-    (or, where :func:`estimate_baseline` declines, without adaptation), beside the uncalibrated model."""
-    model, mean, scale, _ = session_model
+    """Each session judged by the same-speaker model relative to a voice estimated from itself
+    (or, where :func:`same_speaker_mean` declines, without adaptation), beside the uncalibrated model."""
+    model, model_mean, scale, _ = session_model
     truth, adapted, uncalibrated, declined = [], [], [], 0
     for rows in sessions:
         x = test.features[rows]
         before = _probabilities(plain[0], plain[1], plain[2], x)
-        baseline = estimate_baseline(x, before)
-        declined += baseline is None
+        mean = same_speaker_mean(x, before)
+        declined += mean is None
         adapted.append(
-            before if baseline is None else _probabilities(model, mean, scale, relative(x, baseline, cal.mode))
+            before if mean is None else _probabilities(model, model_mean, scale, relative(x, mean, cal.mode))
         )
         uncalibrated.append(before)
         truth.append(test.labels[rows])
@@ -209,13 +210,13 @@ def _balanced_sessions(test: Corpus) -> list[np.ndarray]:
     return [np.flatnonzero(test.speakers == s) for s in np.unique(test.speakers)]
 
 
-def _evaluate_split(train: list[Corpus], test: Corpus, config: TrainConfig, cal: CalibrationConfig, desc: str) -> dict:
+def _evaluate_split(train: list[Corpus], test: Corpus, config: TrainConfig, cal: AdaptationConfig, desc: str) -> dict:
     """Fit both models on ``train`` and score ``test`` every way: calibrated with k references,
     same-speaker on balanced and dominated sessions, uncalibrated."""
     rng = np.random.default_rng([config.random_seed, len(test.labels)])
     classes, neutral = config.emotions, config.emotions.index(NEUTRAL)
-    fitted = train_calibrated(train, config, cal, desc=f"{desc}: calibrated")
-    session = train_session(train, config, cal, desc=f"{desc}: same-speaker")
+    fitted = train_reference(train, config, cal, desc=f"{desc}: calibrated")
+    session = train_same_speaker(train, config, cal, desc=f"{desc}: same-speaker")
     x = np.concatenate([c.features for c in train])
     plain_config = replace(config, architecture="linear", c_grid=cal.c_grid, inner_folds=cal.inner_folds)
     plain = fit(
@@ -264,7 +265,7 @@ def _mean_of(folds: list[dict]) -> dict:
     return {**out, **counts}
 
 
-def evaluate_calibrated(ravdess: Corpus, others: list[Corpus], config: TrainConfig, cal: CalibrationConfig) -> dict:
+def evaluate_adapted(ravdess: Corpus, others: list[Corpus], config: TrainConfig, cal: AdaptationConfig) -> dict:
     """k-fold by actor on RAVDESS (the other corpora always in training) and leave-one-corpus-out."""
     folds = []
     for i, test_actors in enumerate(actor_folds(np.unique(ravdess.speakers).tolist(), config.folds)):

@@ -1,14 +1,14 @@
-"""Building the model bundle: read the corpora, evaluate both models speaker-independently,
-train them on every speaker, and write the bundle with its metrics and model card.
+"""Building the model bundle: read the corpora, evaluate the models speaker-independently,
+train them on every speaker, and write the bundle (:func:`ser_core.bundle.write`) with its
+metrics and model card.
 
-The uncalibrated model (the default verdict) is fitted and cross-validated by
-:mod:`ser_core.training`; the model for calibrated input by :mod:`ser_core.training_calibrated`.
+The default model is fitted and cross-validated by :mod:`ser_core.training.fit`; the adapted
+models by :mod:`ser_core.training.adapted`; the intensity heads by :mod:`ser_core.training.intensity`.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import platform
 import tempfile
@@ -20,31 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio
-from .artifacts import (
-    CALIBRATED_TFLITE,
-    CONFIG_JSON,
-    FEATURES_NPZ,
-    LABELS_TXT,
-    METRICS_JSON,
-    MODEL_KERAS,
-    MODEL_TFLITE,
-    SESSION_TFLITE,
-    write_bundle,
-)
-from .datasets import AugmentConfig, FeatureTable, extract_table, scan_emodb, scan_ravdess
-from .features import build_extractor
-from .model import to_tflite
-from .reporting import render_model_card
-from .training import TrainConfig, announce, cross_validate, fit_rows, random_split, stages
-from .training_calibrated import CalibrationConfig, Corpus, evaluate_calibrated, train_calibrated, train_session
-from .training_intensity import IntensityConfig, evaluate_intensity, train_intensity
+from .. import bundle
+from ..bundle import AdaptedPart, Bundle, IntensityPart
+from ..features import build_extractor
+from .adapted import AdaptationConfig, Corpus, evaluate_adapted, train_reference, train_same_speaker
+from .corpora import AugmentConfig, FeatureTable, extract_table, scan_emodb, scan_ravdess
+from .fit import TrainConfig, announce, cross_validate, fit_rows, random_split, stages
+from .intensity import IntensityConfig, evaluate_intensity, train_intensity
+from .networks import to_tflite
+from .report import render_model_card
 
 __all__ = ["train"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CALIBRATION = CalibrationConfig()
+DEFAULT_ADAPTATION = AdaptationConfig()
 DEFAULT_INTENSITY = IntensityConfig()
 
 
@@ -119,6 +109,7 @@ def _evaluate(
             cache_dir=cache_dir,
             n_jobs=config.jobs,
             degradation=degradation,
+            preprocessing=config.preprocessing,
         )
 
     table = table_for(config.augment)
@@ -148,20 +139,21 @@ def train(
     cache_dir: Path | None,
     on_stage: Callable[[str], None] | None = None,
     emodb_dir: str | Path | None = None,
-    calibration: CalibrationConfig | None = DEFAULT_CALIBRATION,
+    adaptation: AdaptationConfig | None = DEFAULT_ADAPTATION,
     intensity: IntensityConfig | None = DEFAULT_INTENSITY,
 ) -> dict:
     """Extract features, evaluate speaker-independently, train on all speakers, write the bundle.
 
-    ``data_dir`` is RAVDESS; ``emodb_dir`` (optional) adds EmoDB to the calibrated model's
-    training and to its cross-corpus evaluation. ``calibration=None`` leaves the calibrated model
-    out, ``intensity=None`` the intensity model (trained on RAVDESS's labels only). ``on_stage`` is called with the name of each stage as the run reaches it ("features",
-    "fold 1/5", ..., "final model", "writing"); an exception it raises stops the run there,
-    before anything is written. With ``config.baseline`` the original design is evaluated the
-    same way, for comparison. Returns the metrics written to ``metrics.json``.
+    ``data_dir`` is RAVDESS; ``emodb_dir`` (optional) adds EmoDB to the adapted models'
+    training and to their cross-corpus evaluation. ``adaptation=None`` leaves the adapted models
+    out, ``intensity=None`` the intensity model (trained on RAVDESS's labels only). ``on_stage``
+    is called with the name of each stage as the run reaches it ("features", "fold 1/5", ...,
+    "final model", "writing"); an exception it raises stops the run there, before anything is
+    written. With ``config.compare_seed`` the seed design is evaluated the same way, for
+    comparison. Returns the metrics written to ``metrics.json``.
     """
     with stages(on_stage):
-        return _train(data_dir, out_dir, config, cache_dir, emodb_dir, calibration, intensity)
+        return _train(data_dir, out_dir, config, cache_dir, emodb_dir, adaptation, intensity)
 
 
 def _train(
@@ -170,14 +162,14 @@ def _train(
     config: TrainConfig,
     cache_dir: Path | None,
     emodb_dir: str | Path | None,
-    calibration: CalibrationConfig | None,
+    adaptation: AdaptationConfig | None,
     intensity: IntensityConfig | None,
 ) -> dict:
     started = time.perf_counter()
     files = scan_ravdess(data_dir, config.emotions)
     actors = sorted({f.actor for f in files})
     log.info("%d files from %d actors, classes %s", len(files), len(actors), list(config.emotions))
-    extractor = build_extractor(config.features)
+    extractor = build_extractor(config.features, n_samples=config.preprocessing.n_samples)
     announce("features")
     table, evaluation, held_out = _evaluate(files, extractor, config, cache_dir, degradations=config.degradations)
     metrics: dict = {
@@ -188,127 +180,110 @@ def _train(
         "data": {"files": len(files), "actors": actors, "rows_with_augmentation": int(len(table.features))},
         **evaluation,
     }
-    if config.evaluate and config.baseline and not config.is_baseline:
-        seed_config = replace(config, architecture="seed", features="seed", augment_config=AugmentConfig.original())
-        _, seed_evaluation, _ = _evaluate(files, build_extractor("seed"), seed_config, cache_dir, degradations=())
-        metrics["baseline"] = {"architecture": "seed", "features": "seed", **seed_evaluation}
+    if config.evaluate and config.compare_seed and not config.is_seed:
+        seed_config = replace(config, architecture="seed", features="seed", augment_config=AugmentConfig.seed())
+        seed_extractor = build_extractor("seed", n_samples=config.preprocessing.n_samples)
+        _, seed_evaluation, _ = _evaluate(files, seed_extractor, seed_config, cache_dir, degradations=())
+        metrics["seed"] = {"architecture": "seed", "features": "seed", **seed_evaluation}
 
     rows = np.flatnonzero(config.augment | ~table.augmented)
     model, mean, scale, details = fit_rows(table, rows, config, desc="final model")
     tflite = to_tflite(model)
     metrics["final_model"] = details
     metrics["model"] = {"parameters": int(model.count_params()), "tflite_bytes": len(tflite)}
-    arrays = {"mean": mean, "scale": scale, **extractor.filters}
-    config_json = {
-        "labels": list(config.emotions),
-        "preprocessing": audio.PREPROCESSING.to_dict(),
-        "features": extractor.config.to_dict(),
-        "feature_names": list(extractor.names),
-        "training": config.to_dict(),
-        "versions": library_versions(),
-    }
-    files_out = {MODEL_TFLITE: tflite, MODEL_KERAS: _keras_bytes(model)}
-    if calibration is not None:
-        _add_calibrated(
-            table, extractor, config, calibration, emodb_dir, cache_dir, metrics, files_out, arrays, config_json
-        )
-    if intensity is not None:
-        _add_intensity(table, held_out, config, intensity, metrics, arrays, config_json)
+    adaptation_settings, adapted = (
+        _adapted(table, extractor, config, adaptation, emodb_dir, cache_dir, metrics)
+        if adaptation is not None
+        else (None, {})
+    )
+    intensity_part = _intensity(table, held_out, config, intensity, metrics) if intensity is not None else None
     metrics["timing"] = {"total_seconds": round(time.perf_counter() - started, 1)}
     metrics["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    files_out.update({
-        FEATURES_NPZ: buffer.getvalue(),
-        LABELS_TXT: ("\n".join(config.emotions) + "\n").encode(),
-        CONFIG_JSON: (json.dumps(config_json, indent=2) + "\n").encode(),
-        METRICS_JSON: (json.dumps(metrics, indent=2) + "\n").encode(),
-        "MODEL_CARD.md": render_model_card(metrics, config.to_dict()).encode(),
-    })  # fmt: skip
+    built = Bundle(
+        labels=config.emotions,
+        preprocessing=config.preprocessing.to_dict(),
+        features=extractor.config.to_dict(),
+        filters=extractor.filters,
+        mean=mean,
+        scale=scale,
+        model=tflite,
+        feature_names=tuple(extractor.names),
+        training=config.to_dict(),
+        versions=library_versions(),
+        metrics=metrics,
+        adaptation=adaptation_settings,
+        adapted=adapted,
+        intensity=intensity_part,
+    )
+    reports = {bundle.MODEL_CARD_MD: render_model_card(metrics, config.to_dict()).encode()}
     if "speaker_independent" in metrics:
-        files_out["confusion_matrix.png"] = confusion_png(
+        reports[bundle.CONFUSION_PNG] = confusion_png(
             metrics["speaker_independent"]["confusion"],
             config.emotions,
             f"{config.architecture} on {config.features} features: {config.folds}-fold by actor, summed over folds",
         )
     announce("writing")
-    write_bundle(out_dir, files_out)
+    bundle.write(out_dir, built, keras=_keras_bytes(model), reports=reports)
     return metrics
 
 
-def _add_calibrated(
+def _adapted(
     table: FeatureTable,
     extractor,
     config: TrainConfig,
-    calibration: CalibrationConfig,
+    adaptation: AdaptationConfig,
     emodb_dir: str | Path | None,
     cache_dir: Path | None,
     metrics: dict,
-    files_out: dict[str, bytes],
-    arrays: dict[str, np.ndarray],
-    config_json: dict,
-) -> None:
-    """The calibrated and same-speaker models (and their evaluation) into the bundle being built."""
+) -> tuple[dict, dict[str, AdaptedPart]]:
+    """The adapted models (and their evaluation into ``metrics``): ``(their settings, model by voice source)``."""
     corpora = [_corpus("RAVDESS", table, config)]
     if emodb_dir is not None:
         emodb = scan_emodb(emodb_dir, config.emotions)
         emodb_table = extract_table(
             emodb, extractor=extractor, augment_config=None, random_seed=config.random_seed,
-            cache_dir=cache_dir, n_jobs=config.jobs,
+            cache_dir=cache_dir, n_jobs=config.jobs, preprocessing=config.preprocessing,
         )  # fmt: skip
         corpora.append(_corpus("EmoDB", emodb_table, config))
         metrics["data"]["emodb"] = {"files": len(emodb), "speakers": sorted({f.actor for f in emodb})}
     if config.evaluate:
-        metrics["calibration"] = evaluate_calibrated(corpora[0], corpora[1:], config, calibration)
-    calibrated, cal_mean, cal_scale, cal_details = train_calibrated(
-        corpora, config, calibration, desc="final calibrated model"
+        metrics["calibration"] = evaluate_adapted(corpora[0], corpora[1:], config, adaptation)
+    reference, ref_mean, ref_scale, ref_details = train_reference(
+        corpora, config, adaptation, desc="final reference model"
     )
-    session, session_mean, session_scale, session_details = train_session(
-        corpora, config, calibration, desc="final same-speaker model"
+    session, session_mean, session_scale, session_details = train_same_speaker(
+        corpora, config, adaptation, desc="final same-speaker model"
     )
-    files_out[CALIBRATED_TFLITE] = to_tflite(calibrated)
-    files_out[SESSION_TFLITE] = to_tflite(session)
-    arrays.update(
-        calibrated_mean=cal_mean, calibrated_scale=cal_scale, session_mean=session_mean, session_scale=session_scale
-    )
-    config_json["calibration"] = {**calibration.to_dict(), "corpora": [c.name for c in corpora]}
-    metrics["calibrated_model"] = {**cal_details, "corpora": [c.name for c in corpora]}
+    metrics["calibrated_model"] = {**ref_details, "corpora": [c.name for c in corpora]}
     metrics["same_speaker_model"] = session_details
+    parts = {
+        "reference": AdaptedPart(to_tflite(reference), ref_mean, ref_scale),
+        "same-speaker": AdaptedPart(to_tflite(session), session_mean, session_scale),
+    }
+    return {**adaptation.to_dict(), "corpora": [c.name for c in corpora]}, parts
 
 
-def _add_intensity(
-    table: FeatureTable,
-    held_out: np.ndarray,
-    config: TrainConfig,
-    intensity: IntensityConfig,
-    metrics: dict,
-    arrays: dict[str, np.ndarray],
-    config_json: dict,
-) -> None:
-    """The intensity model (and its evaluation, weighted by the emotion model's ``held_out``
-    probabilities from its own cross-validation) into the bundle being built; nothing when the
-    data has no emotion at both intensity levels."""
+def _intensity(
+    table: FeatureTable, held_out: np.ndarray, config: TrainConfig, intensity: IntensityConfig, metrics: dict
+) -> IntensityPart | None:
+    """The intensity model (and its evaluation into ``metrics``, weighted by the emotion model's
+    ``held_out`` probabilities from its own cross-validation); ``None`` when the data has no
+    emotion at both intensity levels."""
     fitted = train_intensity(table, config, intensity, desc="final intensity model")
     if fitted is None:
         log.warning("no emotion has recordings at both intensity levels: the bundle has no intensity model")
-        return
+        return None
     model, details = fitted
     if config.evaluate:
         metrics["intensity"] = evaluate_intensity(table, held_out, config, intensity)
-    arrays.update(
-        intensity_weights=model.weights,
-        intensity_bias=model.bias,
-        intensity_mean=model.mean,
-        intensity_scale=model.scale,
-    )
-    config_json["intensity"] = {"emotions": list(model.emotions), "corpora": ["RAVDESS"], **intensity.to_dict()}
     metrics["intensity_model"] = {**details, "emotions": list(model.emotions)}
+    settings = {"corpora": ["RAVDESS"], **intensity.to_dict()}
+    return IntensityPart(model.emotions, model.weights, model.bias, model.mean, model.scale, settings)
 
 
 def _keras_bytes(model) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / MODEL_KERAS
+        path = Path(tmp) / bundle.MODEL_KERAS
         model.save(path)
         return path.read_bytes()
 

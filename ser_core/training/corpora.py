@@ -1,5 +1,5 @@
-"""The corpora by their file names (RAVDESS, EmoDB), augmentation, and a cached, parallel
-feature table.
+"""The corpora by their file names (RAVDESS, EmoDB), augmentation, degradations, and a cached,
+parallel feature table.
 
 The feature table holds, for every file, the features of the original clip followed by
 those of its augmented copies; each row remembers its file, so a split by actor keeps
@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio
-from .errors import AudioError, ParameterError
-from .features import load_extractor
+from .. import audio
+from ..errors import AudioError, ParameterError
+from ..features import load_extractor
 
 __all__ = [
-    "EMOTIONS",
     "RAVDESS_EMOTIONS",
     "EMODB_EMOTIONS",
     "Recording",
@@ -39,7 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EMOTIONS = ("neutral", "calm", "happy", "angry", "fearful", "disgust", "surprised")  # the classes trained by default
 RAVDESS_EMOTIONS = {
     "01": "neutral",
     "02": "calm",
@@ -164,8 +162,8 @@ class AugmentConfig:
                 raise ParameterError(f"The {name} range must be (low, high).")
 
     @classmethod
-    def original(cls) -> AugmentConfig:
-        """The original design's augmentation, kept for the seed baseline."""
+    def seed(cls) -> AugmentConfig:
+        """The seed design's augmentation, kept to evaluate that design beside the shipped one."""
         return cls(noise_snr_db=(15.0, 30.0), channel=False)
 
 
@@ -242,7 +240,7 @@ def degrade(y: np.ndarray, kind: str, *, rng: np.random.Generator) -> np.ndarray
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"coded{suffix}"
             audio.encode(path, y, sr, container=container, codec=codec, rate=rate, bit_rate=bit_rate)
-            return audio.decode(path)
+            return audio.load(path)
     raise ParameterError(f"Unknown degradation '{kind}'; choose one of {sorted(DEGRADATIONS)}.")
 
 
@@ -270,18 +268,20 @@ def _file_rows(
     augment_config: dict | None,
     degradation: str | None,
     random_seed: int,
+    preprocessing: dict,
 ) -> np.ndarray:
     """Features of one file (degraded first, if asked) and its augmented copies; runs in a worker."""
     extractor = load_extractor(feature_config, filters)
+    config = audio.Preprocessing.from_dict(preprocessing)
     rng = np.random.default_rng([random_seed, int(hashlib.sha1(Path(path).name.encode()).hexdigest()[:8], 16)])
-    y = audio.decode(path)
+    y = audio.load(path)
     if degradation is not None:
         y = degrade(y, degradation, rng=rng)
     recordings = [y]
     if augment_config is not None:
         aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment_config.items()})
         recordings += augment(y, sr=audio.SAMPLE_RATE, rng=rng, config=aug)
-    return extractor(np.stack([audio.speech_clip(r) for r in recordings]))
+    return extractor(np.stack([audio.speech_clip(r, config=config) for r in recordings]))
 
 
 def _cache_key(
@@ -290,6 +290,7 @@ def _cache_key(
     augment_config: AugmentConfig | None,
     degradation: str | None,
     random_seed: int,
+    preprocessing: audio.Preprocessing,
 ) -> str:
     h = hashlib.sha256()
     stamp = {
@@ -298,7 +299,7 @@ def _cache_key(
         "augment": asdict(augment_config) if augment_config else None,
         "degradation": degradation,
         "random_seed": random_seed,
-        "preprocessing": audio.PREPROCESSING.to_dict(),
+        "preprocessing": preprocessing.to_dict(),
     }
     h.update(json.dumps(stamp, sort_keys=True).encode())
     for f in files:
@@ -316,11 +317,13 @@ def extract_table(
     degradation: str | None = None,
     cache_dir: Path | None,
     n_jobs: int = 2,
+    preprocessing: audio.Preprocessing = audio.PREPROCESSING,
 ) -> FeatureTable:
     """Features of every file (plus augmented copies), in parallel, cached by content.
 
-    ``extractor`` is any feature extractor (see :func:`ser_core.features.load_extractor`);
-    ``degradation`` (see :data:`DEGRADATIONS`) is applied to each recording before anything else.
+    ``extractor`` is any feature extractor (see :func:`ser_core.features.load_extractor`) for the
+    clips ``preprocessing`` makes; ``degradation`` (see :data:`DEGRADATIONS`) is applied to each
+    recording before anything else.
 
     The cache key covers the file names, sizes and times, the feature and augmentation
     configuration and the random seed; a cache file is a plain ``.npz`` read without pickle.
@@ -329,7 +332,7 @@ def extract_table(
     if cache_dir is not None:
         cache = (
             Path(cache_dir)
-            / f"features-{_cache_key(files, extractor.config.to_dict(), augment_config, degradation, random_seed)}.npz"
+            / f"features-{_cache_key(files, extractor.config.to_dict(), augment_config, degradation, random_seed, preprocessing)}.npz"
         )
         if cache.exists():
             with np.load(cache, allow_pickle=False) as npz:
@@ -340,7 +343,15 @@ def extract_table(
 
     aug = asdict(augment_config) if augment_config else None
     jobs = (
-        delayed(_file_rows)(str(f.path), extractor.config.to_dict(), extractor.filters, aug, degradation, random_seed)
+        delayed(_file_rows)(
+            str(f.path),
+            extractor.config.to_dict(),
+            extractor.filters,
+            aug,
+            degradation,
+            random_seed,
+            preprocessing.to_dict(),
+        )
         for f in files
     )
     results = []

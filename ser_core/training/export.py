@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio
-from .artifacts import MANIFEST, MODEL_KERAS, Bundle, load_bundle, read_verified, sha256_bytes, write_folder
-from .errors import ArtifactError, ParameterError
-from .features import load_extractor
-from .features_seed import SeedFeatureExtractor
+from .. import audio, bundle
+from ..bundle import MODEL_KERAS, Bundle, sha256, write_folder
+from ..errors import ArtifactError, ParameterError
+from ..features import load_extractor
+from ..features.seed import SeedFeatureExtractor
 
 __all__ = ["EXPORT_FORMATS", "export_model", "EXPORT_JSON"]
 
@@ -36,10 +36,10 @@ EXPORT_JSON = "export.json"
 EXPORT_VERSION = 1
 
 
-def _feature_files(bundle: Bundle) -> dict[str, bytes]:
+def _feature_files(source: Bundle) -> dict[str, bytes]:
     """labels.txt, features.json and features.npz for a bundle."""
-    extractor = load_extractor(bundle.config["features"], bundle.arrays)
-    preprocessing = audio.Preprocessing.from_dict(bundle.config["preprocessing"])
+    extractor = load_extractor(source.features, source.filters)
+    preprocessing = audio.Preprocessing.from_dict(source.preprocessing)
     config = extractor.config
     description = {
         "features": config.to_dict(),
@@ -48,14 +48,14 @@ def _feature_files(bundle: Bundle) -> dict[str, bytes]:
         "preprocessing": preprocessing.to_dict(),
         "decoding": {"mono": "mean of the channels", "resampler": f"soxr, quality {audio.RESAMPLE_QUALITY}"},
         "standardisation": "x = (features - mean) / scale, arrays 'mean' and 'scale' in features.npz",
-        "labels": list(bundle.labels),
+        "labels": list(source.labels),
         "model_input": "float32 (batch, n_features) standardised features",
         "model_output": "float32 (batch, n_labels) probabilities, in the order of labels.txt",
     }
     arrays = {
         **extractor.filters,
-        "mean": np.asarray(bundle.arrays["mean"], np.float32),
-        "scale": np.asarray(bundle.arrays["scale"], np.float32),
+        "mean": np.asarray(source.mean, np.float32),
+        "scale": np.asarray(source.scale, np.float32),
     }
     if isinstance(extractor, SeedFeatureExtractor):  # derived matrices of the seed set, for reimplementers
         arrays["dct"] = extractor.dct
@@ -63,18 +63,17 @@ def _feature_files(bundle: Bundle) -> dict[str, bytes]:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return {
-        "labels.txt": ("\n".join(bundle.labels) + "\n").encode("utf-8"),
+        "labels.txt": ("\n".join(source.labels) + "\n").encode("utf-8"),
         "features.json": (json.dumps(description, indent=2) + "\n").encode("utf-8"),
         "features.npz": buffer.getvalue(),
     }
 
 
-def load_keras_model(bundle: Bundle):  # -> keras.Model
+def load_keras_model(source: Bundle):  # -> keras.Model
     """The bundle's Keras network, checksum-verified, built (called once) and ready to export."""
-    from .model import quiet_tensorflow
+    from .networks import quiet_tensorflow
 
-    manifest = json.loads((bundle.path / MANIFEST).read_bytes())
-    data = read_verified(bundle.path, MODEL_KERAS, manifest.get("files", {}))
+    data = bundle.read_file(source.path, MODEL_KERAS)
     quiet_tensorflow()
     import keras
 
@@ -85,13 +84,13 @@ def load_keras_model(bundle: Bundle):  # -> keras.Model
             model = keras.saving.load_model(path, safe_mode=True)
         except Exception as e:
             raise ArtifactError(
-                f"'{MODEL_KERAS}' in {bundle.path} cannot be loaded by Keras ({type(e).__name__}); rebuild the artifacts."
+                f"'{MODEL_KERAS}' in {source.path} cannot be loaded by Keras ({type(e).__name__}); rebuild the artifacts."
             ) from e
     model(np.zeros((1, model.input_shape[-1]), np.float32))  # ONNX export needs a called model
     return model
 
 
-def _onnx_bytes(bundle: Bundle) -> bytes:
+def _onnx_bytes(source: Bundle) -> bytes:
     try:
         import onnx  # noqa: F401
         import tf2onnx  # noqa: F401
@@ -99,7 +98,7 @@ def _onnx_bytes(bundle: Bundle) -> bytes:
         raise ParameterError(
             "ONNX export needs the tf2onnx and onnx packages; pip install -r requirements.txt."
         ) from None
-    model = load_keras_model(bundle)
+    model = load_keras_model(source)
     with tempfile.TemporaryDirectory(prefix="ser-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -119,11 +118,11 @@ def export_model(out: str | os.PathLike[str], fmt: str, *, artifacts: str | os.P
     out = Path(out).resolve()
     if out.exists() and not (out.is_dir() and (_is_export(out) or not any(out.iterdir()))):
         raise ParameterError(f"'{out}' exists and is not an earlier export; choose a new or empty folder for --out.")
-    bundle = load_bundle(artifacts)
-    files = _feature_files(bundle)
+    source = bundle.read(artifacts)
+    files = _feature_files(source)
     model_name = EXPORT_FORMATS[fmt]
-    files[model_name] = bundle.tflite if fmt == "tflite" else _onnx_bytes(bundle)
-    from . import __version__
+    files[model_name] = source.model if fmt == "tflite" else _onnx_bytes(source)
+    from .. import __version__
 
     files[EXPORT_JSON] = (
         json.dumps(
@@ -132,9 +131,9 @@ def export_model(out: str | os.PathLike[str], fmt: str, *, artifacts: str | os.P
                 "format": fmt,
                 "model": model_name,
                 "ser_core_version": __version__,
-                "source_bundle": str(bundle.path),
-                "source_versions": bundle.config.get("versions", {}),
-                "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+                "source_bundle": str(source.path),
+                "source_versions": source.versions,
+                "files": {name: sha256(data) for name, data in sorted(files.items())},
             },
             indent=2,
         )

@@ -1,9 +1,9 @@
-"""Training and speaker-independent evaluation of the uncalibrated model (the bundle: ser_core.build).
+"""Training and speaker-independent evaluation of the default model (the bundle: :mod:`ser_core.training.build`).
 
 Protocol: k folds of whole actors. For each fold the network is trained on the other
 actors' files and their augmented copies, and scored on the held-out actors' original
 files only. No decision looks at a test fold: the schedule is fixed and the learning
-rate follows the training loss. The original design's random 80/20 file split is
+rate follows the training loss. The seed design's random 80/20 file split is
 reported beside it, labelled speaker-dependent, to show how much of that figure is
 the network recognising actors. The shipped model is then trained on every actor.
 """
@@ -18,10 +18,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .datasets import DEGRADATIONS, EMOTIONS, AugmentConfig, FeatureTable
-from .errors import ParameterError
-from .features import FEATURE_SETS
-from .model import ARCHITECTURES, build_model, quiet_tensorflow
+from ..audio import PREPROCESSING, Preprocessing
+from ..emotions import EMOTIONS
+from ..errors import ParameterError
+from ..features import FEATURE_SETS
+from .corpora import DEGRADATIONS, AugmentConfig, FeatureTable
+from .networks import ARCHITECTURES, build_model, quiet_tensorflow
 
 __all__ = [
     "TrainConfig",
@@ -75,11 +77,12 @@ class TrainConfig:
     random_seed: int = 42
     jobs: int = 2
     evaluate: bool = True
-    baseline: bool = True  # also evaluate the original design (seed features, seed network) for comparison
+    compare_seed: bool = True  # also evaluate the seed design (seed features, seed network) beside it
     degradations: tuple[str, ...] = tuple(DEGRADATIONS)  # scored on the held-out folds
     c_grid: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3)  # linear: chosen on inner actor folds
     inner_folds: int = 4
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
+    preprocessing: Preprocessing = PREPROCESSING  # written into the bundle, which is served with it
 
     def __post_init__(self) -> None:
         if len(set(self.emotions)) != len(self.emotions) or len(self.emotions) < 2:
@@ -101,13 +104,15 @@ class TrainConfig:
             raise ParameterError("The C grid must hold positive values and inner folds must be at least 2.")
 
     @property
-    def is_baseline(self) -> bool:
-        """True for the original design itself, which needs no comparison with itself."""
+    def is_seed(self) -> bool:
+        """True for the seed design itself, which needs no comparison with itself."""
         return self.architecture == "seed" and self.features == "seed"
 
     def to_dict(self) -> dict:
+        """The run's settings as the bundle's ``training`` section (the preprocessing has its own)."""
         out = asdict(self)
         out["emotions"] = list(self.emotions)
+        del out["preprocessing"]
         return out
 
 
@@ -377,7 +382,7 @@ def cross_validate(
 
 
 def random_split(table: FeatureTable, config: TrainConfig) -> dict:
-    """The original design's random 80/20 file split: SPEAKER-DEPENDENT, for comparison only."""
+    """The seed design's random 80/20 file split: SPEAKER-DEPENDENT, for comparison only."""
     from sklearn.model_selection import train_test_split
 
     files = np.arange(len(table.files))

@@ -5,7 +5,7 @@ One class-balanced logistic head per emotional class (neutral has no strong vers
 on that emotion's recordings and their augmented copies; C is chosen on inner actor folds of the
 training rows alone, each head scored on its own emotion. Evaluation: k-fold by actor as for
 the emotion model; in each fold the emotion model of that fold (its cross-validation's scores)
-weighs the heads, exactly as serving does (:class:`ser_core.intensity.IntensityModel`), and the
+weighs the heads, exactly as serving does (:class:`ser_core.inference.intensity.IntensityModel`), and the
 held-out actors' original recordings are scored. EmoDB has no intensity labels, so it has no part.
 """
 
@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .datasets import FeatureTable
-from .errors import ParameterError
-from .intensity import LEVELS, NO_INTENSITY, IntensityModel
-from .training import TrainConfig, actor_folds, announce, evaluate_predictions, standardiser
+from ..errors import ParameterError
+from ..inference.intensity import LEVELS, NO_INTENSITY, IntensityModel
+from .corpora import FeatureTable
+from .fit import TrainConfig, actor_folds, announce, evaluate_predictions, standardiser
 
 __all__ = ["IntensityConfig", "intensity_labels", "fit_intensity", "train_intensity", "evaluate_intensity"]
 
@@ -146,7 +146,7 @@ def evaluate_intensity(
     """k-fold by actor: per fold the heads trained on the other actors, the held-out actors'
     original emotional recordings scored. ``probabilities`` ``(rows, classes)`` are each row's
     emotion probabilities from the emotion model's cross-validation over the same folds
-    (:func:`ser_core.training.cross_validate`, ``on_scored``): the emotion model of the fold
+    (:func:`ser_core.training.fit.cross_validate`, ``on_scored``): the emotion model of the fold
     weighs the heads, as when serving. Fold results, mean, and for comparison the heads given the
     true emotion (what a perfect emotion model would allow). ``None`` when a fold's training
     actors have no emotion at both levels."""

@@ -87,11 +87,11 @@ def summary_table(metrics: dict) -> str:
             for k, v in si["degraded"].items()
         ]
         lines.append("")
-    base = metrics.get("baseline")
+    base = metrics.get("seed", metrics.get("baseline"))  # "baseline" in bundles built before the rename
     if base and base.get("speaker_independent"):
         b, bs = base["speaker_independent"], base.get("speaker_dependent_random_split")
         lines += [
-            "Compared with the original design (`seed`: 105 features, dense 512-256-128-64 network), same protocol:",
+            "Compared with the seed design (`seed`: 105 features, dense 512-256-128-64 network), same protocol:",
             "",
             "| model | mean accuracy | mean UAR | worst-fold UAR | ECE | random split (speaker-dependent) |",
             "| --- | --- | --- | --- | --- | --- |",
@@ -100,7 +100,7 @@ def summary_table(metrics: dict) -> str:
                 si,
                 metrics.get("speaker_dependent_random_split"),
             ),
-            _compare_row("seed (original design)", b, bs),
+            _compare_row("seed design", b, bs),
             "",
         ]
     rs = metrics.get("speaker_dependent_random_split")

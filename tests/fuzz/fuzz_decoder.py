@@ -65,7 +65,7 @@ def check(suffix: str, data: bytes) -> None:
         path = Path(tmp) / f"fuzzed{suffix}"
         path.write_bytes(data)
         try:
-            y = audio.decode(path, max_seconds=MAX_SECONDS)
+            y = audio.load(path, max_seconds=MAX_SECONDS)
         except AudioError as e:
             message = str(e)
             assert message and "\n" not in message and message.endswith("."), message
