@@ -36,7 +36,6 @@ from ser_core.training.fit import (
     cross_validate,
     evaluate_predictions,
     fit_rows,
-    keras_probabilities,
     standardiser,
 )
 from ser_core.training.intensity import IntensityConfig, evaluate_intensity, intensity_labels
@@ -81,8 +80,7 @@ def emotion_share(probabilities: np.ndarray, config: TrainConfig, emotions: tupl
 
 def emotion_probabilities(table: FeatureTable, train: np.ndarray, test: np.ndarray, config: TrainConfig, desc: str):
     """The shipped emotion model fitted on rows ``train`` of ``table``; its probabilities for rows ``test``."""
-    model, mean, scale, _ = fit_rows(table, train, config, desc=desc)
-    return keras_probabilities(model, table.features[test], mean, scale)
+    return fit_rows(table, train, config, desc=desc).probabilities(table.features[test])
 
 
 def nested_fold(

@@ -96,7 +96,7 @@ def _reference_rows(
 
 
 def train_reference(corpora: list[Corpus], config: TrainConfig, cal: AdaptationConfig, *, desc: str):
-    """The reference model on ``corpora``: ``(keras_model, mean, scale, details)`` as :func:`fit`."""
+    """The reference model on ``corpora``, as :func:`fit` returns it."""
     rng = np.random.default_rng(config.random_seed)
     neutral = config.emotions.index(NEUTRAL)
     largest = max(len(c.labels) for c in corpora)
@@ -131,22 +131,17 @@ def _session_rows(
 
 
 def train_same_speaker(corpora: list[Corpus], config: TrainConfig, cal: AdaptationConfig, *, desc: str):
-    """The same-speaker model on ``corpora``: ``(keras_model, mean, scale, details)`` as :func:`fit`."""
+    """The same-speaker model on ``corpora``, as :func:`fit` returns it."""
     rng = np.random.default_rng([config.random_seed, 1])
     largest = max(len(c.labels) for c in corpora)
     parts = [_session_rows(c, round(cal.draws * largest / len(c.labels)), cal.mode, rng) for c in corpora]
     return _fit_parts(parts, config, cal, desc)
 
 
-def _probabilities(model, mean: np.ndarray, scale: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model((x - mean) / scale, training=False))
-
-
 def _score_references(
     fitted, test: Corpus, neutral: int, k: int, cal: AdaptationConfig, rng: np.random.Generator, classes
 ) -> dict:
     """Each test speaker judged relative to ``k`` of their own neutral clips (not scored), ``eval_draws`` times."""
-    model, mean, scale, _ = fitted
     truth, probs = [], []
     for _ in range(cal.eval_draws):
         for speaker in np.unique(test.speakers):
@@ -157,7 +152,7 @@ def _score_references(
             refs = rng.choice(neutral_rows, k, replace=False)
             keep = np.setdiff1d(rows, refs)
             x = relative(test.features[keep], test.features[refs].mean(axis=0), cal.mode)
-            probs.append(_probabilities(model, mean, scale, x))
+            probs.append(fitted.probabilities(x))
             truth.append(test.labels[keep])
     return _summary(np.concatenate(truth), np.concatenate(probs), classes)
 
@@ -185,16 +180,13 @@ def _sessions(test: Corpus, share: float, rng: np.random.Generator) -> list[np.n
 def _score_same_speaker(session_model, plain, sessions: list[np.ndarray], test: Corpus, classes, cal) -> dict:
     """Each session judged by the same-speaker model relative to a voice estimated from itself
     (or, where :func:`same_speaker_mean` declines, without adaptation), beside the uncalibrated model."""
-    model, model_mean, scale, _ = session_model
     truth, adapted, uncalibrated, declined = [], [], [], 0
     for rows in sessions:
         x = test.features[rows]
-        before = _probabilities(plain[0], plain[1], plain[2], x)
+        before = plain.probabilities(x)
         mean = same_speaker_mean(x, before)
         declined += mean is None
-        adapted.append(
-            before if mean is None else _probabilities(model, model_mean, scale, relative(x, mean, cal.mode))
-        )
+        adapted.append(before if mean is None else session_model.probabilities(relative(x, mean, cal.mode)))
         uncalibrated.append(before)
         truth.append(test.labels[rows])
     y = np.concatenate(truth)
@@ -228,7 +220,7 @@ def _evaluate_split(train: list[Corpus], test: Corpus, config: TrainConfig, cal:
         desc=f"{desc}: uncalibrated",
     )
     result = {
-        "uncalibrated": _summary(test.labels, _probabilities(plain[0], plain[1], plain[2], test.features), classes),
+        "uncalibrated": _summary(test.labels, plain.probabilities(test.features), classes),
         "calibrated": {
             str(k): _score_references(fitted, test, neutral, k, cal, rng, classes) for k in cal.eval_references
         },
@@ -236,7 +228,7 @@ def _evaluate_split(train: list[Corpus], test: Corpus, config: TrainConfig, cal:
         "dominated_sessions": _score_same_speaker(
             session, plain, _sessions(test, cal.dominated_share, rng), test, classes, cal
         ),
-        "c": fitted[3].get("c"),
+        "c": fitted.details.get("c"),
     }
     log.info(
         "%s: uncalibrated UAR %.3f, calibrated (2 refs) %.3f, same-speaker balanced %.3f",

@@ -187,10 +187,10 @@ def _train(
         metrics["seed"] = {"architecture": "seed", "features": "seed", **seed_evaluation}
 
     rows = np.flatnonzero(config.augment | ~table.augmented)
-    model, mean, scale, details = fit_rows(table, rows, config, desc="final model")
-    tflite = to_tflite(model)
-    metrics["final_model"] = details
-    metrics["model"] = {"parameters": int(model.count_params()), "tflite_bytes": len(tflite)}
+    final = fit_rows(table, rows, config, desc="final model")
+    tflite = to_tflite(final.model)
+    metrics["final_model"] = final.details
+    metrics["model"] = {"parameters": int(final.model.count_params()), "tflite_bytes": len(tflite)}
     adaptation_settings, adapted = (
         _adapted(table, extractor, config, adaptation, emodb_dir, cache_dir, metrics)
         if adaptation is not None
@@ -204,8 +204,8 @@ def _train(
         preprocessing=config.preprocessing.to_dict(),
         features=extractor.config.to_dict(),
         filters=extractor.filters,
-        mean=mean,
-        scale=scale,
+        mean=final.mean,
+        scale=final.scale,
         model=tflite,
         feature_names=tuple(extractor.names),
         training=config.to_dict(),
@@ -223,7 +223,7 @@ def _train(
             f"{config.architecture} on {config.features} features: {config.folds}-fold by actor, summed over folds",
         )
     announce("writing")
-    bundle.write(out_dir, built, keras=_keras_bytes(model), reports=reports)
+    bundle.write(out_dir, built, keras=_keras_bytes(final.model), reports=reports)
     return metrics
 
 
@@ -248,17 +248,13 @@ def _adapted(
         metrics["data"]["emodb"] = {"files": len(emodb), "speakers": sorted({f.actor for f in emodb})}
     if config.evaluate:
         metrics["calibration"] = evaluate_adapted(corpora[0], corpora[1:], config, adaptation)
-    reference, ref_mean, ref_scale, ref_details = train_reference(
-        corpora, config, adaptation, desc="final reference model"
-    )
-    session, session_mean, session_scale, session_details = train_same_speaker(
-        corpora, config, adaptation, desc="final same-speaker model"
-    )
-    metrics["calibrated_model"] = {**ref_details, "corpora": [c.name for c in corpora]}
-    metrics["same_speaker_model"] = session_details
+    reference = train_reference(corpora, config, adaptation, desc="final reference model")
+    session = train_same_speaker(corpora, config, adaptation, desc="final same-speaker model")
+    metrics["calibrated_model"] = {**reference.details, "corpora": [c.name for c in corpora]}
+    metrics["same_speaker_model"] = session.details
     parts = {
-        "reference": AdaptedPart(to_tflite(reference), ref_mean, ref_scale),
-        "same-speaker": AdaptedPart(to_tflite(session), session_mean, session_scale),
+        "reference": AdaptedPart(to_tflite(reference.model), reference.mean, reference.scale),
+        "same-speaker": AdaptedPart(to_tflite(session.model), session.mean, session.scale),
     }
     return {**adaptation.to_dict(), "corpora": [c.name for c in corpora]}, parts
 

@@ -15,6 +15,7 @@ import contextvars
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -172,12 +173,28 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
 
 
-def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray, config: TrainConfig, *, desc: str):
+@dataclass(frozen=True)
+class Fitted:
+    """A trained model: the Keras network, the standardisation of its input (raw features), and
+    what was chosen on the way (``details``: C, temperature, inner scores)."""
+
+    model: Any  # keras.Model
+    mean: np.ndarray
+    scale: np.ndarray
+    details: dict
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities of raw feature rows. ``(b, n_features) -> (b, classes)``."""
+        return np.asarray(self.model((x - self.mean) / self.scale, training=False))
+
+
+def fit(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray, config: TrainConfig, *, desc: str
+) -> Fitted:
     """Train the configured model on rows ``x`` (raw features) with labels ``y``.
 
     ``groups`` (actor of each row) and ``augmented`` let the linear model choose its
     regularisation and temperature on inner actor folds of these rows alone.
-    Returns ``(keras_model, mean, scale, details)``.
     """
     announce(desc)
     mean, scale = standardiser(x)
@@ -186,10 +203,10 @@ def fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, augmented: np.ndarray,
         model, details = _fit_linear(z, y, groups, augmented, config, desc=desc)
     else:
         model, details = _fit_network(z, y, config, desc=desc)
-    return model, mean, scale, details
+    return Fitted(model, mean, scale, details)
 
 
-def fit_rows(table: FeatureTable, rows: np.ndarray, config: TrainConfig, *, desc: str):
+def fit_rows(table: FeatureTable, rows: np.ndarray, config: TrainConfig, *, desc: str) -> Fitted:
     """:func:`fit` on ``rows`` of ``table`` (their labels, actors and augmented flags)."""
     return fit(
         table.features[rows],
@@ -304,10 +321,6 @@ def _fit_linear(
     return model, {"c": best, "temperature": temperature, "inner_uar_by_c": {str(c): v for c, v in scores.items()}}
 
 
-def keras_probabilities(model, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return np.asarray(model((x - mean) / scale, training=False))
-
-
 def _train_and_score(
     table: FeatureTable,
     train_rows: np.ndarray,
@@ -320,16 +333,16 @@ def _train_and_score(
     """Fit on ``train_rows``; score the original recordings of ``test_files`` (and their degraded versions).
     ``on_scored`` receives the scored rows of ``table`` and their probabilities."""
     y = table.labels(config.emotions)
-    model, mean, scale, details = fit_rows(table, train_rows, config, desc=desc)
+    fitted = fit_rows(table, train_rows, config, desc=desc)
     test_rows = np.flatnonzero(np.isin(table.file_index, test_files) & ~table.augmented)
-    probs = keras_probabilities(model, table.features[test_rows], mean, scale)
+    probs = fitted.probabilities(table.features[test_rows])
     if on_scored is not None:
         on_scored(test_rows, probs)
     result = evaluate_predictions(y[test_rows], probs, config.emotions)
-    result.update(details)
+    result.update(fitted.details)
     for name, other in (degraded or {}).items():
         rows = np.flatnonzero(np.isin(other.file_index, test_files))
-        probs = keras_probabilities(model, other.features[rows], mean, scale)
+        probs = fitted.probabilities(other.features[rows])
         scored = evaluate_predictions(other.labels(config.emotions)[rows], probs, config.emotions)
         result.setdefault("degraded", {})[name] = {k: scored[k] for k in ("accuracy", "uar", "macro_f1", "ece")}
     return result
