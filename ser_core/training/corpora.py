@@ -1,5 +1,5 @@
-"""The corpora by their file names (RAVDESS, EmoDB), augmentation, degradations, and a cached,
-parallel feature table.
+"""The corpora (RAVDESS and EmoDB by their file names, nEMO by its labels file), augmentation,
+degradations, and a cached, parallel feature table.
 
 The feature table holds, for every file, the features of the original clip followed by
 those of its augmented copies; each row remembers its file, so a split by actor keeps
@@ -8,6 +8,7 @@ every copy of a test actor's file out of training.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -28,6 +29,8 @@ __all__ = [
     "Recording",
     "scan_ravdess",
     "scan_emodb",
+    "scan_nemo",
+    "NEMO_EMOTIONS",
     "AugmentConfig",
     "augment",
     "DEGRADATIONS",
@@ -56,6 +59,15 @@ EMODB_EMOTIONS = {
     "N": "neutral",
 }  # boredom, sadness: not ours
 EMODB_SPEAKER_OFFSET = 100  # EmoDB speaker 03 is speaker 103: apart from RAVDESS actors 1-24
+NEMO_EMOTIONS = {
+    "anger": "angry",
+    "fear": "fearful",
+    "happiness": "happy",
+    "neutral": "neutral",
+    "surprise": "surprised",
+}  # sadness: not ours (and not in the 16 kHz copy)
+NEMO_SPEAKER_OFFSET = 200  # nEMO's speakers in sorted order are 200, 201, ...: apart from RAVDESS and EmoDB
+NEMO_LABELS = "labels.csv"
 _NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 _EMODB_NAME = re.compile(r"^(\d\d)([ab]\d\d)([A-Z])([a-z])$")
 _DATA_EXTENSIONS = {".wav", ".flac"}
@@ -136,6 +148,40 @@ def scan_emodb(root: str | os.PathLike[str], emotions: tuple[str, ...]) -> list[
     if not files:
         raise ParameterError(f"No EmoDB files (SSTTTEV.wav/.flac, e.g. 03a01Fa.flac) were found under {root}.")
     return files
+
+
+def scan_nemo(root: str | os.PathLike[str], emotions: tuple[str, ...]) -> list[Recording]:
+    """Every nEMO file listed in ``root/labels.csv`` whose emotion is one of ``emotions``.
+
+    ``actor`` is 200 + the speaker's index among the corpus's speakers in sorted order;
+    ``statement`` is 1 + the sentence's index among its sentences in sorted order (the same
+    sentences recur across speakers and emotions); ``repetition`` 1; ``intensity`` 0 (unknown).
+    nEMO has five of the default classes. Sorted by path.
+    """
+    root = Path(root)
+    labels = root / NEMO_LABELS
+    if not labels.is_file():
+        raise ParameterError(f"{labels} does not exist; pass the nEMO folder that holds {NEMO_LABELS} and audio/.")
+    with labels.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    missing = {"file", "speaker", "emotion", "text"} - set(rows[0] if rows else {})
+    if missing:
+        raise ParameterError(f"{labels} lacks the columns {sorted(missing)}; use the labels file of nEMO's copy.")
+    speakers = {s: i for i, s in enumerate(sorted({r["speaker"] for r in rows}))}
+    sentences = {t: i for i, t in enumerate(sorted({r["text"] for r in rows}))}
+    files = []
+    for r in rows:
+        emotion = NEMO_EMOTIONS.get(r["emotion"])
+        if emotion not in emotions:
+            continue
+        path = root / r["file"]
+        if not path.is_file():
+            raise ParameterError(f"{labels} lists {r['file']}, which is not in {root}; restore the corpus.")
+        actor = NEMO_SPEAKER_OFFSET + speakers[r["speaker"]]
+        files.append(Recording(path, emotion, actor, 0, 1 + sentences[r["text"]], 1, "nemo"))
+    if not files:
+        raise ParameterError(f"No nEMO files of the emotions {list(emotions)} are listed in {labels}.")
+    return sorted(files, key=lambda f: f.path)
 
 
 @dataclass(frozen=True)
