@@ -25,7 +25,7 @@ import numpy as np
 from .. import audio
 from .. import bundle as bundle_files
 from ..bundle import Bundle
-from ..errors import ArtifactError, AudioError, Cancelled, ParameterError
+from ..errors import ArtifactError, AudioError, Cancelled, NoSpeechError, ParameterError
 from ..features import load_extractor
 from .intensity import IntensityModel
 from .runtime import LiteModel, one_blas_thread
@@ -423,7 +423,7 @@ class EmotionClassifier:
         found = spans(counted, settings=settings, config=self.preprocessing)
         judged = self._judge(found, voice, stop)
         if not judged:
-            raise AudioError(audio.NO_SPEECH)
+            raise NoSpeechError()
         rows = [Window(span.start, span.end, prediction) for span, prediction in judged]
         return Utterances(self.labels, 0.0, 0.0, counted.samples / audio.SAMPLE_RATE, rows, detector)
 
