@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ser_core.bundle import SHIPPED_FOLDER
+from ser_core.cli import HelpFormatter
 from ser_core.emotions import EMOTIONS
 from ser_core.errors import SERError
 from ser_core.features import FEATURE_SETS
@@ -27,9 +28,7 @@ DEFAULTS = TrainConfig()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="RAVDESS folder (searched recursively for WAV/FLAC)")
     p.add_argument("--emodb", type=Path, default=None, help="EmoDB folder: adds a second corpus to the adapted models")
     p.add_argument(

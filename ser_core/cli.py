@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "HelpFormatter"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ser_core", description="Speech emotion recognition on a CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="emotion of audio files or folders", formatter_class=_HelpFormatter)
+    p = sub.add_parser("predict", help="emotion of audio files or folders", formatter_class=HelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
     p.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     _adaptation_arguments(p)
     p.set_defaults(func=cmd_predict)
 
-    t = sub.add_parser("timeline", help="emotion over time for one recording", formatter_class=_HelpFormatter)
+    t = sub.add_parser("timeline", help="emotion over time for one recording", formatter_class=HelpFormatter)
     t.add_argument("file", metavar="FILE", nargs="+", help="a recording; several, or folders, with --cluster")
     fmt = t.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object")
@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve.limits import LIMITS
     from .serve.rest import DEFAULT_HOST, DEFAULT_PORT
 
-    v = sub.add_parser("serve", help="REST API (FastAPI, uvicorn)", formatter_class=_HelpFormatter)
+    v = sub.add_parser("serve", help="REST API (FastAPI, uvicorn)", formatter_class=HelpFormatter)
     v.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     v.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
     v.add_argument(
@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .training.export import EXPORT_FORMATS
 
-    e = sub.add_parser("export", help="the model for other runtimes", formatter_class=_HelpFormatter)
+    e = sub.add_parser("export", help="the model for other runtimes", formatter_class=HelpFormatter)
     e.add_argument("--format", required=True, choices=sorted(EXPORT_FORMATS), help="model file format")
     e.add_argument(
         "--out", required=True, metavar="DIR", help="folder to write (replaced atomically if it is an earlier export)"
@@ -388,12 +388,12 @@ def _at_least_one(unit: str):
 _positive = _at_least_one("files")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where it says nothing (``None``, a flag's ``False``) or
-    the help already words it."""
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where it says nothing (``None``; a flag, whose default
+    is not being given) or the help already words it. Also for ``demo.py`` and ``train.py``."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False or "(default" in (action.help or ""):
+        if action.default is None or action.nargs == 0 or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

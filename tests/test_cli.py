@@ -273,6 +273,20 @@ def test_help_shows_only_defaults_that_say_something(cli, command):
         assert "model bundle folder (default: the shipped one)" in text and "(default: the shipped one) (" not in text
 
 
+@pytest.mark.parametrize("script", ["demo.py", "train.py"])
+def test_the_scripts_help_shows_only_defaults_that_say_something(script):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, str(repo / script), "--help"], capture_output=True, text=True, env=env)
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 0 and "(default:" in text
+    assert not [flag for flag in ("None", "False", "True") if f"(default: {flag})" in text]
+
+
 def test_timeline_csv_and_json(cli, tmp_path):
     y = np.concatenate([speech_like(3.0, SR), np.zeros(5 * SR, np.float32), speech_like(2.0, SR)])
     path = tmp_path / "talk.wav"
