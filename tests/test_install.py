@@ -24,6 +24,7 @@ import time
 import tomllib
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -189,44 +190,45 @@ def test_an_argument_or_the_environment_still_selects_another_bundle(venv, elsew
         assert out.returncode == 1 and f"No artifacts folder at {nowhere}" in out.stderr
 
 
+@contextlib.contextmanager
+def _serving(argv: list[str], cwd: Path, env: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """``argv`` (a ``serve`` command, given ``--port``) running until it answers ``/v1/health``:
+    yields its address and its log; stopped with SIGTERM, as a service manager does."""
+    port = free_port()
+    log_path = cwd / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen([*argv, "--port", str(port)], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                assert server.poll() is None, log_path.read_text()
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(f"{base}/v1/health", timeout=5) as r:
+                        assert json.loads(r.read()) == {"status": "ok"}
+                        break
+                assert time.monotonic() < deadline, "the server did not answer in time"
+                time.sleep(0.2)
+            yield base, log_path
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 def test_python_m_ser_core_serve_answers_from_the_installed_model(venv, elsewhere, bundle_dir):
     import httpx
 
     from ser_core import EmotionClassifier
 
-    port = free_port()
-    log = (elsewhere / "serve.log").open("w")
-    server = subprocess.Popen(
-        [str(venv / "bin" / "python"), "-m", "ser_core", "serve", "--port", str(port)],
-        cwd=elsewhere,
-        env=_clean_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert server.poll() is None, (elsewhere / "serve.log").read_text()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{base}/v1/health", timeout=5) as r:
-                    health = json.loads(r.read())
-                    break
-            assert time.monotonic() < deadline, "the server did not answer in time"
-            time.sleep(0.2)
-        assert health == {"status": "ok"}
+    with _serving([str(venv / "bin" / "python"), "-m", "ser_core", "serve"], elsewhere, _clean_env()) as (base, _):
         with (elsewhere / "x.wav").open("rb") as f:
             got = httpx.post(f"{base}/v1/predict", files={"file": ("x.wav", f, "audio/wav")}, timeout=60).json()
-        want = EmotionClassifier.load(bundle_dir).predict(elsewhere / "x.wav")
-        assert got["probabilities"] == pytest.approx(want.probabilities, abs=1e-6)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    want = EmotionClassifier.load(bundle_dir).predict(elsewhere / "x.wav")
+    assert got["probabilities"] == pytest.approx(want.probabilities, abs=1e-6)
 
 
 def test_export_from_the_installed_package(venv, elsewhere):
@@ -327,27 +329,9 @@ def test_lean_demo_and_rest_api_import_no_training_package(tmp_path):
     pytest.importorskip("gradio")
     out = _lean(script=LEAN_DEMO, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    port = free_port()
     code = BLOCKER + "from ser_core.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
-    server = subprocess.Popen(
-        [sys.executable, "-c", code, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=_clean_env(PYTHONPATH=str(REPO)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert server.poll() is None, server.stderr.read()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=5) as r:
-                    assert json.loads(r.read()) == {"status": "ok"}
-                    break
-            assert time.monotonic() < deadline, "the server did not answer in time"
-            time.sleep(0.2)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=60)
-    assert "not in the lean install" not in stderr and "Traceback" not in stderr
+    argv = [sys.executable, "-c", code, "serve"]
+    with _serving(argv, tmp_path, _clean_env(PYTHONPATH=str(REPO))) as (_, log):
+        pass
+    said = log.read_text()
+    assert "not in the lean install" not in said and "Traceback" not in said
