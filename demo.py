@@ -16,9 +16,11 @@ DEFAULT_PORT = 7860
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from ser_core.cli import HelpFormatter
+
     parser = argparse.ArgumentParser(
         description="Speech emotion recognition demo (Gradio): record or upload speech, see its emotion.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--host",
@@ -33,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--share", action="store_true", help="also ask Gradio for a temporary public link")
     parser.add_argument(
-        "--artifacts", default=None, help="model bundle folder (default: $SER_ARTIFACTS, else the shipped artifacts/)"
+        "--artifacts", default=None, help="model bundle folder (default: $SER_ARTIFACTS, else the shipped model)"
     )
     return parser.parse_args(argv)
 

@@ -1,6 +1,6 @@
 """Build the model bundle from a RAVDESS folder and evaluate it speaker-independently.
 
-python train.py --data ../shared/data/ravdess-speech-16k --out artifacts
+python train.py --data ../shared/data/ravdess-speech-16k   (replaces the shipped bundle, ser_core/artifacts)
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
+from ser_core.bundle import SHIPPED_FOLDER
+from ser_core.cli import HelpFormatter
 from ser_core.emotions import EMOTIONS
 from ser_core.errors import SERError
 from ser_core.features import FEATURE_SETS
@@ -26,9 +28,7 @@ DEFAULTS = TrainConfig()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="RAVDESS folder (searched recursively for WAV/FLAC)")
     p.add_argument("--emodb", type=Path, default=None, help="EmoDB folder: adds a second corpus to the adapted models")
     p.add_argument(
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="leave out the intensity model (normal or strong delivery, from RAVDESS's labels)",
     )
-    p.add_argument("--out", type=Path, default=Path("artifacts"), help="bundle folder to write (replaced atomically)")
+    p.add_argument("--out", type=Path, default=SHIPPED_FOLDER, help="bundle folder to write (replaced atomically)")
     p.add_argument("--emotions", default=",".join(EMOTIONS), help="comma-separated classes, in output order")
     p.add_argument(
         "--architecture",

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ser_core import EMOTIONS, EmotionClassifier, audio  # noqa: E402
+from ser_core.bundle import SHIPPED_FOLDER  # noqa: E402
 from ser_core.features.seed import reference_features  # noqa: E402
 
 PYTHON = sys.executable
@@ -291,7 +292,7 @@ def bench_folder(clf: EmotionClassifier, ref: Reference, tmp: Path, n_clips: int
         write_wav(folder / f"clip{i:04d}.wav", speech_like(rng.uniform(2.0, 3.0), RATE_IN, seed=10 + i), RATE_IN)
     files = sorted(folder.iterdir())
     cmd = [PYTHON, "-m", "ser_core", "predict", "--json", "--jobs", "2", str(folder)]
-    if clf.bundle.path != REPO / "artifacts":
+    if clf.bundle.path != SHIPPED_FOLDER:
         cmd += ["--artifacts", str(clf.bundle.path)]
     start = time.perf_counter()
     out = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO)
@@ -314,7 +315,7 @@ def bench_folder(clf: EmotionClassifier, ref: Reference, tmp: Path, n_clips: int
 def bench_cold(clf: EmotionClassifier, tmp: Path) -> None:
     path = tmp / "one.wav"
     write_wav(path, speech_like(3.0, RATE_IN, seed=4), RATE_IN)
-    args = [] if clf.bundle.path == REPO / "artifacts" else ["--artifacts", str(clf.bundle.path)]
+    args = [] if clf.bundle.path == SHIPPED_FOLDER else ["--artifacts", str(clf.bundle.path)]
     fast = wall_s([PYTHON, "-m", "ser_core", "predict", str(path), *args], repeat=10)
     reference_script = (
         "import sys, numpy as np, librosa, keras\n"

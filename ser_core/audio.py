@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError, NotAudioError, ParameterError, SERError
+from .errors import AudioError, NoSpeechError, NotAudioError, ParameterError, SERError
 
 __all__ = [
     "SAMPLE_RATE",
@@ -75,7 +75,7 @@ MAX_BLOCK_VALUES = 2**24  # most samples (all channels) decoded at once: 64 MiB 
 MAX_CHANNELS = 64  # no recording of speech has more; a header that claims more is refused
 FORMATS = "WAV, FLAC, MP3, OGG, Opus, M4A or WebM"  # what users are told they may send, everywhere
 RESAMPLE_QUALITY = "HQ"  # soxr quality
-NO_SPEECH = "No speech was found in the recording; check the microphone and speak closer to it."
+NO_SPEECH = str(NoSpeechError())  # the sentence for a file without speech; NoSpeechError words it for its source
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,7 @@ def check_speech(y: np.ndarray, *, config: Preprocessing = PREPROCESSING) -> np.
     """
     rms = _trim_rms(y, config)
     if rms.max(initial=0.0) < config.silence_rms:
-        raise AudioError("The audio is silent; check the microphone and record again while speaking.")
+        raise NoSpeechError("silent")
     voiced = _trim_with(y, rms, config)
     if voiced.size < config.min_speech_samples:
         raise AudioError(
@@ -443,7 +443,7 @@ def span(start: int, samples: np.ndarray, *, config: Preprocessing = PREPROCESSI
     except AudioError as e:
         return Span(*seconds, np.zeros((0, config.n_samples), np.float32), error=e)
     clips, pooled = speech_clips(speech, config=config)
-    error = None if len(clips) else AudioError(NO_SPEECH)
+    error = None if len(clips) else NoSpeechError()
     return Span(*seconds, clips, pooled, error, speech.size / sr)
 
 

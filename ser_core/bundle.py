@@ -15,10 +15,15 @@ A bundle is a folder of safe files (none is a pickle), each with its SHA-256 in 
 - ``metrics.json``, ``MODEL_CARD.md``, ``confusion_matrix.png``: the evaluation report;
 - ``manifest.json``: format version and the checksum of every other file.
 
-:func:`read` verifies every checksum before reading a byte of content, loads arrays with
-``allow_pickle=False`` and returns a :class:`Bundle` of typed parts; :func:`write` is what
-training and export call, the inverse of :func:`read`. A folder is written into a temporary
+:func:`read` checks each file it reads against its checksum before using a byte of it, loads
+arrays with ``allow_pickle=False`` and returns a :class:`Bundle` of typed parts; :func:`write` is
+what training and export call, the inverse of :func:`read`. A folder is written into a temporary
 sibling and renamed into place, so a failure or an interruption leaves the previous one untouched.
+
+The shipped model lives inside the package (:data:`SHIPPED_FOLDER`), so an installed package
+judges audio from any folder. Its wheel leaves out what inference never reads
+(:data:`NOT_INSTALLED`: the Keras network and the confusion matrix); the manifest still lists
+them, and :func:`read_file` says what to do when one is asked for and absent.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ __all__ = [
     "write_files",
     "write_folder",
     "default_folder",
+    "SHIPPED_FOLDER",
     "sha256",
     "FORMAT_VERSION",
     "MANIFEST",
@@ -59,11 +65,13 @@ __all__ = [
     "CONFUSION_PNG",
     "ADAPTED_TFLITE",
     "REQUIRED",
+    "NOT_INSTALLED",
     "ENV_VAR",
 ]
 
 FORMAT_VERSION = 1
 ENV_VAR = "SER_ARTIFACTS"  # selects another bundle than the shipped one
+SHIPPED_FOLDER = Path(__file__).resolve().parent / "artifacts"  # the shipped model, inside the package and its wheel
 
 # ---------------------------------------------------------------- files
 MANIFEST = "manifest.json"
@@ -77,6 +85,7 @@ MODEL_CARD_MD = "MODEL_CARD.md"
 CONFUSION_PNG = "confusion_matrix.png"
 ADAPTED_TFLITE = {"reference": "calibrated.tflite", "same-speaker": "session.tflite"}  # by the voice's source
 REQUIRED = (MODEL_TFLITE, FEATURES_NPZ, LABELS_TXT, CONFIG_JSON)
+NOT_INSTALLED = (MODEL_KERAS, CONFUSION_PNG)  # in the repository's bundle, not in the wheel: inference never reads them
 
 # ---------------------------------------------------------------- arrays in features.npz
 MEAN, SCALE = "mean", "scale"  # the standardisation of model.tflite's input
@@ -93,9 +102,10 @@ STORED_SECTION = {"adaptation": "calibration"}  # the name a section is stored u
 
 
 def default_folder() -> Path:
-    """``$SER_ARTIFACTS`` if set, else the ``artifacts/`` folder shipped beside the package."""
+    """``$SER_ARTIFACTS`` if set, else the shipped model (:data:`SHIPPED_FOLDER`), which an
+    installed package carries, so it works from any folder."""
     env = os.environ.get(ENV_VAR)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "artifacts"
+    return Path(env) if env else SHIPPED_FOLDER
 
 
 def sha256(data: bytes) -> str:

@@ -3,19 +3,21 @@ printing; the work is the library's (:mod:`ser_core.batch` for many files).
 
 Every problem with an input becomes one readable line (or a JSON error object) and the
 run carries on; exit status 0 when every input was classified, 1 when any failed,
-2 for a usage error.
+2 for a usage error. When the reader of the output goes away (``predict DIR | head -2``), the
+command stops quietly; one writing a ``--report`` or ``--summary`` finishes it first.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "HelpFormatter"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -52,13 +54,33 @@ def voice_for(args: argparse.Namespace, paths: list[str]):
 def _format_row(result: dict, width: int) -> str:
     if "error" in result:
         return f"{result['path']:<{width}}  error: {result['error']}"
-    return f"{result['path']:<{width}}  {result['emotion']:<10} {100 * result['confidence']:5.1f}%{_intensity(result)}"
+    return f"{result['path']:<{width}}  {result['emotion']:<10} {100 * result['confidence']:9.1f}%{_intensity(result)}"
 
 
 def _intensity(verdict: dict) -> str:
-    """A verdict's intensity for the text output: ``"  strong (81%)"``, or nothing without one."""
+    """A verdict's intensity for the text output: ``"  strong (81% chance of strong)"``, or nothing without one."""
+    from .inference import Intensity
+
     intensity = verdict.get("intensity")
-    return f"  {intensity['level']} ({100 * intensity['strength']:.0f}%)" if intensity else ""
+    return f"  {Intensity(intensity['level'], intensity['strength']).text}" if intensity else ""
+
+
+def _emit(line: str) -> bool:
+    """Print one line of output at once; ``False``, and no more output, once its reader has gone."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _reader_left()
+        return False
+    return True
+
+
+def _reader_left() -> None:
+    """The reader of stdout has gone (``| head``): send the rest of the output nowhere, so that
+    nothing more fails, not even Python's last flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -109,17 +131,22 @@ def cmd_predict(args: argparse.Namespace, timeline: tuple[float, float] | None =
                 )
         voice = voice_for(args, [path for path, error in items if error is None])
         results = run(items, replace(options, voice=voice))
-        width = min(60, max((len(p) for p, _ in items), default=4))
+        width = max((len(p) for p, _ in items), default=4)  # every row's path fits: the columns stay aligned
         failed = 0
-        if not args.json:
-            print(f"{'file':<{width}}  {'emotion':<10} confidence  intensity")
+        printing = args.json or _emit(f"{'file':<{width}}  {'emotion':<10} confidence  intensity")
         from tqdm import tqdm
 
         show = args.progress or sys.stderr.isatty()
-        with tqdm(total=len(items), unit="file", file=sys.stderr, disable=not show, dynamic_ncols=True) as bar:
+        with (
+            contextlib.closing(results),
+            tqdm(total=len(items), unit="file", file=sys.stderr, disable=not show, dynamic_ncols=True) as bar,
+        ):
             for result in results:
                 failed += "error" in result
-                print(json.dumps(result, ensure_ascii=False) if args.json else _format_row(result, width), flush=True)
+                row = json.dumps(result, ensure_ascii=False) if args.json else _format_row(result, width)
+                printing = printing and _emit(row)
+                if not printing and report is None and not args.summary:
+                    break  # the reader has gone (| head) and nothing else was asked for
                 if report is not None:
                     report.write(result)
                 elif args.summary:
@@ -211,12 +238,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
             verdict = f"{p.emotion:<10} {100 * p.confidence:5.1f}%{_intensity(p.to_dict())}" if p else "(no speech)"
             print(f"{w.start:8.2f}-{w.end:8.2f} s  {verdict}")
         try:
-            s = timeline.summary
-            rows = "utterances" if args.segments else "windows with speech"
-            print(
-                f"overall: {s.emotion} ({100 * s.confidence:.1f}%){_intensity(s.to_dict())} "
-                f"over {len(timeline.voiced)} {rows}"
-            )
+            print(f"overall: {timeline.overall().describe()}")
         except SERError as e:
             print(f"overall: {e}")
     return EXIT_OK
@@ -272,13 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ser_core", description="Speech emotion recognition on a CPU.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser(
-        "predict", help="emotion of audio files or folders", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = sub.add_parser("predict", help="emotion of audio files or folders", formatter_class=HelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
     p.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for many files")
+    p.add_argument(
+        "--jobs", type=_at_least_one("processes"), default=os.cpu_count() or 1, help="processes for many files"
+    )
     p.add_argument(
         "--report", metavar="FILE", help="also write every result to FILE (.csv or .jsonl), a line at a time"
     )
@@ -291,9 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     _adaptation_arguments(p)
     p.set_defaults(func=cmd_predict)
 
-    t = sub.add_parser(
-        "timeline", help="emotion over time for one recording", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    t = sub.add_parser("timeline", help="emotion over time for one recording", formatter_class=HelpFormatter)
     t.add_argument("file", metavar="FILE", nargs="+", help="a recording; several, or folders, with --cluster")
     fmt = t.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object")
@@ -309,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help="voice-activity detector of --segments"
     )
     t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
-    t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads scoring the windows")
+    t.add_argument(
+        "--jobs", type=_at_least_one("threads"), default=os.cpu_count() or 1, help="threads scoring the windows"
+    )
     _cluster_arguments(t, timeline=True)
     _adaptation_arguments(t)
     t.set_defaults(func=cmd_timeline)
@@ -317,9 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve.limits import LIMITS
     from .serve.rest import DEFAULT_HOST, DEFAULT_PORT
 
-    v = sub.add_parser(
-        "serve", help="REST API (FastAPI, uvicorn)", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    v = sub.add_parser("serve", help="REST API (FastAPI, uvicorn)", formatter_class=HelpFormatter)
     v.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     v.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
     v.add_argument(
@@ -333,9 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .training.export import EXPORT_FORMATS
 
-    e = sub.add_parser(
-        "export", help="the model for other runtimes", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    e = sub.add_parser("export", help="the model for other runtimes", formatter_class=HelpFormatter)
     e.add_argument("--format", required=True, choices=sorted(EXPORT_FORMATS), help="model file format")
     e.add_argument(
         "--out", required=True, metavar="DIR", help="folder to write (replaced atomically if it is an earlier export)"
@@ -356,10 +374,28 @@ def _address_argument(text: str) -> str:
     return text
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be a whole number of files, at least 1.")
-    return int(text)
+def _at_least_one(unit: str):
+    """An argparse type: a whole number of ``unit``, at least 1; anything else is a usage error."""
+
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"'{text}' must be a whole number of {unit}, at least 1.")
+        return int(text)
+
+    return parse
+
+
+_positive = _at_least_one("files")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where it says nothing (``None``; a flag, whose default
+    is not being given) or the help already words it. Also for ``demo.py`` and ``train.py``."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.nargs == 0 or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _cluster_arguments(parser: argparse.ArgumentParser, *, timeline: bool = False) -> None:
@@ -414,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader of the output has gone (| head): stop quietly
+        _reader_left()
         return EXIT_OK
 
 

@@ -64,7 +64,7 @@ def classifier():
 
 @pytest.fixture(scope="session")
 def bundle_dir() -> Path:
-    """The model bundle the tests load: ``$SER_ARTIFACTS`` or the shipped ``artifacts/``."""
+    """The model bundle the tests load: ``$SER_ARTIFACTS`` or the shipped ``ser_core/artifacts/``."""
     from ser_core.bundle import default_folder
 
     folder = default_folder()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import soundfile as sf
 from conftest import speech_like
 
 from ser_core import EMOTIONS, EmotionClassifier, Prediction, Timeline, audio
-from ser_core.errors import AudioError, ParameterError
+from ser_core.errors import ArtifactError, AudioError, ParameterError
 
 SR = audio.SAMPLE_RATE
 
@@ -314,3 +315,22 @@ def test_a_window_longer_than_a_clip_is_judged_whole(clf):
     middle = audio.speech_clip(y[: 8 * SR])
     cropped = Prediction.from_probabilities(clf.labels, clf.probabilities(middle)[0])
     assert first.prediction.probabilities != pytest.approx(cropped.probabilities, abs=1e-3)
+
+
+# ---------------------------------------------------------------- the shipped model by default
+
+
+def test_no_argument_gives_the_shipped_model(monkeypatch, tmp_path):
+    import ser_core
+    from ser_core import bundle
+
+    monkeypatch.delenv(bundle.ENV_VAR, raising=False)
+    assert bundle.SHIPPED_FOLDER.parent == Path(ser_core.__file__).resolve().parent  # inside the package
+    clf = EmotionClassifier()
+    assert clf.bundle.path == bundle.SHIPPED_FOLDER == EmotionClassifier.load().bundle.path
+    y = speech_like(2.0, SR)
+    assert clf.predict(y, SR) == EmotionClassifier(bundle.read()).predict(y, SR)  # a read Bundle, as before
+    assert EmotionClassifier(str(bundle.SHIPPED_FOLDER)).predict(y, SR) == clf.predict(y, SR)  # or its folder
+    monkeypatch.setenv(bundle.ENV_VAR, str(tmp_path / "elsewhere"))  # the variable still selects another
+    with pytest.raises(ArtifactError, match="No artifacts folder at .*elsewhere"):
+        EmotionClassifier()

@@ -108,10 +108,99 @@ def test_table_without_json(cli, inputs):
     assert lines[0].split() == ["file", "emotion", "confidence", "intensity"]
     assert len(lines) == 3
     row_a, row_missing = lines[1], lines[2]
-    assert row_a.startswith(str(inputs["a"])) and row_a.split()[-2] in EMOTIONS and row_a.endswith("%")
+    path, emotion, confidence, *intensity = row_a.split(maxsplit=3)
+    assert path == str(inputs["a"]) and emotion in EMOTIONS and confidence.endswith("%")
     assert "error: " in row_missing and "does not exist" in row_missing
     with pytest.raises(json.JSONDecodeError):
         json.loads(lines[1])
+
+
+def test_table_columns_stay_aligned_for_any_path_length(cli, inputs, tmp_path):
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4) / "deeper still" / "recording.wav"
+    deep.parent.mkdir(parents=True)
+    shutil.copy(inputs["a"], deep)
+    paths = [str(inputs["a"]), str(deep), str(inputs["b"])]
+    proc = cli("predict", *paths)
+    header, *rows = proc.stdout.splitlines()
+    assert len(str(deep)) > 100 and len(rows) == 3
+    for path, row in zip(paths, rows, strict=True):
+        assert row.startswith(path)
+        emotion = row[len(path) :].split()[0]
+        assert emotion in EMOTIONS
+        assert row.index(emotion, len(path)) == header.index("emotion"), (header, row)
+        assert row.index("%", len(path)) + 1 == header.index("confidence") + len("confidence"), (header, row)
+
+
+def test_intensity_says_what_its_percentage_is():
+    from ser_core.cli import _format_row
+    from ser_core.inference import Intensity
+
+    row = {"path": "x.wav", "emotion": "angry", "confidence": 0.8, "intensity": {"level": "normal", "strength": 0.05}}
+    assert _format_row(row, 5).endswith("  normal (5% chance of strong)")
+    assert Intensity.from_strength(0.81).text == "strong (81% chance of strong)"
+    assert Intensity.from_strength(0.5).text == "strong (50% chance of strong)"  # the threshold itself
+
+
+def test_a_silent_file_is_told_about_the_file_not_the_microphone(cli, inputs):
+    for args in (["predict"], ["predict", "--json"]):
+        proc = cli(*args, inputs["silence"])
+        said = proc.stdout + proc.stderr
+        assert proc.returncode == 1 and "silent" in said and "choose a recording" in said
+        assert "microphone" not in said
+    timeline = cli("timeline", inputs["silence"])  # every window without speech, then the overall line
+    assert (
+        timeline.stdout.splitlines()[-1]
+        == "overall: No speech was found in the recording; choose one in which someone speaks clearly."
+    )
+
+
+def _first_lines(argv: list[str], n: int) -> tuple[list[str], int, str]:
+    """Run the command line with stdout into a small pipe, read ``n`` lines and close it, as
+    ``| head -n`` does: (the lines, the exit status, stderr). The pipe is one page, so the
+    command is still writing when its reader leaves, whatever the machine's speed."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    fcntl.fcntl(write, 1031, 4096)  # F_SETPIPE_SZ: the smallest pipe Linux allows
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ser_core", *argv], stdout=write, stderr=subprocess.PIPE, text=True, env=env
+    )
+    os.close(write)
+    with os.fdopen(read) as out:
+        lines = [out.readline() for _ in range(n)]
+    _, stderr = proc.communicate(timeout=120)
+    return lines, proc.returncode, stderr
+
+
+@pytest.fixture(scope="module")
+def many(inputs, tmp_path_factory) -> Path:
+    """80 good recordings: their rows fill more than one page of a pipe."""
+    folder = tmp_path_factory.mktemp("many")
+    for i in range(80):
+        shutil.copy(inputs["a"], folder / f"recording-{i:03d}.wav")
+    return folder
+
+
+@pytest.mark.skipif(not Path("/proc/sys/fs/pipe-max-size").exists(), reason="needs Linux pipes")
+@pytest.mark.parametrize("flags", [[], ["--json"], ["--jobs", "1"]], ids=["table", "json", "one-process"])
+def test_predict_into_head_stops_quietly(many, bundle_dir, flags):
+    lines, status, stderr = _first_lines(["predict", "--artifacts", str(bundle_dir), *flags, str(many)], 2)
+    assert status == 0 and stderr == ""
+    assert all(line.endswith("\n") for line in lines)
+    assert "recording-000.wav" in lines[0 if flags == ["--json"] else 1]
+
+
+@pytest.mark.skipif(not Path("/proc/sys/fs/pipe-max-size").exists(), reason="needs Linux pipes")
+def test_predict_into_head_still_finishes_its_report(many, bundle_dir, tmp_path):
+    report = tmp_path / "all.csv"
+    _, status, stderr = _first_lines(["predict", "--artifacts", str(bundle_dir), "--report", str(report), str(many)], 2)
+    assert status == 0 and stderr == ""
+    assert len(report.read_text().splitlines()) == 1 + 80  # the header and every file
 
 
 def test_many_files_with_worker_processes_keep_order(cli, inputs, tmp_path):
@@ -144,8 +233,22 @@ def test_unusable_artifacts_one_line_no_hang(cli, inputs, tmp_path, jobs):
         ["timeline"],
         ["timeline", "--json", "--csv", "x.wav"],
         ["predict", "--no-such-flag", "x.wav"],
+        ["predict", "--jobs", "0", "x.wav"],
+        ["timeline", "--jobs", "0", "x.wav"],
+        ["predict", "--jobs", "-2", "x.wav"],
     ],
-    ids=["nothing", "no-paths", "unknown-command", "bad-jobs", "timeline-no-file", "json-and-csv", "unknown-flag"],
+    ids=[
+        "nothing",
+        "no-paths",
+        "unknown-command",
+        "bad-jobs",
+        "timeline-no-file",
+        "json-and-csv",
+        "unknown-flag",
+        "no-jobs",
+        "timeline-no-jobs",
+        "negative-jobs",
+    ],
 )
 def test_usage_errors_exit_2(cli, args):
     proc = cli(*args, artifacts=False)
@@ -157,6 +260,31 @@ def test_usage_errors_exit_2(cli, args):
 def test_help_exits_0(cli):
     proc = cli("predict", "--help", artifacts=False)
     assert proc.returncode == 0 and "--json" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["predict", "timeline", "serve", "export"])
+def test_help_shows_only_defaults_that_say_something(cli, command):
+    proc = cli(command, "--help", artifacts=False)
+    text = " ".join(proc.stdout.split())  # help wraps lines anywhere
+    assert proc.returncode == 0
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert text.count("(default:") >= 1  # the defaults worth showing stay
+    if command == "predict":
+        assert "model bundle folder (default: the shipped one)" in text and "(default: the shipped one) (" not in text
+
+
+@pytest.mark.parametrize("script", ["demo.py", "train.py"])
+def test_the_scripts_help_shows_only_defaults_that_say_something(script):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, str(repo / script), "--help"], capture_output=True, text=True, env=env)
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 0 and "(default:" in text
+    assert not [flag for flag in ("None", "False", "True") if f"(default: {flag})" in text]
 
 
 def test_timeline_csv_and_json(cli, tmp_path):
@@ -173,6 +301,18 @@ def test_timeline_csv_and_json(cli, tmp_path):
     assert len(obj["windows"]) == len(rows) - 1
     text = cli("timeline", path).stdout
     assert "(no speech)" in text and text.splitlines()[-1].startswith("overall: ")
+
+
+def test_timeline_text_ends_with_what_a_person_would_say(cli, tmp_path, bundle_dir):
+    from ser_core import EmotionClassifier
+
+    y = np.concatenate([speech_like(2.0, SR, f0=f0, seed=i) for i, f0 in enumerate((110, 220, 140))])
+    path = tmp_path / "three.wav"
+    sf.write(str(path), y, SR)
+    clf = EmotionClassifier.load(bundle_dir)
+    for flags, timeline in (([], clf.timeline(path)), (["--segments"], clf.utterances(path))):
+        last = cli("timeline", *flags, path).stdout.splitlines()[-1]
+        assert last == f"overall: {timeline.overall().describe()}"
 
 
 @pytest.mark.parametrize("flag", ["--json", None])

@@ -236,7 +236,7 @@ def test_cli_prints_intensity(tiny_bundle, tiny, tmp_path):
     assert got["intensity"] == expected
     text = _run_cli("predict", "--artifacts", str(tiny_bundle[0]), str(path)).stdout
     if expected is not None:
-        assert f"{expected['level']} ({100 * expected['strength']:.0f}%)" in text
+        assert f"{expected['level']} ({100 * expected['strength']:.0f}% chance of strong)" in text
     timeline = json.loads(_run_cli("timeline", "--json", "--artifacts", str(tiny_bundle[0]), str(path)).stdout)
     assert "intensity" in timeline["summary"]
 

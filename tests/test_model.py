@@ -62,7 +62,7 @@ def test_tflite_export_matches_keras(seed_model, seed_lite: LiteModel, rng: np.r
 
 @pytest.mark.slow
 def test_shipped_tflite_matches_shipped_keras(rng: np.random.Generator) -> None:
-    """artifacts/model.tflite and artifacts/model.keras give the same probabilities."""
+    """The bundle's model.tflite and model.keras give the same probabilities."""
     folder = bundles.default_folder()
     if not (folder / MODEL_KERAS).is_file():
         pytest.skip(f"no shipped Keras model at {folder}")

@@ -236,7 +236,8 @@ def test_cli_segments_csv_and_json(cli, two_phrases):
     proc = cli("timeline", "--segments", "--detector", "energy", "--json", two_phrases)
     obj = json.loads(proc.stdout)
     assert obj["path"] == str(two_phrases) and obj["detector"] == "energy" and len(obj["utterances"]) == 2
-    assert "over 2 utterances" in cli("timeline", "--segments", "--detector", "energy", two_phrases).stdout
+    last = cli("timeline", "--segments", "--detector", "energy", two_phrases).stdout.splitlines()[-1]
+    assert last.startswith("overall: ") and " 2 utterances" in last
 
 
 def test_cli_segments_of_silence_and_of_two_files_are_one_line(cli, tmp_path, two_phrases):
@@ -298,7 +299,7 @@ def test_demo_draws_a_band_and_a_row_per_utterance(classifier, two_phrases):
     for row, u in zip(rows, utterances.windows, strict=True):
         intensity = u.prediction.intensity
         assert len(row) == len(app.UTTERANCE_COLUMNS)
-        assert row[4] == ("" if intensity is None else f"{intensity.level} {intensity.strength:.0%}")
+        assert row[4] == ("" if intensity is None else f"{intensity.level} ({intensity.strength:.0%} chance of strong)")
 
 
 def test_demo_shows_utterances_only_beyond_one_phrase(classifier, sentences):

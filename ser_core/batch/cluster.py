@@ -13,8 +13,8 @@ worker died is run again elsewhere by the scheduler, and a batch that keeps endi
 workers is split into single files, so that the others around the file at fault get their
 rows. A file that cannot be decoded is an error row from inside the task, never a retry.
 
-Dask and fsspec come with ``pip install "ser-core[cluster]"``; they are imported here only
-when a cluster is used (see docs/CLUSTER.md).
+Dask and fsspec come with ``pip install -r requirements-cluster.txt`` (the ``cluster`` extra);
+they are imported here only when a cluster is used (see docs/CLUSTER.md).
 """
 
 from __future__ import annotations
@@ -132,7 +132,9 @@ def connect(address: str | int) -> Iterator:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise SERError('--cluster needs Dask; install it with pip install "ser-core[cluster]".') from None
+        raise SERError(
+            "--cluster needs Dask; install it with pip install -r requirements-cluster.txt in the repository."
+        ) from None
     with contextlib.ExitStack() as stack:
         if isinstance(address, int):
             target = stack.enter_context(
@@ -214,8 +216,8 @@ def stream(client, batches: Iterable[list[str]], options: dict, inflight: int) -
             ) from None
         except Exception as e:  # the task could not run: e.g. a worker without ser_core
             raise SERError(
-                f"The cluster could not run the analysis ({type(e).__name__}: {e}); install the same ser-core "
-                'with pip install "ser-core[cluster]" on every worker, and continue with --report FILE --resume.'
+                f"The cluster could not run the analysis ({type(e).__name__}: {e}); install this ser-core and "
+                "requirements-cluster.txt on every worker, and continue with --report FILE --resume."
             ) from None
         yield from rows
         for more in itertools.islice(waiting, 1):

@@ -4,7 +4,7 @@
 ``(path, error)`` pairs; :func:`analyse` turns one of them into its row, never raising.
 
 A URL (``file://``, ``http(s)://``, and ``s3://``, ``gs://`` or any other protocol of fsspec
-whose filesystem package is installed) needs ``fsspec``: ``pip install "ser-core[cluster]"``.
+whose filesystem package is installed) needs ``fsspec`` (in ``requirements-cluster.txt``).
 A folder URL is listed recursively in the order ``os.walk`` gives a local folder (over HTTP,
 the links of its index page, as ``python -m http.server`` serves them). A URL is decided to
 be a file by its audio extension, so listing never downloads a recording. The decoder reads
@@ -71,7 +71,7 @@ def _filesystem(url: str):
         from fsspec.core import url_to_fs
     except ImportError:
         raise ParameterError(
-            f"Reading URLs such as '{url}' needs fsspec; install it with pip install \"ser-core[cluster]\"."
+            f"Reading URLs such as '{url}' needs fsspec; install it with pip install fsspec."
         ) from None
     try:
         return url_to_fs(url)

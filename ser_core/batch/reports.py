@@ -11,6 +11,7 @@ last row and appends after the rows that are complete.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
@@ -35,6 +36,7 @@ __all__ = [
 
 REPORT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 SUMMARY_FORMATS = {".html": "html", ".htm": "html", ".png": "png"}
+SUMMARY_PACKAGES = {"html": "plotly", "png": "matplotlib"}  # what draws each; not in every install
 CONFIDENCE_BINS = 20  # histogram bins over [0, 1]
 
 
@@ -273,10 +275,18 @@ def _summary_png(counts: dict[str, int], confidences: list[float], errors: int) 
 
 
 def summary_format(path: str | os.PathLike[str]) -> str:
-    """``'html'`` or ``'png'`` from the summary's extension."""
+    """``'html'`` or ``'png'`` from the summary's extension, once the package that draws it is
+    found (before any file is analysed)."""
     fmt = SUMMARY_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise ParameterError(f"The summary '{path}' must end in .html or .png; rename it.")
+    package = SUMMARY_PACKAGES[fmt]
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        raise ParameterError(
+            f"A .{fmt} summary is drawn by {package}, which is not installed; pip install {package}."
+        ) from None
     return fmt
 
 

@@ -3,7 +3,17 @@ finds utterances; the verdicts it returns; the LiteRT runtime. Never imports bat
 
 from .classifier import EmotionClassifier
 from .intensity import Intensity
-from .verdicts import Prediction, Timeline, Utterances, Window, result_row
+from .verdicts import Overall, Prediction, Timeline, Utterances, Window, result_row
 from .voice import Voice
 
-__all__ = ["EmotionClassifier", "Prediction", "Timeline", "Utterances", "Window", "Intensity", "Voice", "result_row"]
+__all__ = [
+    "EmotionClassifier",
+    "Prediction",
+    "Timeline",
+    "Utterances",
+    "Overall",
+    "Window",
+    "Intensity",
+    "Voice",
+    "result_row",
+]

@@ -25,7 +25,7 @@ import numpy as np
 from .. import audio
 from .. import bundle as bundle_files
 from ..bundle import Bundle
-from ..errors import ArtifactError, AudioError, Cancelled, ParameterError
+from ..errors import ArtifactError, AudioError, Cancelled, NoSpeechError, ParameterError
 from ..features import load_extractor
 from .intensity import IntensityModel
 from .runtime import LiteModel, one_blas_thread
@@ -65,13 +65,17 @@ class AdaptedModel:
 class EmotionClassifier:
     """Speech emotion classifier backed by a verified model bundle.
 
-    >>> clf = EmotionClassifier.load()
+    >>> clf = EmotionClassifier()  # the shipped model; EmotionClassifier.load("my-bundle/") for another
     >>> clf.predict("speech.wav").emotion
     """
 
-    def __init__(self, bundle: Bundle, *, jobs: int | None = None) -> None:
-        """``jobs``: threads that score the windows of a long recording (default: one per CPU
-        core; 1 keeps all work on the calling thread)."""
+    def __init__(self, bundle: Bundle | str | os.PathLike[str] | None = None, *, jobs: int | None = None) -> None:
+        """``bundle``: a read :class:`Bundle`, or the folder of one (default: the shipped model, or
+        ``$SER_ARTIFACTS``; :func:`ser_core.bundle.default_folder`). ``jobs``: threads that score
+        the windows of a long recording (default: one per CPU core; 1 keeps all work on the
+        calling thread)."""
+        if not isinstance(bundle, Bundle):
+            bundle = bundle_files.read(bundle)
         self.bundle = bundle
         self.jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
         if self.jobs < 1:
@@ -147,7 +151,7 @@ class EmotionClassifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, jobs: int | None = None) -> EmotionClassifier:
-        """Load the shipped artifacts, or the bundle in ``path``; ``jobs`` as in the constructor."""
+        """Load the shipped model (or ``$SER_ARTIFACTS``), or the bundle in ``path``; ``jobs`` as in the constructor."""
         return cls(bundle_files.read(path), jobs=jobs)
 
     @property
@@ -419,7 +423,7 @@ class EmotionClassifier:
         found = spans(counted, settings=settings, config=self.preprocessing)
         judged = self._judge(found, voice, stop)
         if not judged:
-            raise AudioError(audio.NO_SPEECH)
+            raise NoSpeechError()
         rows = [Window(span.start, span.end, prediction) for span, prediction in judged]
         return Utterances(self.labels, 0.0, 0.0, counted.samples / audio.SAMPLE_RATE, rows, detector)
 

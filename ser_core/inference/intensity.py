@@ -45,6 +45,13 @@ class Intensity:
     def to_dict(self) -> dict:
         return {"level": self.level, "strength": round(self.strength, 4)}
 
+    @property
+    def text(self) -> str:
+        """The intensity in words that cannot be misread: ``"normal (5% chance of strong)"``. The
+        percentage is the chance of strong delivery, whatever the level; a bare ``"normal (5%)"``
+        would read as "5% normal"."""
+        return f"{self.level} ({100 * self.strength:.0f}% chance of strong)"
+
 
 def describe(emotion: str, intensity: Intensity | None) -> str:
     """A verdict in words: ``"strongly angry"``, ``"mildly happy"``, or the bare emotion without an intensity."""

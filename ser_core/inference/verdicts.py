@@ -1,6 +1,7 @@
 """What a verdict is: :class:`Prediction` (one emotion with its probabilities and intensity),
 :class:`Window` (a stretch of a recording with its verdict), :class:`Timeline` (windows over time)
-and :class:`Utterances` (one window an utterance), and :func:`result_row`, the one function that
+and :class:`Utterances` (one window an utterance), :class:`Overall` (what a person would say of a
+whole recording from its windows or utterances), and :func:`result_row`, the one function that
 turns a verdict into the row every interface prints, writes or sends.
 """
 
@@ -13,13 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio import NO_SPEECH
-from ..errors import AudioError
+from ..errors import AudioError, NoSpeechError
 from .intensity import NO_INTENSITY, Intensity
 from .utterances import DEFAULT_DETECTOR
 from .voice import Voice, adapted
 
-__all__ = ["Prediction", "Window", "Timeline", "Utterances", "result_row"]
+__all__ = ["Prediction", "Window", "Timeline", "Utterances", "Overall", "MAJORITY", "result_row"]
+
+MAJORITY = 0.5  # an emotion is a whole recording's when its windows or utterances carry it more often than this
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,51 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Overall:
+    """What a person would say of a whole recording, from the verdicts of its windows or utterances.
+
+    The rule (:meth:`Timeline.overall`): count the spans with speech that each emotion wins. An
+    emotion carried by more than half of them (:data:`MAJORITY`) is the recording's; otherwise the
+    recording is *mixed*, and the counts say what it mixes. Counting verdicts, not averaging
+    probabilities, is what a listener does: seven utterances carrying seven different emotions
+    are "mixed", where the mean of their probabilities names one emotion at 19%, which nobody
+    heard. Every count can be checked against the rows printed above it.
+
+    ``emotion`` is ``None`` when mixed; ``counts`` holds the emotions that won any span, most
+    first (ties in label order); ``intensity`` is that of the emotion's own spans (their mean
+    strength), ``None`` when mixed, for an emotion without intensity, or without an intensity model.
+    """
+
+    emotion: str | None
+    counts: dict[str, int]
+    spans: int
+    unit: tuple[str, str] = ("window with speech", "windows with speech")  # what a span is: one, several
+    intensity: Intensity | None = None
+
+    @property
+    def mixed(self) -> bool:
+        return self.emotion is None
+
+    def describe(self) -> str:
+        """The verdict in words: ``"angry in 5 of 7 utterances (also calm 2), normal (20% chance of
+        strong)"``, ``"angry in all 3 utterances"``, or ``"mixed: no emotion in more than half of
+        the 7 utterances (angry 3, calm 2, happy 2)"``."""
+        one, several = self.unit
+        if self.emotion is None:
+            tally = ", ".join(f"{emotion} {count}" for emotion, count in self.counts.items())
+            return f"mixed: no emotion in more than half of the {self.spans} {several} ({tally})"
+        won = self.counts[self.emotion]
+        if self.spans == 1:
+            text = f"{self.emotion} in its one {one}"
+        elif won == self.spans:
+            text = f"{self.emotion} in all {won} {several}"
+        else:
+            others = ", ".join(f"{e} {c}" for e, c in self.counts.items() if e != self.emotion)
+            text = f"{self.emotion} in {won} of {self.spans} {several} (also {others})"
+        return text if self.intensity is None else f"{text}, {self.intensity.text}"
+
+
+@dataclass(frozen=True)
 class Timeline:
     """Emotion over time: every window, and the mean verdict over windows with speech."""
 
@@ -111,8 +158,32 @@ class Timeline:
         """Mean probabilities over windows with speech; raises :class:`AudioError` when none has any."""
         voiced = self.voiced
         if not voiced:
-            raise AudioError(NO_SPEECH)
+            raise NoSpeechError()
         return Prediction.mean(self.labels, [w.prediction for w in voiced])
+
+    def overall(self) -> Overall:
+        """What a person would say of the whole recording (:class:`Overall`: the emotion of more
+        than half of the windows with speech, or mixed); raises :class:`AudioError` when none has any."""
+        voiced = self.voiced
+        if not voiced:
+            raise NoSpeechError()
+        counts = {label: 0 for label in self.labels}
+        for w in voiced:
+            counts[w.prediction.emotion] += 1
+        ranked = dict(sorted(((e, c) for e, c in counts.items() if c), key=lambda ec: -ec[1]))  # stable: label order
+        emotion, won = next(iter(ranked.items()))
+        if won <= MAJORITY * len(voiced):
+            return Overall(None, ranked, len(voiced), self.unit)
+        strengths = [w.prediction.strength for w in voiced if w.prediction.emotion == emotion]
+        intensity = None
+        if emotion not in NO_INTENSITY and None not in strengths:
+            intensity = Intensity.from_strength(float(np.mean(strengths)))
+        return Overall(emotion, ranked, len(voiced), self.unit, intensity)
+
+    @property
+    def unit(self) -> tuple[str, str]:
+        """What a span with speech is called: one, several."""
+        return ("window with speech", "windows with speech")
 
     def shares(self) -> dict[str, float]:
         """Fraction of voiced windows won by each emotion."""
@@ -168,6 +239,10 @@ class Utterances(Timeline):
     voice-activity detector that found them. CSV as the timeline's, one row an utterance."""
 
     detector: str = DEFAULT_DETECTOR
+
+    @property
+    def unit(self) -> tuple[str, str]:
+        return ("utterance", "utterances")
 
     def to_dict(self) -> dict:
         out = super().to_dict()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import audio
-from ..errors import AudioError, SERError
+from ..errors import FROM_FILE, FROM_MICROPHONE, AudioError, NoSpeechError, SERError
 from ..inference import EmotionClassifier, Prediction, Timeline, Utterances, Voice, result_row
 from ..inference.intensity import describe
 from .limits import LIMITS
@@ -373,15 +373,15 @@ def utterance_figure(y: np.ndarray, utterances: Utterances) -> Any:
 
 
 def utterance_rows(utterances: Utterances) -> list[list]:
-    """The table of utterances: start, end, emotion, confidence, intensity ("strong 81%"; blank
-    for neutral, and everything blank without a verdict)."""
+    """The table of utterances: start, end, emotion, confidence, intensity ("strong (81% chance of
+    strong)"; blank for neutral, and everything blank without a verdict)."""
     rows = []
     for u in utterances.windows:
         p = u.prediction
         if p is None:
             verdict = ["(too short to judge)", "", ""]
         else:
-            strength = f"{p.intensity.level} {p.intensity.strength:.0%}" if p.intensity else ""
+            strength = p.intensity.text if p.intensity else ""
             verdict = [_label(p.emotion), f"{p.confidence:.0%}", strength]
         rows.append([round(u.start, 2), round(u.end, 2), *verdict])
     return rows
@@ -470,8 +470,12 @@ def live_step(
 # ---------------------------------------------------------------- handlers
 
 
-def friendly(fn: Callable) -> Callable:
-    """Turn :class:`SERError` into its sentence and anything unexpected into a generic one, as gr.Error."""
+def friendly(fn: Callable, *, source: str = FROM_FILE) -> Callable:
+    """Turn :class:`SERError` into its sentence and anything unexpected into a generic one, as gr.Error.
+
+    ``source`` is where the handler's audio comes from (:data:`~ser_core.errors.FROM_MICROPHONE`
+    for a recording): audio without speech is told what to do about that source.
+    """
     import gradio as gr
 
     name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "handler")
@@ -482,6 +486,10 @@ def friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
+        except NoSpeechError as e:
+            raise gr.Error(
+                str(e.for_source(source)), title="Cannot analyse this audio", print_exception=False
+            ) from None
         except SERError as e:
             raise gr.Error(str(e), title="Cannot analyse this audio", print_exception=False) from None
         except Exception:
@@ -695,13 +703,20 @@ def build_app(clf: EmotionClassifier) -> Any:
     """The Gradio Blocks page for ``clf`` (load the model once, pass it here)."""
     import gradio as gr
 
-    analyse_audio = friendly(functools.partial(on_audio, clf))
+    analyse_upload = friendly(functools.partial(on_audio, clf))
+    analyse_recording = friendly(functools.partial(on_audio, clf), source=FROM_MICROPHONE)
     live_chunk = functools.partial(on_live_chunk, clf)
     clear = functools.partial(on_clear, clf.labels)
     predict_api = friendly(functools.partial(api_predict, clf))
-    calibrate = friendly(functools.partial(on_calibrate, clf))
+    calibrate = friendly(functools.partial(on_calibrate, clf))  # its own sentence without speech, for any source
     utterances = friendly(functools.partial(on_segments, clf))
-    named = ((analyse_audio, "analyse"), (live_chunk, "live_chunk"), (predict_api, "predict"), (calibrate, "calibrate"))
+    named = (
+        (analyse_upload, "analyse"),
+        (analyse_recording, "analyse_recording"),
+        (live_chunk, "live_chunk"),
+        (predict_api, "predict"),
+        (calibrate, "calibrate"),
+    )
     for fn, name in named:
         fn.__name__ = name  # type: ignore[attr-defined]
 
@@ -766,7 +781,7 @@ def build_app(clf: EmotionClassifier) -> Any:
         api_trigger = gr.Button(visible=False)
 
         outputs = [verdict, bars, timeline_plot, csv_file]
-        for event in (audio_in.upload, audio_in.stop_recording):
+        for event, analyse_audio in ((audio_in.upload, analyse_upload), (audio_in.stop_recording, analyse_recording)):
             event(clear, None, outputs, queue=False, show_progress="hidden", api_visibility="private").then(
                 analyse_audio,
                 [audio_in, voice_state],

@@ -14,6 +14,7 @@ the previous export untouched; a destination that is not an earlier export is ne
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -32,6 +33,7 @@ from ..features.seed import SeedFeatureExtractor
 __all__ = ["EXPORT_FORMATS", "export_model", "EXPORT_JSON"]
 
 EXPORT_FORMATS = {"tflite": "model.tflite", "onnx": "model.onnx"}
+ONNX_PACKAGES = ("tensorflow", "tf2onnx", "onnx")  # the "train" extra: not in the lean install
 EXPORT_JSON = "export.json"
 EXPORT_VERSION = 1
 
@@ -69,10 +71,26 @@ def _feature_files(source: Bundle) -> dict[str, bytes]:
     }
 
 
+def _require_keras_file(source: Bundle) -> None:
+    """Refuse, in one sentence saying what to do, the shipped model of an installed package: its
+    wheel leaves ``model.keras`` out (:data:`ser_core.bundle.NOT_INSTALLED`)."""
+    if (
+        source.path is not None
+        and source.path.resolve() == bundle.SHIPPED_FOLDER
+        and not (source.path / MODEL_KERAS).is_file()
+    ):
+        raise ArtifactError(
+            f"ONNX export needs '{MODEL_KERAS}', which the installed package leaves out to stay small; "
+            "export from a clone of the repository (after pip install -r requirements-train.txt there), "
+            "or pass --artifacts with a bundle that train.py wrote."
+        )
+
+
 def load_keras_model(source: Bundle):  # -> keras.Model
     """The bundle's Keras network, checksum-verified, built (called once) and ready to export."""
     from .networks import quiet_tensorflow
 
+    _require_keras_file(source)
     data = bundle.read_file(source.path, MODEL_KERAS)
     quiet_tensorflow()
     import keras
@@ -91,13 +109,16 @@ def load_keras_model(source: Bundle):  # -> keras.Model
 
 
 def _onnx_bytes(source: Bundle) -> bytes:
-    try:
-        import onnx  # noqa: F401
-        import tf2onnx  # noqa: F401
-    except ImportError:
+    from .networks import quiet_tensorflow
+
+    _require_keras_file(source)  # first: where the network is missing, the packages would not help
+    quiet_tensorflow()
+    missing = [name for name in ONNX_PACKAGES if not _importable(name)]
+    if missing:
         raise ParameterError(
-            "ONNX export needs the tf2onnx and onnx packages; pip install -r requirements.txt."
-        ) from None
+            f"ONNX export needs {', '.join(missing)}, which the lean install leaves out; "
+            "pip install -r requirements-train.txt in the repository."
+        )
     model = load_keras_model(source)
     with tempfile.TemporaryDirectory(prefix="ser-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
@@ -105,6 +126,14 @@ def _onnx_bytes(source: Bundle) -> bytes:
             warnings.simplefilter("ignore")
             model.export(str(path), format="onnx", verbose=False)
         return path.read_bytes()
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def _is_export(folder: Path) -> bool:
