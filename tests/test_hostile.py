@@ -734,3 +734,27 @@ def test_the_demo_calibration_step_holds_the_reference_limits(classifier, decode
     voice, status = app.on_calibrate(classifier, str(ok))
     assert np.array_equal(voice.mean, classifier.calibrate([ok]).mean)
     assert 'data-calibrated="true"' in status
+
+
+def test_a_request_whose_client_left_while_it_waited_never_starts(clf):
+    from ser_core.serve.rest import create_app
+
+    held = _Watched(clf, hold=True)
+    app = create_app(held, limits=Limits(slots=1))
+    gate = app.state.gate
+    with _Server(app) as server:
+        thread, first = _post_in_thread(server.url, "/v1/predict")
+        assert held.entered.wait(30)
+        with _raw_request(server.port, "/v1/predict", _fields(2.0)):
+            for _ in range(600):  # bounded: until it waits for the slot
+                if gate.waiting:
+                    break
+                time.sleep(0.05)
+            assert gate.waiting == 1
+        held.release.set()
+        thread.join(60)
+        for _ in range(600):  # bounded: until the second has had the slot and given it back
+            if not gate.waiting and not gate.running:
+                break
+            time.sleep(0.05)
+        assert first["r"].status_code == 200 and held.calls == 1

@@ -328,8 +328,9 @@ class Gate:
         self.stopping = threading.Event()
 
     @contextlib.asynccontextmanager
-    async def slot(self, *, heavy: bool) -> AsyncIterator[threading.Event]:
-        """Wait for a slot; yields the analysis's stop event."""
+    async def slot(self, *, heavy: bool, stop: threading.Event | None = None) -> AsyncIterator[threading.Event]:
+        """Wait for a slot; yields the analysis's stop event (``stop``, or a new one), and raises
+        :class:`Cancelled` instead when it was set while the request waited (its client left)."""
         if self.stopping.is_set():
             raise Cancelled("The server is stopping; send the request again in a moment.")
         full = self._slots.locked() or (heavy and self._heavy.locked())
@@ -348,11 +349,13 @@ class Gate:
             raise BusyError() from None
         finally:
             self.waiting -= 1
-        stop = threading.Event()
+        stop = stop if stop is not None else threading.Event()
         if self.stopping.is_set():
             stop.set()
         self.running.add(stop)
         try:
+            if stop.is_set():
+                raise Cancelled()
             yield stop
         finally:
             self.running.discard(stop)
@@ -390,7 +393,8 @@ async def _analyse(
     a limit is refused before anything is decoded and before the request waits for a slot. The
     budget chooses the lane; a light request whose audio turns out heavier than its headers said
     is run again in the heavy lane. The job runs in the threadpool, its ``budget.stop`` set when
-    the client leaves; the files are removed whatever happens.
+    the client leaves (a request whose client left while it waited never starts); the files are
+    removed whatever happens.
     """
     from fastapi import HTTPException
     from starlette.concurrency import run_in_threadpool
@@ -407,17 +411,17 @@ async def _analyse(
             paths.append(await _saved(file, budget.add_recording))
         for reference in references:
             paths.append(await _saved(reference, budget.add_reference))
-        heavy = budget.heavy
-        while True:
-            async with gate.slot(heavy=heavy) as stop:
-                watcher = asyncio.create_task(_watch_disconnect(request, stop))
-                await asyncio.sleep(0)  # a client already gone is seen before any work starts
-                try:
-                    return await run_in_threadpool(job, budget.start(stop, heavy=heavy), *paths)
-                except Heavier:
-                    heavy = True  # its headers understated it: the heavy lane, from the start
-                finally:
-                    watcher.cancel()
+        heavy, stop = budget.heavy, threading.Event()
+        watcher = asyncio.create_task(_watch_disconnect(request, stop))  # from now on: the body is read
+        try:
+            while True:
+                async with gate.slot(heavy=heavy, stop=stop):
+                    try:
+                        return await run_in_threadpool(job, budget.start(stop, heavy=heavy), *paths)
+                    except Heavier:
+                        heavy = True  # its headers understated it: the heavy lane, from the start
+        finally:
+            watcher.cancel()
     except MemoryError:
         raise HTTPException(
             status_code=413, detail="The recording is too large to analyse here; cut it into parts."
