@@ -7,6 +7,7 @@ loads the model once and launches the server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from ser_core.serve.gradio_app import cache_folder, sweep_cache
 
     # the demo's own cache folder, unless one is configured: what a killed run left there is swept now,
-    # and all of it when the demo stops (Gradio's own clean-up skips files while clients stay connected)
+    # and all of it, the folder too, when the demo stops (Gradio's own clean-up skips files while clients stay connected)
     folder = None
     if "GRADIO_TEMP_DIR" not in os.environ:
         folder = cache_folder(args.port)
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if folder is not None:
             sweep_cache(folder)
+            with contextlib.suppress(OSError):  # the folder too, unless something new is in it
+                folder.rmdir()
     return 0
 
 

@@ -7,7 +7,8 @@ steps after decoding and is the one path shared by files and arrays.
 This module owns the clip: :class:`Preprocessing` holds every setting that decides it (saved
 in each model bundle and checked on load), :func:`speech_clips` turns a signal into the clips
 a model judges, :func:`windows` does so for every window of a stream of blocks, and
-:func:`take` is the one loop that reads blocks up to a limit.
+:func:`take` is the one loop that reads blocks up to a limit; :func:`probe` reads what a file's
+header claims without decoding it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ __all__ = [
     "PREPROCESSING",
     "Span",
     "load",
+    "probe",
+    "too_long",
     "stream",
     "as_float",
     "to_mono",
@@ -497,7 +500,9 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{_describe(path)} is empty (0 bytes); choose a file that holds a recording.")
 
 
-def _too_long(what: str, max_seconds: float) -> AudioError:
+def too_long(source: str | os.PathLike[str] | None, max_seconds: float) -> AudioError:
+    """The refusal of a file (or of samples, ``source`` ``None``) longer than ``max_seconds``."""
+    what = "The recording" if source is None else _describe(Path(source))
     return AudioError(
         f"{what} is longer than {_duration(max_seconds)}, the limit here; cut it shorter "
         "or use the command line, which reads recordings of any length."
@@ -512,7 +517,30 @@ def _check_header(path: Path, channels: int, seconds: float, max_seconds: float 
             "speech needs; export it as mono or stereo."
         )
     if max_seconds is not None and seconds > max_seconds:
-        raise _too_long(_describe(path), max_seconds)
+        raise too_long(path, max_seconds)
+
+
+def _soundfile_header(f, path: Path, max_seconds: float | None) -> float:
+    """The seconds an open ``soundfile.SoundFile`` says it holds, checked by :func:`_check_header`."""
+    seconds = f.frames / f.samplerate if f.samplerate > 0 else 0.0
+    _check_header(path, f.channels, seconds, max_seconds)
+    return seconds
+
+
+def _riff_channels(path: Path) -> int | None:
+    """The channel count a RIFF/WAVE header claims, read from its ``fmt`` chunk (``None`` for other files):
+    for the headers both decoders refuse to describe, so the refusal can say what is wrong."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(head):
+        size = int.from_bytes(head[at + 4 : at + 8], "little")
+        if head[at : at + 4] == b"fmt " and at + 12 <= len(head):
+            return int.from_bytes(head[at + 10 : at + 12], "little")
+        at += 8 + size + size % 2
+    return None
 
 
 def _block_frames(block_seconds: float, sr: int, channels: int) -> int:
@@ -525,7 +553,7 @@ def _soundfile_blocks(
     """Blocks of an open ``soundfile.SoundFile``, which this closes."""
     with f:
         sr = f.samplerate
-        _check_header(path, f.channels, f.frames / sr if sr > 0 else 0.0, max_seconds)
+        _soundfile_header(f, path, max_seconds)
         block_frames = _block_frames(block_seconds, sr, f.channels)
         # 16-bit files are read as int16 and scaled here: the same values as libsndfile's own
         # float conversion (x / 32768), in less than half the time
@@ -547,23 +575,40 @@ def _undecodable(path: Path, why: Exception | str, kind: type[AudioError] = Audi
     return kind(f"{_describe(path)} could not be decoded as audio ({reason}); use {FORMATS}.")
 
 
-def _pyav_blocks(path: Path, block_seconds: float, max_seconds: float | None) -> Iterator[tuple[np.ndarray, int]]:
+def _pyav_open(path: Path):
+    """The file opened by FFmpeg (PyAV), or :class:`NotAudioError`."""
     import av
 
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        return av.open(str(path), metadata_errors="ignore")
     except Exception as e:
         raise _undecodable(path, e, NotAudioError) from e
-    with container:
-        if not container.streams.audio:
-            raise NotAudioError(f"{_describe(path)} holds no audio track; choose a file with sound in it.")
-        stream_ = container.streams.audio[0]
-        if not stream_.sample_rate or not stream_.channels:  # FFmpeg guessed the format from the name alone
-            raise _undecodable(path, "no sample rate or channels in its header", NotAudioError)
-        # FFmpeg's duration is exact for most containers and estimated from the bit rate for a few
-        # (MP3 without a Xing header): those may be refused a little below the limit
-        seconds = container.duration / av.time_base if container.duration is not None else 0.0
-        _check_header(path, stream_.channels, seconds, max_seconds)
+
+
+def _pyav_header(container, path: Path, max_seconds: float | None) -> tuple[object, float | None]:
+    """The first audio stream of an open container and the seconds its header states (``None``
+    when it does not say, as in a WebM recorded by a browser), checked by :func:`_check_header`."""
+    import av
+
+    if not container.streams.audio:
+        raise NotAudioError(f"{_describe(path)} holds no audio track; choose a file with sound in it.")
+    stream_ = container.streams.audio[0]
+    if not stream_.channels:  # a WAV claiming more channels than FFmpeg takes is refused for that
+        _check_header(path, _riff_channels(path) or 0, 0.0, None)
+    if not stream_.sample_rate or not stream_.channels:  # FFmpeg guessed the format from the name alone
+        raise _undecodable(path, "no sample rate or channels in its header", NotAudioError)
+    # FFmpeg's duration is exact for most containers and estimated from the bit rate for a few
+    # (MP3 without a Xing header): those may be refused a little below the limit
+    seconds = container.duration / av.time_base if container.duration is not None else None
+    _check_header(path, stream_.channels, seconds or 0.0, max_seconds)
+    return stream_, seconds
+
+
+def _pyav_blocks(path: Path, block_seconds: float, max_seconds: float | None) -> Iterator[tuple[np.ndarray, int]]:
+    import av
+
+    with _pyav_open(path) as container:
+        stream_, _ = _pyav_header(container, path, max_seconds)
         resampler = None
         pending: list[np.ndarray] = []
         count = 0
@@ -601,6 +646,27 @@ def _decoded_blocks(path: Path, block_seconds: float, max_seconds: float | None)
         raise
     except Exception as e:
         raise _undecodable(path, e) from e
+
+
+def probe(path: str | os.PathLike[str], *, max_seconds: float | None = None) -> float | None:
+    """The length in seconds that a file's header states, read without decoding any of it;
+    ``None`` when the header does not say (a WebM recorded by a browser).
+
+    Refuses what :func:`stream` refuses from the header, with the same sentences: a missing or
+    empty file, one that is not audio (:class:`NotAudioError`), absurdly many channels, and a
+    length over ``max_seconds``. A header may understate; :func:`take` bounds the decoding.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception:  # libsndfile cannot open it: ask FFmpeg, as stream() does
+        with _pyav_open(path) as container:
+            return _pyav_header(container, path, max_seconds)[1]
+    with f:
+        return _soundfile_header(f, path, max_seconds)
 
 
 def stream(
@@ -672,16 +738,15 @@ def load(
     if isinstance(source, (str, os.PathLike)):
         if sample_rate is not None:
             raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-        blocks, too_long = take(stream(source, max_seconds=max_seconds), limit)
-        what = _describe(Path(source))
+        blocks, over = take(stream(source, max_seconds=max_seconds), limit)
         y = np.concatenate(blocks)
     else:
         if sample_rate is None:
             raise ParameterError("An array needs its sample_rate, for example predict(samples, 16000).")
         y = prepare(source, sample_rate)
-        too_long, what = y.size > limit, "The recording"
-    if too_long:
-        raise _too_long(what, max_seconds)
+        over = y.size > limit
+    if over:
+        raise too_long(source if isinstance(source, (str, os.PathLike)) else None, max_seconds)
     return y
 
 

@@ -311,8 +311,8 @@ def write_hostile(folder: str | Path) -> list[HostileItem]:
     add(
         "a WAV header claiming 65,535 channels",
         "channels.wav",
-        415,
-        "could not be decoded",
+        422,
+        "claims 65535 channels",
         lambda p: p.write_bytes(
             wav_header(rate=SR, channels=65_535, bits=8, data_bytes=10 * len(second)) + 10 * second
         ),

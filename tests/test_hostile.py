@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import soundfile as sf
 from conftest import REPO, free_port, speech_like
-from corpus import write_hostile, write_long_recording
+from corpus import wav_header, write_hostile, write_long_recording
 from test_server import _Server, _wav
 
 from ser_core.serve.limits import Limits
@@ -55,6 +56,14 @@ class _Watched:
     def timeline(self, source, sample_rate=None, *, window, hop, voice=None, stop=None):
         self._enter(stop)
         return self._clf.timeline(source, sample_rate, window=window, hop=hop, voice=voice, stop=stop)
+
+    def utterances(self, source, sample_rate=None, *, detector, voice=None, stop=None):
+        self._enter(stop)
+        return self._clf.utterances(source, sample_rate, detector=detector, voice=voice, stop=stop)
+
+    def calibrate(self, recordings, sample_rate=None, *, stop=None):
+        self._enter(stop)
+        return self._clf.calibrate(recordings, sample_rate, stop=stop)
 
 
 def _uploads(folder: Path) -> list[Path]:
@@ -164,23 +173,51 @@ def test_a_full_server_answers_503_with_retry_after(clf):
         assert first["r"].status_code == 200
 
 
-def test_long_timelines_cannot_take_every_slot(clf):
-    """Two slots: a held timeline takes the one timelines may use; a second timeline waits (and
-    gives up with 503), while a prediction is served at once."""
+# heavy requests by their cost in seconds of audio, whatever the route: 40 s of speech, or 2 s with
+# 40 s of references, or a 20 s timeline (17 windows of 3.5 s), each more than LIGHT_SECONDS (30 s)
+HEAVY = {
+    "a 40 s prediction": ("/v1/predict", {}, 40.0, 0),
+    "a 2 s prediction with 40 s of references": ("/v1/predict", {}, 2.0, 2),
+    "a 20 s timeline": ("/v1/timeline", {}, 20.0, 0),
+    "40 s of utterances": ("/v1/segments", {"detector": "energy"}, 40.0, 0),
+}
+
+
+def _fields(seconds: float, references: int = 0, reference_seconds: float = 20.0) -> list:
+    return [("file", ("a.wav", _wav(speech_like(seconds, seed=1))))] + [
+        ("reference", (f"r{i}.wav", _wav(speech_like(reference_seconds, seed=10 + i)))) for i in range(references)
+    ]
+
+
+@pytest.mark.parametrize("heavy", HEAVY)
+def test_heavy_requests_by_their_cost_cannot_take_every_slot(clf, heavy):
+    """Two slots: a held heavy request (heavy by the seconds of audio it asks for, whatever the
+    route) takes the one heavy requests may use; a second waits (and gives up with 503), while a
+    3 s clip, light on any route, is served at once."""
     from ser_core.serve.rest import create_app
 
+    if "references" in heavy and not clf.adapted:
+        pytest.skip("the bundle has no adapted model")
+    route, params, seconds, references = HEAVY[heavy]
     held = _Watched(clf, hold=True)
     with _Server(create_app(held, limits=Limits(slots=2, max_wait_seconds=0.5))) as server:
-        thread, first = _post_in_thread(server.url, "/v1/timeline")
-        assert held.entered.wait(30)
-        second = httpx.post(f"{server.url}/v1/timeline", files={"file": ("b.wav", _wav(speech_like()))}, timeout=60)
-        assert second.status_code == 503
-        held.hold = False  # the next analysis goes straight through
-        r = httpx.post(f"{server.url}/v1/predict", files={"file": ("c.wav", _wav(speech_like()))}, timeout=60)
-        assert r.status_code == 200
+        out: dict = {}
+        fields = _fields(seconds, references)
+        thread = threading.Thread(
+            target=lambda: out.update(r=httpx.post(f"{server.url}{route}", params=params, files=fields, timeout=120)),
+            daemon=True,
+        )
+        thread.start()
+        assert held.entered.wait(60)
+        second = httpx.post(f"{server.url}{route}", params=params, files=fields, timeout=60)
+        assert second.status_code == 503 and "busy" in second.json()["error"]
+        held.hold = False  # the next analyses go straight through
+        for light_route in ("/v1/predict", "/v1/timeline"):
+            r = httpx.post(f"{server.url}{light_route}", files={"file": ("c.wav", _wav(speech_like(3.0)))}, timeout=60)
+            assert r.status_code == 200, r.text
         held.release.set()
-        thread.join(60)
-        assert first["r"].status_code == 200
+        thread.join(120)
+        assert out["r"].status_code == 200, out["r"].text
 
 
 def _multipart(name: str, content: bytes) -> tuple[bytes, str]:
@@ -351,6 +388,7 @@ def test_demo_sweeps_a_previous_run_and_leaves_nothing_after_a_clean_stop(tmp_pa
         proc.wait(timeout=60)
         left = [p for p in tmp.rglob("*") if p.is_file()]
         assert left == [], proc.stderr.read()
+        assert not (tmp / f"{app.CACHE_PREFIX}{port}").exists(), "the empty cache folder was left behind"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -358,15 +396,29 @@ def test_demo_sweeps_a_previous_run_and_leaves_nothing_after_a_clean_stop(tmp_pa
 
 
 def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
-    """Bounded load on loopback: 16 clients x 6 predictions of distinct clips while two clients
-    keep sending hour-long files; every clip gets its own answer, every hour file its 422."""
+    """Bounded load on loopback: 16 clients x 6 predictions of distinct clips, half of them with a
+    reference recording, while two clients keep sending hour-long files and over-budget
+    references; every clip gets its own answer (relative to its reference when it has one), every
+    attack its 422."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ser_core.serve.rest import create_app
 
     clips = {f"clip{i}.wav": _wav(speech_like(2.0 + (i % 5) * 0.5, seed=i)) for i in range(96)}
-    expected = {name: clf.predict(*sf.read(io.BytesIO(data), dtype="float32")) for name, data in clips.items()}
+    references = {name: _wav(speech_like(4.0, f0=120.0 + i, seed=200 + i)) for i, name in enumerate(clips)}
+    referenced = set(list(clips)[1::2]) if clf.adapted else set()
+
+    def expect(name: str):
+        voice = clf.calibrate(*sf.read(io.BytesIO(references[name]), dtype="float32")) if name in referenced else None
+        return clf.predict(*sf.read(io.BytesIO(clips[name]), dtype="float32"), voice=voice)
+
+    expected = {name: expect(name) for name in clips}
     hour = next(i for i in hostile if i.path.name == "hour-level.flac").path.read_bytes()
+    attacks = [
+        [("file", ("h.flac", hour))],
+        [("file", ("c.wav", clips["clip0.wav"]))] + [("reference", ("r.flac", _constant_flac(119.0)))] * 2,
+        [("file", ("c.wav", clips["clip0.wav"]))] + [("reference", ("r.wav", b"x"))] * 60,
+    ]
     with _Server(create_app(clf)) as server:
         done = threading.Event()
 
@@ -374,12 +426,17 @@ def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
             statuses = []
             with httpx.Client(timeout=60) as http:
                 while not done.is_set() and len(statuses) < 200:  # bounded
-                    statuses.append(http.post(f"{server.url}/v1/predict", files={"file": ("h.flac", hour)}).status_code)
+                    fields = attacks[len(statuses) % len(attacks)]
+                    statuses.append(http.post(f"{server.url}/v1/predict", files=fields).status_code)
             return statuses
+
+        def fields(name: str) -> list:
+            reference = [("reference", ("me.wav", references[name]))] if name in referenced else []
+            return [("file", (name, clips[name]))] + reference
 
         def visitor(names: list[str]) -> list[tuple[str, httpx.Response]]:
             with httpx.Client(timeout=120) as http:
-                return [(n, http.post(f"{server.url}/v1/predict", files={"file": (n, clips[n])})) for n in names]
+                return [(n, http.post(f"{server.url}/v1/predict", files=fields(n))) for n in names]
 
         names = list(clips)
         with ThreadPoolExecutor(18) as pool:
@@ -393,5 +450,311 @@ def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["path"] == name and body["emotion"] == expected[name].emotion
+        assert body["adapted"] == ("reference" if name in referenced else None)
         assert body["probabilities"] == pytest.approx(expected[name].probabilities, abs=1e-5)
     assert hostile_statuses and set(hostile_statuses) == {422}
+
+
+# ---------------------------------------------------------------- references and the budget (issue 21)
+
+
+def _constant_flac(seconds: float) -> bytes:
+    """``seconds`` at a constant level as FLAC: a few kilobytes, however long its header says it is."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.full(int(seconds * 16_000), 0.3, np.float32), 16_000, format="FLAC")
+    return buffer.getvalue()
+
+
+def _headerless_webm(y: np.ndarray) -> bytes:
+    """Opus in WebM written as a browser's recorder writes it, as it goes: no length in its header."""
+    import av
+
+    class Sink(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return False
+
+        def write(self, b) -> int:
+            self.data += b
+            return len(b)
+
+    sink = Sink()
+    with av.open(sink, "w", format="webm") as out:
+        stream = out.add_stream("libopus", rate=48_000)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=48_000)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y, np.float32)[None], format="flt", layout="mono")
+        frame.sample_rate = 16_000
+        for chunk in (*resampler.resample(frame), *resampler.resample(None)):
+            out.mux(stream.encode(chunk))
+        out.mux(stream.encode(None))
+    return bytes(sink.data)
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list:
+    """Every block any decoder yields in this process from now on."""
+    from ser_core import audio
+
+    blocks: list = []
+    original = audio._resampled
+    monkeypatch.setattr(audio, "_resampled", lambda raw: original(b for b in raw if not blocks.append(b)))
+    return blocks
+
+
+def _refused_uploads() -> dict[str, tuple[str, list, int, str]]:
+    """Requests a budget refuses from headers alone: (route, multipart fields, status, words)."""
+    clip = ("file", ("clip.wav", _wav(speech_like(3.0))))
+    short, long = _wav(speech_like(4.0, seed=2)), _constant_flac(119.0)
+    return {
+        "17 references": (
+            "/v1/predict",
+            [clip] + [("reference", (f"r{i}.wav", short)) for i in range(17)],
+            422,
+            "17 reference recordings, more than the 16 allowed",
+        ),
+        "60 references of 119 s": (
+            "/v1/predict",
+            [clip] + [("reference", (f"r{i}.flac", long)) for i in range(60)],
+            422,
+            "more than 18 parts",
+        ),
+        "1,000 reference fields": (
+            "/v1/timeline",
+            [clip] + [("reference", (f"r{i}.wav", b"x")) for i in range(1000)],
+            422,
+            "more than 18 parts",
+        ),
+        "two references of 119 s": (
+            "/v1/segments",
+            [clip, ("reference", ("a.flac", long)), ("reference", ("b.flac", long))],
+            422,
+            "The reference audio lasts 238 s, more than the 120 s allowed",
+        ),
+        "a reference claiming 65,535 channels": (
+            "/v1/predict",
+            [
+                clip,
+                (
+                    "reference",
+                    ("c.wav", wav_header(rate=16_000, channels=65_535, bits=8, data_bytes=len(short)) + short),
+                ),
+            ],
+            422,
+            "claims 65535 channels",
+        ),
+        "an hour-long recording with a reference": (
+            "/v1/timeline",
+            [("file", ("hour.flac", _constant_flac(3600))), ("reference", ("r.wav", short))],
+            422,
+            "longer than 10 minutes",
+        ),
+        "text as a reference": (
+            "/v1/predict",
+            [clip, ("reference", ("notes.wav", b"not audio\n" * 50))],
+            415,
+            "could not be decoded",
+        ),
+    }
+
+
+def test_over_budget_requests_are_refused_from_headers_before_any_wait(clf, decoded, tmp_path, monkeypatch):
+    """While the only slot is held and no request may wait, each over-budget request still gets
+    its own sentence (never the 503 of a request that waited), no block of any upload is
+    decoded, the model is never asked, and no upload is left on disk."""
+    from ser_core.serve.rest import create_app
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    held = _Watched(clf, hold=True)
+    with _Server(create_app(held, limits=Limits(slots=1, max_waiting=0))) as server:
+        thread, first = _post_in_thread(server.url, "/v1/predict")
+        assert held.entered.wait(30)
+        decoded.clear()  # the held request's own blocks
+        for name, (route, fields, status, words) in _refused_uploads().items():
+            r = httpx.post(f"{server.url}{route}", files=fields, timeout=60)
+            assert r.status_code == status, (name, r.text)
+            error = r.json()["error"]
+            assert words in error and error.count(". ") == 0, (name, error)
+            assert decoded == [] and held.calls == 1, f"{name} was decoded or analysed"
+        held.release.set()
+        thread.join(60)
+        assert first["r"].status_code == 200
+    assert _uploads(tmp_path) == []
+
+
+def test_the_reference_total_holds_while_decoding_when_headers_say_nothing(clf):
+    """References recorded by a browser state no length: the total is enforced as they decode."""
+    from ser_core.serve.rest import create_app
+
+    webm = _headerless_webm(speech_like(6.0, seed=3))
+    with _Server(create_app(clf, limits=Limits(max_reference_seconds=10.0))) as server:
+        fields = _fields(2.0) + [("reference", (f"r{i}.webm", webm)) for i in range(2)]
+        r = httpx.post(f"{server.url}/v1/predict", files=fields, timeout=60)
+        assert r.status_code == 422
+        assert r.json()["error"].startswith("The reference audio lasts more than the 10 s allowed;")
+
+
+def test_a_light_request_whose_header_said_nothing_moves_to_the_heavy_lane(clf, tmp_path):
+    """A 40 s WebM without a length in its header starts in the light lane; once its decoding passes
+    the light budget it waits for the heavy lane (503 while that is held), never reaching the model
+    from a light slot; on its own it gets the library's verdict."""
+    from ser_core.serve.rest import create_app
+
+    webm = _headerless_webm(speech_like(40.0, seed=4))
+    (tmp_path / "long.webm").write_bytes(webm)
+    held = _Watched(clf, hold=True)
+    with _Server(create_app(held, limits=Limits(slots=2, max_wait_seconds=0.5))) as server:
+        fields = _fields(40.0)
+        thread = threading.Thread(
+            target=lambda: httpx.post(f"{server.url}/v1/predict", files=fields, timeout=120), daemon=True
+        )
+        thread.start()
+        assert held.entered.wait(60)  # a known heavy request holds the heavy lane
+        held.hold = False
+        r = httpx.post(f"{server.url}/v1/predict", files={"file": ("long.webm", webm)}, timeout=60)
+        assert r.status_code == 503 and held.calls == 1
+        held.release.set()
+        thread.join(120)
+        r = httpx.post(f"{server.url}/v1/predict", files={"file": ("long.webm", webm)}, timeout=60)
+        assert r.status_code == 200
+        assert r.json()["probabilities"] == pytest.approx(clf.predict(tmp_path / "long.webm").probabilities, abs=1e-6)
+
+
+def _raw_request(port: int, route: str, fields: list) -> socket.socket:
+    """Send a whole multipart request on a raw socket and return it, unread."""
+    request = httpx.Request("POST", f"http://127.0.0.1:{port}{route}", files=fields)
+    body = request.read()
+    head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(f"POST {route} HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body)
+    return sock
+
+
+@pytest.mark.parametrize("route", ["/v1/predict", "/v1/timeline", "/v1/segments"])
+def test_an_analysis_stops_when_its_client_leaves_during_references(clf, route):
+    from ser_core.serve.rest import create_app
+
+    if not clf.adapted:
+        pytest.skip("the bundle has no adapted model")
+    held = _Watched(clf, hold=True)
+    with _Server(create_app(held)) as server:
+        with _raw_request(server.port, route, _fields(2.0, references=1, reference_seconds=5.0)):
+            assert held.entered.wait(30)  # in calibrate(): the references are being processed
+        assert held.stopped.wait(30), "the analysis went on after the client left"
+
+
+def test_stopping_the_server_during_references_answers_a_json_503(clf):
+    """What SIGTERM does (Gate.stop_all) while references are processed: a JSON 503 with Retry-After."""
+    from ser_core.serve.rest import create_app
+
+    if not clf.adapted:
+        pytest.skip("the bundle has no adapted model")
+    held = _Watched(clf, hold=True)
+    app = create_app(held)
+    with _Server(app) as server:
+        out: dict = {}
+        fields = _fields(2.0, references=1, reference_seconds=5.0)
+        thread = threading.Thread(
+            target=lambda: out.update(r=httpx.post(f"{server.url}/v1/predict", files=fields, timeout=60)), daemon=True
+        )
+        thread.start()
+        assert held.entered.wait(30)
+        app.state.gate.stop_all()
+        thread.join(60)
+        assert held.stopped.is_set()
+        r = out["r"]
+        assert r.status_code == 503 and r.headers["content-type"] == "application/json"
+        assert "stopped" in r.json()["error"] and int(r.headers["retry-after"]) > 0
+
+
+def test_calibration_and_decoding_stop_at_the_next_step(classifier, decoded, tmp_path):
+    from ser_core.errors import Cancelled
+    from ser_core.serve.limits import Budget
+
+    if not classifier.adapted:
+        pytest.skip("the bundle has no adapted model")
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        classifier.calibrate([speech_like(20.0)], 16_000, stop=stop)
+    path = tmp_path / "r.wav"
+    path.write_bytes(_wav(speech_like(30.0)))
+    budget = Budget()
+    budget.add_reference(path)
+    for run in (lambda: budget.load(path), lambda: budget.load_references([path])):
+        with pytest.raises(Cancelled):
+            budget.start(stop)
+            run()
+    assert decoded == []
+
+
+def test_utterances_feed_the_detector_one_block_at_a_time(clf, monkeypatch):
+    """The 10-minute /v1/segments memory: the voice-activity model is never given more than one
+    decoding block of the recording at once, whatever its length."""
+    from ser_core import audio
+    from ser_core.inference import utterances
+    from ser_core.serve.rest import create_app
+
+    sizes = []
+    original = utterances.SileroDetector.__call__
+
+    def watched(self, frames):
+        sizes.append(frames.size)
+        return original(self, frames)
+
+    monkeypatch.setattr(utterances.SileroDetector, "__call__", watched)
+    with _Server(create_app(clf)) as server:
+        r = httpx.post(f"{server.url}/v1/segments", files=_fields(45.0), timeout=120)
+    assert r.status_code == 200 and len(sizes) > 1
+    assert max(sizes) <= audio.DECODE_BLOCK_SECONDS * audio.SAMPLE_RATE + utterances.SILERO_FRAME
+
+
+def test_the_demo_calibration_step_holds_the_reference_limits(classifier, decoded, tmp_path):
+    """A calibration file over the reference limit is refused from its header, before any of it is
+    decoded; a recording over it is refused too; one within it calibrates."""
+    from ser_core.errors import AudioError
+    from ser_core.serve import gradio_app as app
+
+    if not classifier.adapted:
+        pytest.skip("the bundle has no adapted model")
+    path = tmp_path / "five-minutes.flac"
+    path.write_bytes(_constant_flac(300.0))
+    with pytest.raises(AudioError, match="The reference audio lasts 300 s, more than the 120 s allowed;"):
+        app.on_calibrate(classifier, str(path))
+    assert decoded == []
+    with pytest.raises(AudioError, match="lasts 130 s, more than the 120 s allowed"):
+        app.on_calibrate(classifier, (16_000, np.zeros(130 * 16_000, np.float32)))
+    ok = tmp_path / "me.wav"
+    ok.write_bytes(_wav(speech_like(6.0, seed=8)))
+    voice, status = app.on_calibrate(classifier, str(ok))
+    assert np.array_equal(voice.mean, classifier.calibrate([ok]).mean)
+    assert 'data-calibrated="true"' in status
+
+
+def test_a_request_whose_client_left_while_it_waited_never_starts(clf):
+    from ser_core.serve.rest import create_app
+
+    held = _Watched(clf, hold=True)
+    app = create_app(held, limits=Limits(slots=1))
+    gate = app.state.gate
+    with _Server(app) as server:
+        thread, first = _post_in_thread(server.url, "/v1/predict")
+        assert held.entered.wait(30)
+        with _raw_request(server.port, "/v1/predict", _fields(2.0)):
+            for _ in range(600):  # bounded: until it waits for the slot
+                if gate.waiting:
+                    break
+                time.sleep(0.05)
+            assert gate.waiting == 1
+        held.release.set()
+        thread.join(60)
+        for _ in range(600):  # bounded: until the second has had the slot and given it back
+            if not gate.waiting and not gate.running:
+                break
+            time.sleep(0.05)
+        assert first["r"].status_code == 200 and held.calls == 1

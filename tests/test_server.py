@@ -274,3 +274,81 @@ def test_schemathesis_finds_no_server_errors(base, tmp_path):
         cwd=tmp_path,  # its cache goes there, not in the repo
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- the budget of a request (issue 21)
+
+
+def test_a_reference_upload_gives_the_library_verdict(base, clf, tmp_path):
+    if not clf.adapted:
+        pytest.skip("the bundle has no adapted model")
+    clip, me = tmp_path / "clip.wav", tmp_path / "me.wav"
+    clip.write_bytes(_wav(speech_like(3.0, seed=1)))
+    me.write_bytes(_wav(speech_like(5.0, f0=200.0, seed=2)))
+    expected = clf.predict(clip, voice=clf.calibrate([me]))
+    files = [("file", ("clip.wav", clip.read_bytes())), ("reference", ("me.wav", me.read_bytes()))]
+    r = httpx.post(f"{base}/v1/predict", files=files)
+    assert r.status_code == 200, r.text
+    assert r.json()["adapted"] == "reference"
+    assert r.json()["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 10**6])
+def test_parts_are_counted_across_chunks(chunk):
+    from ser_core.serve.rest import _PartCounter
+
+    request = httpx.Request(
+        "POST", "http://x/", files=[("file", ("a.wav", b"--" * 50))] + [("reference", ("r.wav", b"ab"))] * 5
+    )
+    body = request.read()
+    counter = _PartCounter(request.headers["content-type"])
+    counts = [counter.count(body[i : i + chunk]) for i in range(0, len(body), chunk)]
+    assert counts[-1] == 6 and counts == sorted(counts)
+
+
+def _budget_of(tmp_path, seconds: float, references: list[float] = (), timeline=None):
+    from ser_core.serve.limits import Budget
+
+    budget = Budget(references=len(references))
+    if timeline:
+        budget.for_timeline(*timeline)
+    path = tmp_path / "file.wav"
+    path.write_bytes(_wav(np.zeros(int(seconds * 16_000), np.float32)))
+    budget.add_recording(path)
+    for i, length in enumerate(references):
+        ref = tmp_path / f"r{i}.wav"
+        ref.write_bytes(_wav(np.zeros(int(length * 16_000), np.float32)))
+        budget.add_reference(ref)
+    return budget
+
+
+@pytest.mark.parametrize(
+    ("seconds", "references", "timeline", "cost", "heavy"),
+    [
+        (3.0, [], None, 3.0, False),
+        (3.0, [5.0, 5.0], None, 13.0, False),
+        (3.0, [20.0, 20.0], None, 43.0, True),
+        (40.0, [], None, 40.0, True),
+        (10.0, [], (3.5, 1.0), 7.5 * 3.5, False),  # 7.5 windows of a clip each
+        (10.0, [], (1.0, 0.1), 91 * 3.5, True),  # windows shorter than a clip cost one clip each
+    ],
+)
+def test_the_budget_counts_seconds_judged_from_headers(tmp_path, seconds, references, timeline, cost, heavy):
+    budget = _budget_of(tmp_path, seconds, references, timeline)
+    assert budget.seconds == pytest.approx(cost) and budget.heavy == heavy
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"max_references": -1}, "max_references"),
+        ({"light_seconds": 0}, "light_seconds"),
+        ({"max_reference_seconds": 0}, "max_reference_seconds"),
+    ],
+)
+def test_new_limits_are_validated(kwargs, needle):
+    from ser_core.errors import ParameterError
+    from ser_core.serve.limits import Limits
+
+    with pytest.raises(ParameterError, match=needle):
+        Limits(**kwargs)

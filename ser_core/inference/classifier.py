@@ -271,8 +271,7 @@ class EmotionClassifier:
                 settle()
 
         for span in spans:
-            if stop is not None and stop.is_set():
-                raise Cancelled()
+            _check_stop(stop)
             judged.append(replace(span, clips=NO_CLIPS))  # its clips are freed once scored
             scores.append([])
             for clip in span.clips:
@@ -318,20 +317,28 @@ class EmotionClassifier:
         return self._predict_signal(np.concatenate(head), voice, stop)
 
     def calibrate(
-        self, recordings: Iterable[str | os.PathLike[str] | np.ndarray], sample_rate: int | None = None
+        self,
+        recordings: Iterable[str | os.PathLike[str] | np.ndarray],
+        sample_rate: int | None = None,
+        *,
+        stop: threading.Event | None = None,
     ) -> Voice:
         """A speaker's :class:`Voice` from recordings of their everyday, unemotional voice: files,
         or arrays at ``sample_rate``. One sentence is enough to start; 5 to 60 seconds is better.
 
-        Raises :class:`AudioError` when none of them holds usable speech.
+        Raises :class:`AudioError` when none of them holds usable speech. ``stop`` as in
+        :meth:`predict`: checked before each recording and each batch of clips.
         """
         self._require_adaptation()
         rows, seconds = [], 0.0
         for recording in _recordings(recordings):
+            _check_stop(stop)
             rate = None if isinstance(recording, (str, os.PathLike)) else sample_rate
             (span,) = self._windows([audio.load(recording, rate, max_seconds=MAX_REFERENCE_SECONDS)], None)
+            for start in range(0, len(span.clips), BATCH_WINDOWS):
+                _check_stop(stop)
+                rows.append(self.features(span.clips[start : start + BATCH_WINDOWS]))
             if len(span.clips):
-                rows.append(self.features(span.clips))
                 seconds += span.speech
         if not rows:
             raise AudioError(NO_REFERENCE_SPEECH)
@@ -415,7 +422,8 @@ class EmotionClassifier:
     ) -> Utterances:
         """Emotion per utterance: the recording split on its pauses (:mod:`ser_core.inference.utterances`,
         with voice-activity ``detector``), each utterance judged as :meth:`predict` judges a
-        recording, relative to ``voice`` when one is given. Files are streamed (bounded memory).
+        recording, relative to ``voice`` when one is given. Files are streamed and arrays read block by
+        block, so what it needs beyond the recording does not grow with its length.
         Raises :class:`AudioError` when no utterance is found. ``stop`` as in :meth:`predict`.
         """
         settings = Segmentation(detector=detector)
@@ -467,12 +475,22 @@ class _Counted:
 
 
 def _blocks(source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None) -> Iterable[np.ndarray]:
-    """A recording as blocks of its 16 kHz signal: a file streamed (bounded memory), an array as one block."""
+    """A recording as blocks of its 16 kHz signal: a file streamed, an array in views of the
+    decoder's block length, so that what works block by block (the voice-activity detector's
+    model, above all) holds one block at a time however long the array is."""
     if isinstance(source, (str, os.PathLike)):
         if sample_rate is not None:
             raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
         return audio.stream(Path(source))
-    return [audio.load(source, sample_rate)]
+    y = audio.load(source, sample_rate)
+    step = int(audio.DECODE_BLOCK_SECONDS * audio.SAMPLE_RATE)
+    return [y[start : start + step] for start in range(0, y.size, step)]
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    """Raise :class:`~ser_core.errors.Cancelled` once ``stop`` is set (a server sets it when the client leaves)."""
+    if stop is not None and stop.is_set():
+        raise Cancelled()
 
 
 def _recordings(recordings: object) -> list:

@@ -26,7 +26,7 @@ from .. import audio
 from ..errors import FROM_FILE, FROM_MICROPHONE, AudioError, NoSpeechError, SERError
 from ..inference import EmotionClassifier, Prediction, Timeline, Utterances, Voice, result_row
 from ..inference.intensity import describe
-from .limits import LIMITS
+from .limits import LIMITS, Budget
 
 __all__ = [
     "Analysis",
@@ -566,10 +566,17 @@ def api_predict(clf: EmotionClassifier, source: AudioInput, reference: AudioInpu
 
 
 def calibrate_voice(clf: EmotionClassifier, source: AudioInput) -> Voice:
-    """The voice in a recording of the visitor's everyday speech (a file or a Gradio pair)."""
-    if source is None:
-        raise AudioError(NO_AUDIO)
-    return clf.calibrate(load_signal(source), audio.SAMPLE_RATE)
+    """The voice in a recording of the visitor's everyday speech (a file or a Gradio pair),
+    held to the REST API's reference limits: a file over them is refused from its header."""
+    if isinstance(source, (str, os.PathLike)):
+        budget = Budget(LIMITS, references=1, clip_seconds=clf.preprocessing.clip_seconds)
+        budget.add_reference(source)
+        (y,) = budget.start().load_references([source])
+    else:
+        y = load_signal(source)
+        if y.size > LIMITS.max_reference_seconds * audio.SAMPLE_RATE:
+            raise LIMITS.references_too_long(y.size / audio.SAMPLE_RATE)
+    return clf.calibrate(y, audio.SAMPLE_RATE)
 
 
 def on_calibrate(clf: EmotionClassifier, source: AudioInput) -> tuple:

@@ -1,23 +1,56 @@
-"""What one request may ask of a server: the limits the REST API and the demo share, defined once.
+"""What one request may ask of a server: the limits the REST API and the demo share, defined once,
+and the budget that holds each request to them.
 
 The command line reads recordings of any length (it runs on its owner's machine); the servers
 refuse, with one sentence, anything longer than :data:`MAX_SECONDS` as soon as the file's header
-or its decoding shows it, uploads over :data:`MAX_UPLOAD_BYTES` while they arrive, and
-timelines of more than :data:`MAX_WINDOWS` windows before any of them is judged.
+or its decoding shows it, uploads over :data:`MAX_UPLOAD_BYTES` while they arrive, timelines of
+more than :data:`MAX_WINDOWS` windows before any of them is judged, more than
+:data:`MAX_REFERENCES` reference recordings, and more than :data:`MAX_REFERENCE_SECONDS` of them
+in all.
+
+A request's :class:`Budget` is the audio it asks the server to judge, in seconds: the recording
+(for a timeline, every window), plus every reference recording. It is counted from the uploads'
+headers before any of them is decoded and before the request waits for a slot, so a request over
+a limit is refused at once; it chooses the request's lane (:attr:`Budget.heavy`: more than
+:data:`LIGHT_SECONDS`); and while the request runs it bounds what is decoded, so a header that
+lies or says nothing cannot keep a light slot busy (the request is moved to the heavy lane).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..errors import ParameterError
+import numpy as np
 
-__all__ = ["Limits", "LIMITS", "MAX_SECONDS", "MAX_UPLOAD_BYTES", "MAX_WINDOWS"]
+from .. import audio
+from ..errors import AudioError, Cancelled, ParameterError
+from ..inference import classifier
+
+__all__ = [
+    "Limits",
+    "LIMITS",
+    "Budget",
+    "Heavier",
+    "MAX_SECONDS",
+    "MAX_UPLOAD_BYTES",
+    "MAX_WINDOWS",
+    "MAX_REFERENCES",
+    "MAX_REFERENCE_SECONDS",
+    "LIGHT_SECONDS",
+]
 
 MAX_SECONDS = 600.0  # longest recording a server analyses: 10 minutes
 MAX_UPLOAD_BYTES = 64 * 2**20  # largest upload: a 30-minute 16-bit 16 kHz WAV is 55 MiB
 MAX_WINDOWS = 2_400  # most windows in one timeline: 10 minutes every 0.25 s
+MAX_REFERENCES = 16  # reference recordings in one request
+MAX_REFERENCE_SECONDS = classifier.MAX_REFERENCE_SECONDS  # reference audio in one request, in all: 2 minutes
+REFERENCE_ADVICE = "5 to 60 s of everyday speech in all is plenty"  # what a refused reference upload is told
+OTHER_PARTS = 2  # parts of an upload besides its references: the recording, and one form field
+LIGHT_SECONDS = 30.0  # a request that judges more audio than this takes the heavy lane
 ANALYSIS_SLOTS = 2  # recordings analysed at once by a server (each uses every core for long ones)
 MAX_WAITING = 64  # requests that may wait for a slot; one more gets 503
 MAX_WAIT_SECONDS = 30.0  # a request waiting longer than this for a slot gets 503
@@ -31,20 +64,53 @@ class Limits:
     max_seconds: float = MAX_SECONDS
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_windows: int = MAX_WINDOWS
+    max_references: int = MAX_REFERENCES
+    max_reference_seconds: float = MAX_REFERENCE_SECONDS
+    light_seconds: float = LIGHT_SECONDS
     slots: int = ANALYSIS_SLOTS
     max_waiting: int = MAX_WAITING
     max_wait_seconds: float = MAX_WAIT_SECONDS
 
     def __post_init__(self) -> None:
-        for name in ("max_seconds", "max_upload_bytes", "max_windows", "slots", "max_wait_seconds"):
+        positive = ("max_seconds", "max_upload_bytes", "max_windows", "max_reference_seconds", "light_seconds")
+        for name in (*positive, "slots", "max_wait_seconds"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"The limit {name} must be positive.")
-        if self.max_waiting < 0:
-            raise ParameterError("The limit max_waiting cannot be negative.")
+        for name in ("max_waiting", "max_references"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"The limit {name} cannot be negative.")
+
+    @property
+    def max_parts(self) -> int:
+        """Parts one multipart upload may have: the recording, the references and one form field."""
+        return self.max_references + OTHER_PARTS
+
+    def too_many_parts(self) -> str:
+        """The sentence for an upload with more than :attr:`max_parts` parts."""
+        return (
+            f"This upload has more than {self.max_parts} parts; send the recording in 'file' "
+            f"and at most {self.max_references} recordings in 'reference'."
+        )
+
+    def check_references(self, count: int) -> None:
+        """Refuse more than ``max_references`` reference recordings in one request."""
+        if count > self.max_references:
+            raise ParameterError(
+                f"This request has {count} reference recordings, more than the {self.max_references} allowed; "
+                f"send at most {self.max_references}: {REFERENCE_ADVICE}."
+            )
+
+    def references_too_long(self, seconds: float | None = None) -> AudioError:
+        """The refusal of reference audio over ``max_reference_seconds`` in all (``seconds``: as
+        the headers state it; ``None`` when decoding passed the limit)."""
+        lasts = "lasts more than" if seconds is None else f"lasts {seconds:.0f} s, more than"
+        return AudioError(
+            f"The reference audio {lasts} the {self.max_reference_seconds:g} s allowed; {REFERENCE_ADVICE}."
+        )
 
     def check_windows(self, seconds: float, window: float, hop: float) -> None:
         """Refuse a timeline of ``seconds`` that would have more than ``max_windows`` windows."""
-        count = 1 + max(0.0, seconds - window) / hop
+        count = _window_count(seconds, window, hop)
         if count > self.max_windows:
             shortest = (seconds - window) / (self.max_windows - 1) if self.max_windows > 1 else seconds
             raise ParameterError(
@@ -54,3 +120,135 @@ class Limits:
 
 
 LIMITS = Limits()
+
+
+def _window_count(seconds: float, window: float, hop: float) -> float:
+    return 1 + max(0.0, seconds - window) / hop
+
+
+class Heavier(Exception):
+    """Raised in the light lane once the audio decoded is more than the headers said: the request
+    is to be run again in the heavy lane. Never reaches a client."""
+
+
+class Budget:
+    """What one request asks a server to judge, in seconds of audio, held to the server's limits.
+
+    Before the request waits for a slot, :meth:`add_recording` and :meth:`add_reference` read
+    each upload's header (:func:`ser_core.audio.probe`, nothing decoded) and refuse, with one
+    sentence, the first that passes a limit; :attr:`heavy` then chooses the lane. A route calls
+    :meth:`for_timeline` first when it judges windows.
+
+    While the request runs, :meth:`start` says in which lane and with which stop event, and
+    :meth:`load` and :meth:`load_references` decode within the budget: in the heavy lane within
+    the limits, in the light lane within ``light_seconds`` of audio in all, beyond which they
+    raise :class:`Heavier` (a header that lied or said nothing). Decoding stops at the next block
+    once the stop event is set.
+    """
+
+    def __init__(
+        self, limits: Limits = LIMITS, *, references: int = 0, clip_seconds: float = audio.CLIP_SECONDS
+    ) -> None:
+        limits.check_references(references)
+        self.limits = limits
+        self.clip_seconds = clip_seconds
+        self.recording = 0.0  # seconds the recording's header states (0 without one, or when it does not say)
+        self.references = 0.0  # seconds the reference headers state, in all (those that say)
+        self.timeline: tuple[float, float] | None = None  # (window, hop) when windows are judged
+        self.stop: threading.Event | None = None
+        self.heavy_lane = True
+        self._decoded = 0  # samples decoded in this run
+
+    # ------------------------------------------------------------ from headers, before any wait
+
+    def for_timeline(self, window: float, hop: float) -> None:
+        """The request judges windows of ``window`` seconds every ``hop`` seconds."""
+        self.timeline = (window, hop)
+
+    def add_recording(self, path: str | os.PathLike[str]) -> None:
+        """Count the recording from its header; refuse it if it is over a limit."""
+        seconds = audio.probe(path, max_seconds=self.limits.max_seconds)
+        if seconds is None:
+            return  # bounded while it is decoded
+        self.recording = seconds
+        if self.timeline is not None:
+            self.limits.check_windows(seconds, *self.timeline)
+
+    def add_reference(self, path: str | os.PathLike[str]) -> None:
+        """Count one reference recording from its header; refuse once they pass the limit in all."""
+        seconds = audio.probe(path)
+        if seconds is None:
+            return  # bounded while it is decoded
+        self.references += seconds
+        if self.references > self.limits.max_reference_seconds:
+            raise self.limits.references_too_long(self.references)
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio the request judges, as its headers state: the recording (a timeline's
+        windows each count their length, one clip at least) plus every reference."""
+        return self._judged(self.recording) + self.references
+
+    @property
+    def heavy(self) -> bool:
+        """Whether the request takes the heavy lane: it judges more than ``light_seconds``."""
+        return self.seconds > self.limits.light_seconds
+
+    def _judged(self, seconds: float) -> float:
+        if self.timeline is None:
+            return seconds
+        window, hop = self.timeline
+        return _window_count(seconds, window, hop) * max(window, self.clip_seconds)
+
+    # ------------------------------------------------------------ while the request runs
+
+    def start(self, stop: threading.Event | None = None, *, heavy: bool = True) -> Budget:
+        """Begin a run of the request in the heavy or light lane, stopped by ``stop``."""
+        self.stop, self.heavy_lane, self._decoded = stop, heavy, 0
+        return self
+
+    def load(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """The recording as one mono 16 kHz signal, refused over ``max_seconds`` (and for a
+        timeline, over ``max_windows``) as soon as decoding shows it."""
+        limit, light = int(self.limits.max_seconds * audio.SAMPLE_RATE), self._light_left()
+        blocks, over = audio.take(self._blocks(path, self.limits.max_seconds), min(limit, light))
+        if over:
+            raise Heavier() if light < limit else audio.too_long(path, self.limits.max_seconds)
+        y = np.concatenate(blocks)
+        self._decoded += y.size
+        if self.timeline is not None:
+            seconds = y.size / audio.SAMPLE_RATE
+            self.limits.check_windows(seconds, *self.timeline)
+            if not self.heavy_lane and self._judged(seconds) > self.limits.light_seconds:
+                raise Heavier()
+        return y
+
+    def load_references(self, paths: Iterable[str | os.PathLike[str]]) -> list[np.ndarray]:
+        """The reference recordings as mono 16 kHz signals, refused once they pass
+        ``max_reference_seconds`` in all."""
+        signals: list[np.ndarray] = []
+        left = int(self.limits.max_reference_seconds * audio.SAMPLE_RATE)
+        for path in paths:
+            light = self._light_left()
+            blocks, over = audio.take(self._blocks(path), min(left, light))
+            if over:
+                raise Heavier() if light < left else self.limits.references_too_long()
+            signals.append(np.concatenate(blocks))
+            left -= signals[-1].size
+            self._decoded += signals[-1].size
+        return signals
+
+    def _light_left(self) -> int:
+        """Samples this run may still decode: unbounded in the heavy lane."""
+        if self.heavy_lane:
+            return np.iinfo(np.int64).max
+        return max(0, int(self.limits.light_seconds * audio.SAMPLE_RATE) - self._decoded)
+
+    def _blocks(self, path: str | os.PathLike[str], max_seconds: float | None = None) -> Iterator[np.ndarray]:
+        """The file's blocks (:func:`ser_core.audio.stream`), until the stop event is set."""
+        if self.stop is not None and self.stop.is_set():
+            raise Cancelled()
+        for block in audio.stream(path, max_seconds=max_seconds):
+            if self.stop is not None and self.stop.is_set():
+                raise Cancelled()
+            yield block

@@ -2,21 +2,30 @@
 
 ``POST /v1/predict``, ``POST /v1/timeline`` and ``POST /v1/segments`` take a multipart upload
 in the field ``file`` (and optionally the speaker's neutral voice in repeated ``reference``
-fields, used for that request only) and answer with the same JSON as ``predict --json``,
+fields, at most :data:`~ser_core.serve.limits.MAX_REFERENCES`, used for that request only) and
+answer with the same JSON as ``predict --json``,
 ``timeline --json`` and ``timeline --segments --json``;
 ``GET /v1/health`` and ``GET /v1/model`` describe the service. Every error is a JSON object
 ``{"error": sentence}`` with a fitting status: 413 for an upload over the limit (counted
 while the body is read, never buffered whole), 415 for something that is not audio,
-422 for audio that cannot be used or bad parameters (a recording over the duration limit is
-refused from its header, or as soon as decoding passes the limit), 503 with ``Retry-After``
-when the server is full or stopping.
+422 for audio that cannot be used or bad parameters (a recording over the duration limit, or
+references over theirs, are refused from their headers, or as soon as decoding passes the
+limit), 503 with ``Retry-After`` when the server is full or stopping.
 
-Every request's work is bounded (:class:`~ser_core.limits.Limits`): at most ``slots``
-recordings are analysed at once, timelines in all but one slot, so a burst of long timelines
-never starves short predictions; the rest wait in a bounded queue. An analysis stops at the
-next window when its client disconnects or the server receives SIGTERM.
+Every request's work is bounded (:class:`~ser_core.serve.limits.Limits`): its
+:class:`~ser_core.serve.limits.Budget`, the seconds of audio it asks to have judged, is counted
+from the headers of its uploads before anything is decoded and before it waits for a slot. At
+most ``slots`` recordings are analysed at once; requests over ``light_seconds`` (whatever the
+route) take the heavy lane, at most all but one slot, so a burst of long work never starves
+short predictions; the rest wait in a bounded queue. An analysis, its references included,
+stops at the next block or window when its client disconnects or the server receives SIGTERM.
 
-The model is loaded once, when the app is built; inference runs in the threadpool so the
+A route that takes uploads hands them to :func:`_analyse` with a job ``job(budget, *paths)``
+that decodes them through the budget (:meth:`~ser_core.serve.limits.Budget.load`,
+:meth:`~ser_core.serve.limits.Budget.load_references`) and passes ``budget.stop`` on.
+
+The model and the default voice-activity model are loaded once, when the app is built (no
+request pays for loading them, or keeps their memory); inference runs in the threadpool so the
 event loop keeps answering while a long recording is analysed. FastAPI is imported only
 here, so the rest of the package does not need it. (No ``from __future__ import annotations``:
 FastAPI reads the endpoints' annotations at run time.)
@@ -30,15 +39,15 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from .. import audio
 from ..errors import AudioError, BusyError, Cancelled, NotAudioError, ParameterError, SERError
 from ..inference import result_row
-from ..inference.utterances import DEFAULT_DETECTOR, DETECTORS
-from .limits import LIMITS, RETRY_AFTER_SECONDS, Limits
+from ..inference.utterances import DEFAULT_DETECTOR, DETECTORS, detector
+from .limits import LIMITS, REFERENCE_ADVICE, RETRY_AFTER_SECONDS, Budget, Heavier, Limits
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastapi import FastAPI
@@ -66,15 +75,20 @@ def _json_error(status: int, message: str, headers: dict[str, str] | None = None
 
 
 class UploadLimit:
-    """ASGI middleware: 415 for an upload that is not multipart, 413 once the body passes the limit.
+    """ASGI middleware: 415 for an upload that is not multipart, 413 once the body passes the
+    limit, 422 once it has more than ``limits.max_parts`` parts.
 
-    The limit is checked against ``Content-Length`` before anything is read and against the
-    bytes actually received, so a chunked or lying request cannot push more through.
+    The size is checked against ``Content-Length`` before anything is read and against the
+    bytes actually received, so a chunked or lying request cannot push more through. Parts are
+    counted by their boundaries as the body arrives, before any of them is parsed or saved;
+    the rest of such a body (within the size limit) is read and dropped before the answer, so
+    a client that sends its whole body first still reads the sentence.
     """
 
-    def __init__(self, app: Any, *, max_bytes: int, paths: tuple[str, ...] = UPLOAD_PATHS) -> None:
+    def __init__(self, app: Any, *, limits: Limits, paths: tuple[str, ...] = UPLOAD_PATHS) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limits = limits
+        self.max_bytes = limits.max_upload_bytes
         self.paths = paths
 
     def _too_large(self) -> str:
@@ -96,17 +110,54 @@ class UploadLimit:
             await _json_error(413, self._too_large())(scope, receive, send)
             return
         received = 0
+        parts = _PartCounter(headers["content-type"])
+        more = True  # the client has more of the body to send
+        drain = False  # refused for its parts: read the rest before answering
 
         async def limited_receive() -> dict:
-            nonlocal received
+            nonlocal received, more, drain
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                more = message.get("more_body", False)
                 if received > self.max_bytes:
                     raise HTTPException(status_code=413, detail=self._too_large())
+                if parts.count(message.get("body", b"")) > self.limits.max_parts:
+                    drain = True
+                    raise HTTPException(status_code=422, detail=self.limits.too_many_parts())
+            else:
+                more = False
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def drained_send(message: dict) -> None:
+            nonlocal received, more
+            while drain and more and received <= self.max_bytes and message["type"] == "http.response.start":
+                rest = await receive()
+                received += len(rest.get("body", b""))
+                more = rest["type"] == "http.request" and rest.get("more_body", False)
+            await send(message)
+
+        await self.app(scope, limited_receive, drained_send)
+
+
+class _PartCounter:
+    """Counts the parts of a multipart body as its chunks arrive, by the boundary lines between them."""
+
+    def __init__(self, content_type: str) -> None:
+        fields = (p.strip() for p in content_type.split(";"))
+        boundary = next((f.split("=", 1)[1].strip('"') for f in fields if f.startswith("boundary=")), "")
+        self.delimiter = b"--" + boundary.encode("latin-1") if boundary else b""
+        self.seen = 0  # boundary lines so far: one before each part, and one after the last
+        self.tail = b""  # the end of the previous chunk, where a boundary line may begin
+
+    def count(self, chunk: bytes) -> int:
+        """Parts complete so far, this chunk included (each ends where the next boundary line begins)."""
+        if not self.delimiter:
+            return 0
+        data = self.tail + chunk
+        self.seen += data.count(self.delimiter)
+        self.tail = data[max(0, len(data) - len(self.delimiter) + 1) :]
+        return max(0, self.seen - 1)
 
 
 def _check_upload(filename: str, content_type: str | None) -> str:
@@ -132,17 +183,23 @@ def _temp_name(filename: str, suffix: str) -> str:
     return name if plain else f"upload{suffix}"
 
 
-async def _saved(upload: Any) -> Path:
-    """Copy an upload to a file in a fresh temporary folder (the caller removes it) off the event loop."""
+async def _saved(upload: Any, count: Callable[[Path], None]) -> Path:
+    """Copy an upload to a file in a fresh temporary folder (the caller removes it) and ``count``
+    it in the request's budget from its header, off the event loop."""
     from starlette.concurrency import run_in_threadpool
 
     filename = upload.filename or "upload"
     suffix = _check_upload(filename, upload.content_type)
     folder = Path(tempfile.mkdtemp(prefix=f"{UPLOAD_PREFIX}{os.getpid()}-"))
     path = folder / _temp_name(filename, suffix)
-    try:
+
+    def save() -> None:
         with open(path, "xb") as out:
-            await run_in_threadpool(shutil.copyfileobj, upload.file, out, COPY_CHUNK)
+            shutil.copyfileobj(upload.file, out, COPY_CHUNK)
+        count(path)
+
+    try:
+        await run_in_threadpool(save)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -253,8 +310,9 @@ def _install_error_handlers(app: "FastAPI") -> None:
 
 
 class Gate:
-    """The analysis slots of a server: ``limits.slots`` recordings at once, timelines in at most
-    all but one of them (so a short prediction always finds a slot), and a bounded queue.
+    """The analysis slots of a server: ``limits.slots`` recordings at once, heavy requests (by
+    their :class:`Budget`, whatever the route) in at most all but one of them, so a light
+    request always finds a slot free of heavy work, and a bounded queue.
 
     A request that finds ``limits.max_waiting`` others waiting, or waits longer than
     ``limits.max_wait_seconds``, gets :class:`BusyError` (503 with ``Retry-After``). Every
@@ -270,8 +328,9 @@ class Gate:
         self.stopping = threading.Event()
 
     @contextlib.asynccontextmanager
-    async def slot(self, *, heavy: bool) -> AsyncIterator[threading.Event]:
-        """Wait for a slot; yields the analysis's stop event."""
+    async def slot(self, *, heavy: bool, stop: threading.Event | None = None) -> AsyncIterator[threading.Event]:
+        """Wait for a slot; yields the analysis's stop event (``stop``, or a new one), and raises
+        :class:`Cancelled` instead when it was set while the request waited (its client left)."""
         if self.stopping.is_set():
             raise Cancelled("The server is stopping; send the request again in a moment.")
         full = self._slots.locked() or (heavy and self._heavy.locked())
@@ -290,11 +349,13 @@ class Gate:
             raise BusyError() from None
         finally:
             self.waiting -= 1
-        stop = threading.Event()
+        stop = stop if stop is not None else threading.Event()
         if self.stopping.is_set():
             stop.set()
         self.running.add(stop)
         try:
+            if stop.is_set():
+                raise Cancelled()
             yield stop
         finally:
             self.running.discard(stop)
@@ -317,23 +378,50 @@ async def _watch_disconnect(request: Any, stop: threading.Event) -> None:
             return
 
 
-async def _analyse(request: Any, uploads: list[Any], job: Any, *, heavy: bool = False) -> Any:
-    """Save the uploads, wait for a slot, run ``job(stop, *paths)`` in the threadpool while
-    watching the client, and remove the files whatever happens."""
+async def _analyse(
+    request: Any,
+    job: Callable[..., Any],
+    *,
+    file: Any = None,
+    references: list[Any] | None = None,
+    timeline: tuple[float, float] | None = None,
+) -> Any:
+    """Run ``job(budget, *paths)`` on a request's uploads: the recording in ``file`` (if any)
+    then the ``references``, for a timeline of ``(window, hop)`` when given.
+
+    Each upload is saved and counted in the request's :class:`Budget` from its header: one over
+    a limit is refused before anything is decoded and before the request waits for a slot. The
+    budget chooses the lane; a light request whose audio turns out heavier than its headers said
+    is run again in the heavy lane. The job runs in the threadpool, its ``budget.stop`` set when
+    the client leaves (a request whose client left while it waited never starts); the files are
+    removed whatever happens.
+    """
     from fastapi import HTTPException
     from starlette.concurrency import run_in_threadpool
 
     gate: Gate = request.app.state.gate
+    references = references or []
+    clip_seconds = request.app.state.classifier.preprocessing.clip_seconds
+    budget = Budget(gate.limits, references=len(references), clip_seconds=clip_seconds)
+    if timeline is not None:
+        budget.for_timeline(*timeline)
     paths: list[Path] = []
     try:
-        for upload in uploads:
-            paths.append(await _saved(upload))
-        async with gate.slot(heavy=heavy) as stop:
-            watcher = asyncio.create_task(_watch_disconnect(request, stop))
-            try:
-                return await run_in_threadpool(job, stop, *paths)
-            finally:
-                watcher.cancel()
+        if file is not None:
+            paths.append(await _saved(file, budget.add_recording))
+        for reference in references:
+            paths.append(await _saved(reference, budget.add_reference))
+        heavy, stop = budget.heavy, threading.Event()
+        watcher = asyncio.create_task(_watch_disconnect(request, stop))  # from now on: the body is read
+        try:
+            while True:
+                async with gate.slot(heavy=heavy, stop=stop):
+                    try:
+                        return await run_in_threadpool(job, budget.start(stop, heavy=heavy), *paths)
+                    except Heavier:
+                        heavy = True  # its headers understated it: the heavy lane, from the start
+        finally:
+            watcher.cancel()
     except MemoryError:
         raise HTTPException(
             status_code=413, detail="The recording is too large to analyse here; cut it into parts."
@@ -378,18 +466,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _voice(clf: "EmotionClassifier", references: tuple[Path, ...], stop: threading.Event) -> Any:
+def _voice(clf: "EmotionClassifier", budget: Budget, references: tuple[Path, ...]) -> Any:
     """The voice of the reference uploads, or ``None`` without any; stateless: made per request."""
     if not references:
         return None
-    if stop.is_set():
-        raise Cancelled()
-    return clf.calibrate(references)
-
-
-def _recording(path: Path, limits: Limits) -> Any:
-    """The uploaded recording, refused from its header or as soon as decoding passes the limit."""
-    return audio.load(path, max_seconds=limits.max_seconds)
+    return clf.calibrate(budget.load_references(references), audio.SAMPLE_RATE, stop=budget.stop)
 
 
 def create_app(
@@ -406,6 +487,10 @@ def create_app(
     from ..inference.classifier import DEFAULT_HOP_SECONDS, MAX_WINDOW_SECONDS, MIN_HOP_SECONDS, check_timeline
 
     clf = classifier if classifier is not None else EmotionClassifier.load(artifacts)
+    try:  # the default voice-activity model too, so the first /v1/segments does not load it
+        detector(DEFAULT_DETECTOR)
+    except SERError as e:  # not installed, or damaged: /v1/segments says so to whoever asks
+        log.warning("the %s voice-activity detector is not available: %s", DEFAULT_DETECTOR, e)
     labels = list(clf.labels)
     schemas = _schemas()
     errors = {
@@ -417,7 +502,7 @@ def create_app(
     app = FastAPI(
         title="ser_core", version=__version__, description=f"Speech emotion recognition: {', '.join(labels)}."
     )
-    app.add_middleware(UploadLimit, max_bytes=limits.max_upload_bytes)
+    app.add_middleware(UploadLimit, limits=limits)
     app.state.classifier = clf
     app.state.gate = Gate(limits)
     _install_error_handlers(app)
@@ -428,7 +513,8 @@ def create_app(
     window_help = f"seconds, from {audio.MIN_SPEECH_SECONDS} to {MAX_WINDOW_SECONDS:g}"
     hop_help = f"seconds, from {MIN_HOP_SECONDS} to the window"
     reference_help = (
-        "optional, repeatable: recordings of the same speaker's everyday, unemotional voice (5 to 60 s in all); "
+        f"optional, repeatable up to {limits.max_references} times: recordings of the same speaker's everyday, "
+        f"unemotional voice, at most {limits.max_reference_seconds:g} s together ({REFERENCE_ADVICE}); "
         "the verdict is then relative to that voice"
     )
 
@@ -440,12 +526,12 @@ def create_app(
         file: Annotated[UploadFile, File(description=upload_help)],
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
     ) -> dict:
-        def job(stop: threading.Event, path: Path, *references: Path) -> tuple:
-            y = _recording(path, limits)
-            voice = _voice(clf, references, stop)
-            return clf.predict(y, audio.SAMPLE_RATE, voice=voice, stop=stop), voice
+        def job(budget: Budget, path: Path, *references: Path) -> tuple:
+            y = budget.load(path)
+            voice = _voice(clf, budget, references)
+            return clf.predict(y, audio.SAMPLE_RATE, voice=voice, stop=budget.stop), voice
 
-        prediction, voice = await _analyse(request, [file, *(reference or [])], job)
+        prediction, voice = await _analyse(request, job, file=file, references=reference)
         return result_row(prediction, voice, file.filename or "")
 
     @app.post("/v1/timeline", response_model=schemas["TimelineOut"], responses=errors, summary="Emotion over time")
@@ -458,13 +544,12 @@ def create_app(
     ) -> dict:
         check_timeline(window, hop)
 
-        def job(stop: threading.Event, path: Path, *references: Path) -> tuple:
-            y = _recording(path, limits)
-            limits.check_windows(y.size / audio.SAMPLE_RATE, window, hop)
-            voice = _voice(clf, references, stop)
-            return clf.timeline(y, audio.SAMPLE_RATE, window=window, hop=hop, voice=voice, stop=stop), voice
+        def job(budget: Budget, path: Path, *references: Path) -> tuple:
+            y = budget.load(path)  # refused over max_windows
+            voice = _voice(clf, budget, references)
+            return clf.timeline(y, audio.SAMPLE_RATE, window=window, hop=hop, voice=voice, stop=budget.stop), voice
 
-        result, voice = await _analyse(request, [file, *(reference or [])], job, heavy=True)
+        result, voice = await _analyse(request, job, file=file, references=reference, timeline=(window, hop))
         return result_row(result, voice, file.filename or "")
 
     @app.post("/v1/segments", response_model=schemas["SegmentsOut"], responses=errors, summary="Emotion per utterance")
@@ -474,12 +559,12 @@ def create_app(
         detector: Annotated[Literal[DETECTORS], Query(description="voice-activity detector")] = DEFAULT_DETECTOR,
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
     ) -> dict:
-        def job(stop: threading.Event, path: Path, *references: Path) -> tuple:
-            y = _recording(path, limits)
-            voice = _voice(clf, references, stop)
-            return clf.utterances(y, audio.SAMPLE_RATE, detector=detector, voice=voice, stop=stop), voice
+        def job(budget: Budget, path: Path, *references: Path) -> tuple:
+            y = budget.load(path)
+            voice = _voice(clf, budget, references)
+            return clf.utterances(y, audio.SAMPLE_RATE, detector=detector, voice=voice, stop=budget.stop), voice
 
-        result, voice = await _analyse(request, [file, *(reference or [])], job, heavy=True)
+        result, voice = await _analyse(request, job, file=file, references=reference)
         return result_row(result, voice, file.filename or "")
 
     @app.get("/v1/health", summary="Liveness")
