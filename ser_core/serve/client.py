@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -32,6 +33,7 @@ FAST_CHUNK_SECONDS = 1.0  # fast: a second a message (or the server's largest me
 FAST_SHARE = 0.9  # fast: keep to this share of the speed the server allows
 OPEN_TIMEOUT = 10.0  # seconds to connect and be told the stream is ready
 MAX_EVENT_BYTES = 2**20  # the largest event accepted from a server (an utterance is about 400 bytes)
+SENT_KEPT = 1024  # messages whose sending time is kept (:meth:`StreamClient.sent_at`): 51 s at real-time pace
 
 
 class StreamFailed(SERError):
@@ -75,7 +77,8 @@ class StreamClient:
     ``fast`` sends as fast as the server allows instead of at the pace of recording;
     ``chunk_seconds`` is the audio in each message at that pace. :attr:`started` is the
     ``time.monotonic()`` at which the stream's second 0 was recorded, so an event about second
-    ``t`` could at best have come at ``started + t``.
+    ``t`` could at best have come at ``started + t``; :meth:`sent_at` says when second ``t`` was
+    actually sent, and :attr:`late` how far behind its pace the client has fallen at most.
     """
 
     def __init__(
@@ -99,6 +102,16 @@ class StreamClient:
         self.open_timeout = open_timeout
         self.started: float | None = None
         self.sent_seconds = 0.0
+        self.late = 0.0  # the most a message was sent after it was due, seconds
+        self._sent: deque[tuple[float, float]] = deque(maxlen=SENT_KEPT)  # (seconds sent, when)
+
+    def sent_at(self, seconds: float) -> float | None:
+        """The ``time.monotonic()`` at which the audio up to ``seconds`` of the stream had been sent
+        (``None`` when that is not sent yet, or too long ago to be kept)."""
+        for upto, when in self._sent:
+            if upto >= seconds:
+                return when
+        return None
 
     async def events(
         self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None = None
@@ -184,8 +197,11 @@ class StreamClient:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await websocket.send(_pcm(chunk))
+                now = time.monotonic()
+                self.late = max(self.late, now - due)
                 sent += chunk.size
                 self.sent_seconds = sent / rate
+                self._sent.append((self.sent_seconds, now))
         except SERError as e:
             failure.append(e)
         await websocket.send(json.dumps({"type": "end"}))
