@@ -434,6 +434,24 @@ def test_cli_stream_prints_each_verdict_and_done(server, cli, tmp_path):
     assert events[0]["type"] == "ready" and events[-1] == {"type": "done", "utterances": 2}
 
 
+def test_cli_stream_with_a_reference_voice(server, cli, classifier, ravdess_files, tmp_path):
+    if not classifier.adapted:
+        pytest.skip("the model has no adapted variant")
+    url, _ = server
+    path = tmp_path / "two.wav"
+    sf.write(path, np.concatenate([sf.read(f, dtype="float32")[0] for f in ravdess_files[3:5]]), SR, subtype="PCM_16")
+    out = cli("stream", url, path, "--fast", "--json", "--reference", ravdess_files[0], "--reference", ravdess_files[1])
+    assert out.returncode == 0, out.stderr
+    found = utterances([json.loads(line) for line in out.stdout.splitlines()])
+    voice = classifier.calibrate(ravdess_files[:2])
+    same_utterances(found, classifier.utterances(path, voice=voice).to_dict()["utterances"])
+    assert {u["adapted"] for u in found} == {"reference"}
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(SR, np.float32), SR)
+    usage = cli("stream", url, path, "--reference", silent)
+    assert usage.returncode == 2 and usage.stderr.startswith("error: --reference:")
+
+
 def test_cli_stream_failures_are_one_line(cli, tmp_path, server):
     url, _ = server
     path = tmp_path / "phrases.wav"

@@ -13,9 +13,10 @@ it refuses the handshake of a stream the server cannot take (full, stopping, bad
 with an HTTP status and one sentence, enforces :class:`~ser_core.serve.limits.Limits`, and
 forgets a session the moment its client leaves. Each message's work runs on the event loop,
 between messages: it is small (a fraction of a millisecond for 50 ms of audio, a few
-milliseconds for a verdict), and handing it to threads made 50 streams queue behind each other
-for the interpreter lock (p95 latency 4.1 s with every message in a thread, 2.7 s with only the
-verdicts there, 0.42 s on the loop; measured back to back on a loaded machine).
+milliseconds for a verdict), and handing it to a thread costs more than the work: with 50
+streams the server needed 59-75% of a core instead of 43-48% (load average 3-4), and on a
+loaded machine the streams queued for the interpreter lock (p95 latency 4.1 s against 0.42 s
+on the loop, load average about 10). ``benchmarks/bench_stream.py`` measures it.
 A session holds at most one utterance of audio (about 10 s), whatever the stream's length.
 """
 
