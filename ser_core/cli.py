@@ -1,4 +1,4 @@
-"""Command line: ``python -m ser_core predict|timeline|serve|export ...``: argument parsing and
+"""Command line: ``python -m ser_core predict|timeline|serve|stream|export ...``: argument parsing and
 printing; the work is the library's (:mod:`ser_core.batch` for many files).
 
 Every problem with an input becomes one readable line (or a JSON error object) and the
@@ -266,12 +266,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_upload_bytes=int(args.max_upload_mb * 2**20),
             max_windows=args.max_windows,
             slots=args.slots,
+            max_streams=args.max_streams,
+            max_stream_seconds=args.max_stream_seconds,
         )
         serve(host=args.host, port=args.port, artifacts=args.artifacts, limits=limits)
     except SERError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """``stream URL FILE``: the file sent to a server's live stream, each event printed as it comes."""
+    import asyncio
+
+    from .errors import AudioError, ParameterError, SERError
+    from .serve.client import StreamClient
+
+    try:
+        voice = voice_for(argparse.Namespace(**{**vars(args), "same_speaker": False}), [args.file])
+        client = StreamClient(args.url, detector=args.detector, voice=voice, fast=args.fast)
+    except ParameterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    status = sys.stderr.isatty() and not args.json
+
+    async def run() -> int:
+        code = EXIT_FAILED
+        async for event in client.events(args.file):
+            kind = event.get("type")
+            if args.json:
+                print(json.dumps(event, ensure_ascii=False), flush=True)
+            elif kind == "level":
+                if status:
+                    heard = "speech" if event["speech"] else "listening"
+                    print(f"\r{event['t']:8.1f} s  {heard:<10}", end="", file=sys.stderr, flush=True)
+            else:
+                if status:
+                    print("\r" + " " * 24 + "\r", end="", file=sys.stderr)
+                print(_stream_line(event), flush=True)
+            code = EXIT_OK if kind == "done" else EXIT_FAILED if kind == "error" else code
+        return code
+
+    try:
+        return asyncio.run(run())
+    except AudioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except SERError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _stream_line(event: dict) -> str:
+    """One event of a stream as a line of text."""
+    kind = event.get("type")
+    if kind == "ready":
+        return f"streaming at {event['rate']} Hz, utterances found by {event['detector']}"
+    if kind == "utterance":
+        span = f"{event['start']:8.2f}-{event['end']:8.2f} s"
+        if not event.get("speech"):
+            return f"{span}  (too short to judge)"
+        return f"{span}  {event['emotion']:<10} {100 * event['confidence']:5.1f}%{_intensity(event)}"
+    if kind == "done":
+        return f"done: {event['utterances']} utterances"
+    if kind == "error":
+        return f"error: {event['message']}"
+    return json.dumps(event, ensure_ascii=False)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -348,8 +409,31 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-seconds", type=float, default=LIMITS.max_seconds, help="longest recording analysed")
     v.add_argument("--max-windows", type=int, default=LIMITS.max_windows, help="most windows in one timeline")
     v.add_argument("--slots", type=int, default=LIMITS.slots, help="recordings analysed at once; more wait or get 503")
+    v.add_argument("--max-streams", type=int, default=LIMITS.max_streams, help="live streams at once; more are refused")
+    v.add_argument("--max-stream-seconds", type=float, default=LIMITS.max_stream_seconds, help="longest live stream")
     v.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
     v.set_defaults(func=cmd_serve)
+
+    r = sub.add_parser(
+        "stream",
+        help="send a recording to a server's live stream and print each verdict as its utterance ends",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("url", metavar="URL", help="the server (http://127.0.0.1:8000) or its stream (ws://HOST/v1/stream)")
+    r.add_argument("file", metavar="FILE", help="a recording, sent as 16 kHz 16-bit PCM")
+    r.add_argument("--fast", action="store_true", help="send as fast as the server allows, not at the pace of speech")
+    r.add_argument("--json", action="store_true", help="every event as the server sent it, one JSON object a line")
+    r.add_argument(
+        "--detector", choices=DETECTORS, default=None, help="voice-activity detector (default: the server's)"
+    )
+    r.add_argument(
+        "--reference",
+        action="append",
+        metavar="FILE",
+        help="a recording of the speaker's everyday voice (repeat for more): verdicts relative to it",
+    )
+    r.add_argument("--artifacts", default=None, help="model bundle that makes the --reference voice (the server's)")
+    r.set_defaults(func=cmd_stream)
 
     from .training.export import EXPORT_FORMATS
 

@@ -96,6 +96,30 @@ def test_the_block_size_does_not_change_the_utterances(detector):
     assert whole == found(y, settings, block=0.37) == found(y, settings, block=1.0)
 
 
+@pytest.mark.parametrize("detector", ["energy", "silero"])
+def test_the_segmenter_fed_as_audio_arrives_finds_what_the_generator_finds(detector, rng):
+    """Blocks of any size, down to a few samples: the same utterances, sample for sample, each
+    handed back by the block in which its pause reaches the minimum."""
+    y = np.concatenate([speech_like(1.5, seed=1), np.zeros(SR // 2), speech_like(2.5, seed=2), np.zeros(SR)])
+    settings = segments.Segmentation(detector=detector)
+    whole = list(segments.utterances([y], settings=settings))
+    segmenter = segments.Segmenter(settings)
+    fed, got = 0, []
+    while fed < y.size:
+        size = int(rng.integers(1, 3000))
+        for start, samples in segmenter.feed(y[fed : fed + size]):
+            pause_end = start + samples.size - segmenter._pad + segmenter._min_pause * segmenter.frame
+            assert fed + size >= pause_end - segmenter.frame and fed < pause_end + segmenter.frame
+            got.append((start, samples))
+        fed += size
+    got += segmenter.finish()
+    assert segmenter.finish() == [] and segmenter.samples == y.size
+    assert [a for a, _ in got] == [a for a, _ in whole] and len(got) >= 1
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, whole, strict=True))
+    with pytest.raises(ParameterError, match="finished"):
+        segmenter.feed(y[:100])
+
+
 def test_long_recordings_are_segmented_in_bounded_memory():
     block, _ = layout(("-", 0.6), ("s", 2.4), ("-", 1.0), ("s", 6.0))  # 10 s
     blocks = (block for _ in range(60))  # 10 minutes, never held at once

@@ -3,8 +3,10 @@
 A voice-activity detector scores fixed frames of the 16 kHz signal (the probability that
 each holds speech); :func:`utterances` turns those scores into utterances with the rules of
 :class:`Segmentation` (shortest speech, shortest pause, longest utterance, split at its
-quietest point). It works block by block, as :func:`ser_core.audio.stream` decodes, and
-keeps at most one utterance of audio, so hours of recording use bounded memory.
+quietest point). One implementation, :class:`Segmenter`, is fed block by block (as
+:func:`ser_core.audio.stream` decodes, or as a live stream arrives) and hands back each utterance
+as soon as it ends; :func:`utterances` runs it over a recording. It keeps at most one utterance
+of audio, so hours of recording use bounded memory.
 
 Three detectors share the :class:`Detector` protocol: ``silero`` (Silero VAD, its ONNX model
 shipped in ``ser_core/data`` under the MIT licence, run on onnxruntime), ``webrtc`` (the
@@ -33,6 +35,7 @@ __all__ = [
     "DEFAULT_DETECTOR",
     "Segmentation",
     "SEGMENTATION",
+    "Segmenter",
     "Detector",
     "detector",
     "utterances",
@@ -204,24 +207,152 @@ def frame_db(frames: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- utterances
 
 
-def _frames(blocks: Iterable[np.ndarray], frame: int) -> Iterator[tuple[np.ndarray, int]]:
-    """The stream regrouped into whole frames ``(k, frame)``, each group with its count of real
-    samples (the last frame is zero-padded)."""
-    rest = np.zeros(0, np.float32)
-    for block in blocks:
-        y = np.concatenate([rest, np.asarray(block, np.float32)])
-        whole = y.size // frame * frame
-        if whole:
-            yield y[:whole].reshape(-1, frame), whole
-        rest = y[whole:]
-    if rest.size:
-        yield np.concatenate([rest, np.zeros(frame - rest.size, np.float32)])[None], rest.size
-
-
 def _quietest(levels: np.ndarray, lo: int, hi: int, smooth: int) -> int:
     """Index in ``[lo, hi)`` of the quietest stretch of ``levels`` (dB, smoothed over ``smooth`` frames)."""
     power = np.convolve(10.0 ** (levels / 10.0), np.ones(smooth) / smooth, mode="same")
     return lo + int(np.argmin(power[lo:hi]))
+
+
+class _Tail:
+    """The end of a stream of samples: appended to at the end, dropped from the front, read by
+    absolute sample index. Appending copies only the new samples (the buffer grows by doubling),
+    so a long utterance arriving in small blocks costs time in proportion to its length."""
+
+    def __init__(self) -> None:
+        self.buffer = np.zeros(0, np.float32)
+        self.size = 0  # samples held, from buffer[0] on
+        self.offset = 0  # absolute index of buffer[0]
+
+    def append(self, y: np.ndarray) -> None:
+        if self.size + y.size > self.buffer.size:
+            grown = np.zeros(max(2 * self.buffer.size, self.size + y.size), np.float32)
+            grown[: self.size] = self.buffer[: self.size]
+            self.buffer = grown
+        self.buffer[self.size : self.size + y.size] = y
+        self.size += y.size
+
+    def drop_before(self, index: int) -> None:
+        """Forget the samples before absolute ``index``."""
+        drop = max(0, min(index - self.offset, self.size))
+        if drop:
+            self.buffer[: self.size - drop] = self.buffer[drop : self.size]
+            self.size -= drop
+            self.offset += drop
+
+    def copy(self, lo: int, hi: int) -> np.ndarray:
+        """The samples from absolute ``lo`` to ``hi`` (both held), as a new array."""
+        return self.buffer[lo - self.offset : hi - self.offset].copy()
+
+
+class Segmenter:
+    """Push-based utterance finding: :meth:`feed` blocks of a 16 kHz mono stream as they come,
+    get back each utterance as soon as it ends; :meth:`finish` gives the one still open.
+
+    The one implementation of the rules of :class:`Segmentation`: :func:`utterances` is this
+    class run over a recording, and the live stream (``GET /v1/stream``) and the demo's live tab
+    use it as audio arrives, so all of them find the same utterances. An utterance ends once
+    ``min_pause_seconds`` of its pause have been fed. Memory: about one ``max_seconds`` of audio,
+    whatever the length of the stream.
+    """
+
+    def __init__(self, settings: Segmentation = SEGMENTATION) -> None:
+        self.settings = settings
+        self.vad = detector(settings.detector)
+        frame, sr = self.vad.frame, audio.SAMPLE_RATE
+        self.frame = frame
+        self._min_speech = max(1, round(settings.min_speech_seconds * sr / frame))
+        self._min_pause = max(1, round(settings.min_pause_seconds * sr / frame))
+        self._longest = max(2 * self._min_speech + 1, int(settings.max_seconds * sr / frame))
+        self._smooth = max(1, round(SPLIT_SMOOTH_SECONDS * sr / frame))
+        self._pad = int(round(settings.pad_seconds * sr))
+        self._rest = np.zeros(0, np.float32)  # samples short of a whole frame, waiting for the next block
+        self._kept = _Tail()  # audio an utterance still to come may use
+        self._levels: list[float] = []  # frame levels from frame `start` on
+        self._start: int | None = None  # first frame of the open utterance
+        self._split = False  # the open utterance began at a split, so gets no padding before it
+        self._last = -1  # last frame with speech
+        self._i = -1  # last frame judged
+        self._total = 0  # samples judged (the last frame of a finished stream is padded, not counted)
+        self._finished = False
+
+    @property
+    def samples(self) -> int:
+        """Samples fed so far."""
+        return self._total + self._rest.size
+
+    @property
+    def speaking(self) -> bool:
+        """Whether an utterance is open: speech was heard and no pause long enough has ended it yet."""
+        return self._start is not None
+
+    def feed(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Add the next samples ``(m,)``; the utterances that ended in them, as ``(start sample, samples)``."""
+        if self._finished:
+            raise ParameterError("This stream is finished; start a new one to go on.")
+        y = np.concatenate([self._rest, np.asarray(block, np.float32)])
+        whole = y.size // self.frame * self.frame
+        self._rest = y[whole:].copy()
+        if not whole:
+            return []
+        return self._frames(y[:whole].reshape(-1, self.frame), whole)
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """End the stream: the utterances that end with it (the partial last frame, zero-padded, is
+        judged; then the utterance still open is cut, if it holds enough speech). Idempotent."""
+        if self._finished:
+            return []
+        self._finished = True
+        found: list[tuple[int, np.ndarray]] = []
+        if self._rest.size:
+            padded = np.concatenate([self._rest, np.zeros(self.frame - self._rest.size, np.float32)])
+            found = self._frames(padded[None], self._rest.size)
+            self._rest = np.zeros(0, np.float32)
+        if self._start is not None and self._last + 1 - self._start >= self._min_speech:
+            found.append(self._cut(self._start, self._last + 1, 0 if self._split else self._pad, self._pad))
+        self._start = None
+        return found
+
+    def _cut(self, a: int, b: int, pad_before: int, pad_after: int) -> tuple[int, np.ndarray]:
+        """Frames ``[a, b)`` with padding, as ``(start sample, samples)``."""
+        lo = max(0, a * self.frame - pad_before, self._kept.offset)
+        hi = min(self._total, b * self.frame + pad_after)
+        return lo, self._kept.copy(lo, hi)
+
+    def _frames(self, frames: np.ndarray, real: int) -> list[tuple[int, np.ndarray]]:
+        """Judge whole frames ``(k, frame)`` holding ``real`` samples of the stream (the rest padding)."""
+        probs = self.vad(frames)
+        self._total += real
+        self._kept.append(frames.reshape(-1)[:real])
+        found = []
+        threshold, frame = self.settings.threshold, self.frame
+        for level, p in zip(frame_db(frames), probs, strict=True):
+            self._i += 1
+            i = self._i
+            speaking = self._start is not None and self._last == i - 1
+            if p >= threshold - (HYSTERESIS if speaking else 0.0):
+                if self._start is None:
+                    self._start, self._split, self._levels = i, False, []
+                self._last = i
+            if self._start is None:
+                continue
+            self._levels.append(float(level))
+            start = self._start
+            if i - self._last >= self._min_pause:  # the pause is long enough: the utterance is over
+                if self._last + 1 - start >= self._min_speech:
+                    found.append(self._cut(start, self._last + 1, 0 if self._split else self._pad, self._pad))
+                self._start = None
+            elif i + 1 - start >= self._longest:  # too long: split at the quietest point
+                levels = np.array(self._levels)
+                q = _quietest(levels, self._min_speech, len(levels) - self._min_speech, self._smooth)
+                found.append(self._cut(start, start + q, 0 if self._split else self._pad, 0))
+                self._start, self._split, self._levels = start + q, True, self._levels[q:]
+        # keep only what an utterance still to come can use
+        if self._start is not None:
+            keep_from = self._start * frame - (0 if self._split else self._pad)
+        else:
+            keep_from = (self._i + 1) * frame - self._pad
+        self._kept.drop_before(min(keep_from, self._total))
+        return found
 
 
 def utterances(
@@ -232,58 +363,13 @@ def utterances(
     Speech of at least ``min_speech_seconds`` becomes an utterance; pauses shorter than
     ``min_pause_seconds`` stay inside it; one longer than ``max_seconds`` is split at its
     quietest point (no part longer); each keeps ``pad_seconds`` of audio either side of its
-    speech (not at a split). Memory: about one ``max_seconds`` of audio, whatever the length.
+    speech (not at a split). A :class:`Segmenter` fed block by block, so the memory is about one
+    ``max_seconds`` of audio, whatever the length.
     """
-    vad = detector(settings.detector)
-    frame, sr = vad.frame, audio.SAMPLE_RATE
-    min_speech = max(1, round(settings.min_speech_seconds * sr / frame))
-    min_pause = max(1, round(settings.min_pause_seconds * sr / frame))
-    longest = max(2 * min_speech + 1, int(settings.max_seconds * sr / frame))
-    smooth = max(1, round(SPLIT_SMOOTH_SECONDS * sr / frame))
-    pad = int(round(settings.pad_seconds * sr))
-
-    kept = np.zeros(0, np.float32)  # audio from sample `offset` on
-    offset = 0
-    levels: list[float] = []  # frame levels from frame `start` on
-    start: int | None = None  # first frame of the open utterance
-    split = False  # the open utterance began at a split, so gets no padding before it
-    last = -1  # last frame with speech
-    i = -1
-    total = 0
-
-    def cut(a: int, b: int, pad_before: int, pad_after: int) -> tuple[int, np.ndarray]:
-        lo = max(0, a * frame - pad_before, offset)
-        hi = min(total, b * frame + pad_after)
-        return lo, kept[lo - offset : hi - offset].copy()
-
-    for frames, real in _frames(blocks, frame):
-        probs = vad(frames)
-        total += real
-        kept = np.concatenate([kept, frames.reshape(-1)[:real]])
-        for level, p in zip(frame_db(frames), probs, strict=True):
-            i += 1
-            speaking = start is not None and last == i - 1
-            if p >= settings.threshold - (HYSTERESIS if speaking else 0.0):
-                if start is None:
-                    start, split, levels = i, False, []
-                last = i
-            if start is None:
-                continue
-            levels.append(float(level))
-            if i - last >= min_pause:  # the pause is long enough: the utterance is over
-                if last + 1 - start >= min_speech:
-                    yield cut(start, last + 1, 0 if split else pad, pad)
-                start = None
-            elif i + 1 - start >= longest:  # too long: split at the quietest point
-                q = _quietest(np.array(levels), min_speech, len(levels) - min_speech, smooth)
-                yield cut(start, start + q, 0 if split else pad, 0)
-                start, split, levels = start + q, True, levels[q:]
-        # keep only what an utterance still to come can use
-        keep_from = (start * frame - (0 if split else pad)) if start is not None else (i + 1) * frame - pad
-        drop = max(0, min(keep_from, total) - offset)
-        kept, offset = kept[drop:], offset + drop
-    if start is not None and last + 1 - start >= min_speech:
-        yield cut(start, last + 1, 0 if split else pad, pad)
+    segmenter = Segmenter(settings)
+    for block in blocks:
+        yield from segmenter.feed(block)
+    yield from segmenter.finish()
 
 
 def spans(

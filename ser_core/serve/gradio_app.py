@@ -24,9 +24,10 @@ import numpy as np
 
 from .. import audio
 from ..errors import FROM_FILE, FROM_MICROPHONE, AudioError, NoSpeechError, SERError
-from ..inference import EmotionClassifier, Prediction, Timeline, Utterances, Voice, result_row
+from ..inference import EmotionClassifier, Prediction, Timeline, Utterances, Voice, Window, result_row
 from ..inference.intensity import describe
 from .limits import LIMITS, Budget
+from .stream import Listener
 
 __all__ = [
     "Analysis",
@@ -39,6 +40,8 @@ __all__ = [
     "live_step",
     "load_signal",
     "on_segments",
+    "on_live_stop",
+    "render_live_utterances",
     "utterance_figure",
     "utterance_rows",
     "uncertainty",
@@ -83,6 +86,7 @@ MAX_SECONDS = LIMITS.max_seconds  # enforced from the header, or while decoding,
 LIVE_STREAM_EVERY = 1.0  # seconds of microphone audio per live update
 LIVE_TIME_LIMIT = 120  # seconds a live session may run
 LIVE_MIN_SECONDS = 1.0  # sound needed before the first live verdict
+LIVE_UTTERANCES_SHOWN = 8  # the live tab lists this many of the last utterances, newest first
 ANALYSIS_CONCURRENCY = 2  # simultaneous uploads/recordings analysed (one per CPU core)
 LIVE_CONCURRENCY = 40  # simultaneous live SESSIONS: a stream keeps its slot for its whole run (up to LIVE_TIME_LIMIT); a 1 s chunk is ~17 ms of work
 CACHE_SWEEP = (300, 900)  # every 5 min, delete uploads and CSVs older than 15 min: all are gone within 20
@@ -119,6 +123,8 @@ CSS = """
   background: var(--ser-colour); color: #111; font-weight: 600; white-space: nowrap;}
 .ser-limits {font-size: 0.9rem; opacity: 0.8;}
 .ser-calibration {font-size: 0.95rem; padding: 6px 0;}
+.ser-utterances {margin-top: 10px;} .ser-utterances ol {margin: 4px 0 0 0; padding-left: 1.4em;}
+.ser-utterances li {margin: 2px 0;} .ser-utterances .ser-when {opacity: 0.75; font-size: 0.92rem;}
 @media (max-width: 640px) { .ser-verdict .ser-emoji {font-size: 2.4rem;} .ser-verdict .ser-emotion {font-size: 1.4rem;} }
 """
 
@@ -411,10 +417,12 @@ def on_segments(clf: EmotionClassifier, source: AudioInput, voice: Voice | None 
 
 @dataclass
 class LiveSession:
-    """One visitor's live stream: the last window of sound and the verdicts so far.
+    """One visitor's live stream: the last window of sound and the verdicts so far, and the
+    utterances judged as each ended (:class:`~ser_core.serve.stream.Listener`, the live stream's).
 
-    Times are wall-clock seconds since the first chunk: the browser sends short chunks and
-    may drop some under load, so the sound received is not a clock.
+    Timeline times are wall-clock seconds since the first chunk: the browser sends short chunks
+    and may drop some under load, so the sound received is not a clock. Utterance times are
+    seconds of the sound received.
     """
 
     buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -424,6 +432,9 @@ class LiveSession:
     probabilities: list[dict[str, float] | None] = field(default_factory=list)
     current: Prediction | None = None
     status: str = "Listening… keep talking."
+    listener: Listener | None = None
+    utterances: list[Window] = field(default_factory=list)
+    stopped: bool = False  # the recording stopped: its last utterance is judged, later chunks add none
 
     def add(self, y: np.ndarray, keep: int) -> None:
         """Append 16 kHz samples, keeping only the last ``keep`` (one analysis window)."""
@@ -439,14 +450,21 @@ def live_step(
     voice: Voice | None = None,
 ) -> tuple[LiveSession, bool]:
     """Add one streamed chunk; about once every :data:`LIVE_STREAM_EVERY` seconds, judge the
-    last window (at most 3.5 s: a few ms of work). Returns the session and whether a new
+    last window (at most 3.5 s: a few ms of work). Each utterance that ends in the chunk is
+    judged at once and added to ``session.utterances``. Returns the session and whether a new
     timeline point was added. Silence is a status, not an error: the stream keeps going.
     """
     session = session if session is not None else LiveSession()
     now = time.monotonic() if now is None else now
     if chunk is None:
         return session, False
-    session.add(load_signal(chunk), clf.preprocessing.n_samples)
+    y = load_signal(chunk)
+    session.add(y, clf.preprocessing.n_samples)
+    if not session.stopped:
+        if session.listener is None:
+            session.listener = Listener(clf)
+        session.listener.voice = voice
+        session.utterances.extend(session.listener.feed(y))
     if session.started is None:
         session.started = now
     if session.buffer.size < LIVE_MIN_SECONDS * audio.SAMPLE_RATE:
@@ -536,6 +554,7 @@ def on_live_chunk(
     new point is added. Failures become a status line, so one odd chunk never ends the stream."""
     import gradio as gr
 
+    heard = len(session.utterances) if session is not None else 0
     try:
         session, updated = live_step(clf, session, chunk, voice=voice)
     except SERError as e:
@@ -543,14 +562,65 @@ def on_live_chunk(
     except Exception:
         log.exception("Unexpected failure in a live chunk")
         return session, render_waiting(FRIENDLY_FAILURE), gr.skip()
-    if not updated:
+    if not updated and len(session.utterances) == heard:
         return session, gr.skip(), gr.skip()
+    verdict = render_live(session, voice)
+    if not updated:  # an utterance ended between two timeline points: show its verdict now
+        return session, verdict, gr.skip()
+    return session, verdict, timeline_chart(session.times, session.probabilities, clf.labels)
+
+
+def render_live(session: LiveSession, voice: Voice | None = None) -> str:
+    """The live tab's card: the last seconds' verdict (or the status), then the utterances so far."""
     if session.current is None:
         verdict = render_waiting(session.status)
     else:
         note = f" {CALIBRATED_NOTE}" if voice is not None else ""
         verdict = render_verdict(session.current, detail=session.status + note)
-    return session, verdict, timeline_chart(session.times, session.probabilities, clf.labels)
+    return verdict + render_live_utterances(session.utterances)
+
+
+def render_live_utterances(utterances: list[Window]) -> str:
+    """The last :data:`LIVE_UTTERANCES_SHOWN` utterances, newest first, each with its verdict
+    ("strongly angry 81%") and its seconds; nothing before the first one ends."""
+    if not utterances:
+        return ""
+    items = []
+    for u in reversed(utterances[-LIVE_UTTERANCES_SHOWN:]):
+        p = u.prediction
+        when = f'<span class="ser-when">{u.start:.1f}–{u.end:.1f} s</span>'
+        if p is None:
+            items.append(f"<li>(too short to judge) {when}</li>")
+            continue
+        colour = COLOURS.get(p.emotion, "#94a3b8")
+        title = f"{EMOJIS.get(p.emotion, '')} {describe(p.emotion, p.intensity)}"
+        items.append(
+            f'<li data-emotion="{p.emotion}"><span class="ser-pill" style="--ser-colour:{colour}">{title}</span> '
+            f"{p.confidence:.0%} {when}</li>"
+        )
+    return (
+        f'<div class="ser-utterances" data-count="{len(utterances)}"><div class="ser-note">'
+        f"Each utterance, judged as you pause ({len(utterances)} so far, newest first):</div>"
+        f"<ol>{''.join(items)}</ol></div>"
+    )
+
+
+def on_live_stop(clf: EmotionClassifier, session: LiveSession | None, voice: Voice | None = None) -> tuple:
+    """The recording stopped: judge the utterance in progress -> (session, live card)."""
+    import gradio as gr
+
+    if session is None or session.stopped:
+        return session, gr.skip()
+    session.stopped = True
+    if session.listener is None:
+        return session, gr.skip()
+    try:
+        session.listener.voice = voice
+        session.utterances.extend(session.listener.finish())
+    except Exception:
+        log.exception("Unexpected failure judging the last utterance")
+        return session, gr.skip()
+    return session, render_live(session, voice)
 
 
 def on_live_start() -> tuple:
@@ -713,6 +783,7 @@ def build_app(clf: EmotionClassifier) -> Any:
     analyse_upload = friendly(functools.partial(on_audio, clf))
     analyse_recording = friendly(functools.partial(on_audio, clf), source=FROM_MICROPHONE)
     live_chunk = functools.partial(on_live_chunk, clf)
+    live_stop = functools.partial(on_live_stop, clf)
     clear = functools.partial(on_clear, clf.labels)
     predict_api = friendly(functools.partial(api_predict, clf))
     calibrate = friendly(functools.partial(on_calibrate, clf))  # its own sentence without speech, for any source
@@ -763,7 +834,8 @@ def build_app(clf: EmotionClassifier) -> Any:
             with gr.Tab("Live", id="live"):
                 gr.Markdown(
                     f"Speak and watch the emotion follow you, updated about every {LIVE_STREAM_EVERY:g} s from the "
-                    f"last {clf.preprocessing.clip_seconds:g} s of sound (up to {LIVE_TIME_LIMIT // 60} minutes a session)."
+                    f"last {clf.preprocessing.clip_seconds:g} s of sound (up to {LIVE_TIME_LIMIT // 60} minutes a session). "
+                    "Each sentence also gets its own verdict as soon as you pause."
                 )
                 live_state = gr.State(None)
                 with gr.Row(equal_height=False):
@@ -814,6 +886,9 @@ def build_app(clf: EmotionClassifier) -> Any:
 
         live_in.start_recording(
             on_live_start, None, [live_state, live_verdict, live_plot], queue=False, api_visibility="private"
+        )
+        live_in.stop_recording(
+            live_stop, [live_state, voice_state], [live_state, live_verdict], queue=False, api_visibility="private"
         )
         live_in.stream(
             live_chunk,

@@ -14,6 +14,12 @@ headers before any of them is decoded and before the request waits for a slot, s
 a limit is refused at once; it chooses the request's lane (:attr:`Budget.heavy`: more than
 :data:`LIGHT_SECONDS`); and while the request runs it bounds what is decoded, so a header that
 lies or says nothing cannot keep a light slot busy (the request is moved to the heavy lane).
+
+A live stream (``GET /v1/stream``) is bounded the same way: at most :data:`MAX_STREAMS` at once
+(one more is refused at the handshake), each at most :data:`MAX_STREAM_SECONDS` long, in messages
+of at most :data:`MAX_MESSAGE_BYTES`, its audio arriving at most :data:`STREAM_SPEED` times faster
+than real time after a head start of :data:`STREAM_HEAD_START_SECONDS`, and closed after
+:data:`STREAM_IDLE_SECONDS` without a message.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ __all__ = [
     "MAX_REFERENCES",
     "MAX_REFERENCE_SECONDS",
     "LIGHT_SECONDS",
+    "MAX_STREAMS",
+    "MAX_STREAM_SECONDS",
+    "MAX_MESSAGE_BYTES",
+    "STREAM_SPEED",
+    "STREAM_HEAD_START_SECONDS",
+    "STREAM_IDLE_SECONDS",
 ]
 
 MAX_SECONDS = 600.0  # longest recording a server analyses: 10 minutes
@@ -55,6 +67,12 @@ ANALYSIS_SLOTS = 2  # recordings analysed at once by a server (each uses every c
 MAX_WAITING = 64  # requests that may wait for a slot; one more gets 503
 MAX_WAIT_SECONDS = 30.0  # a request waiting longer than this for a slot gets 503
 RETRY_AFTER_SECONDS = 5  # what a 503 tells the client to wait
+MAX_STREAMS = 64  # live streams served at once (each costs about 1% of a core); one more is refused
+MAX_STREAM_SECONDS = 3600.0  # longest live stream: an hour, of audio and of connection
+MAX_MESSAGE_BYTES = 128 * 2**10  # largest audio message of a stream: 4 s at 16 kHz, 1.4 s at 48 kHz
+STREAM_SPEED = 10.0  # a stream's audio may arrive at most this many times faster than real time...
+STREAM_HEAD_START_SECONDS = 30.0  # ...after this much of it, which may come at once (a network's hiccups)
+STREAM_IDLE_SECONDS = 30.0  # a stream that sends nothing for this long is closed
 
 
 @dataclass(frozen=True)
@@ -70,15 +88,26 @@ class Limits:
     slots: int = ANALYSIS_SLOTS
     max_waiting: int = MAX_WAITING
     max_wait_seconds: float = MAX_WAIT_SECONDS
+    max_streams: int = MAX_STREAMS
+    max_stream_seconds: float = MAX_STREAM_SECONDS
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    stream_speed: float = STREAM_SPEED
+    stream_head_start_seconds: float = STREAM_HEAD_START_SECONDS
+    stream_idle_seconds: float = STREAM_IDLE_SECONDS
 
     def __post_init__(self) -> None:
         positive = ("max_seconds", "max_upload_bytes", "max_windows", "max_reference_seconds", "light_seconds")
-        for name in (*positive, "slots", "max_wait_seconds"):
+        streams = ("max_streams", "max_stream_seconds", "max_message_bytes", "stream_idle_seconds")
+        for name in (*positive, "slots", "max_wait_seconds", *streams):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"The limit {name} must be positive.")
         for name in ("max_waiting", "max_references"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"The limit {name} cannot be negative.")
+        if not self.stream_speed >= 1:
+            raise ParameterError("The limit stream_speed must be at least 1 (real time).")
+        if self.stream_head_start_seconds < 0:
+            raise ParameterError("The limit stream_head_start_seconds cannot be negative.")
 
     @property
     def max_parts(self) -> int:

@@ -5,6 +5,8 @@ in the field ``file`` (and optionally the speaker's neutral voice in repeated ``
 fields, at most :data:`~ser_core.serve.limits.MAX_REFERENCES`, used for that request only) and
 answer with the same JSON as ``predict --json``,
 ``timeline --json`` and ``timeline --segments --json``;
+``GET /v1/stream`` is a WebSocket: live audio in, a verdict per utterance as each ends
+(:mod:`ser_core.serve.stream`, which owns its protocol and limits);
 ``GET /v1/health`` and ``GET /v1/model`` describe the service. Every error is a JSON object
 ``{"error": sentence}`` with a fitting status: 413 for an upload over the limit (counted
 while the body is read, never buffered whole), 415 for something that is not audio,
@@ -66,6 +68,7 @@ SHUTDOWN_GRACE_SECONDS = 3  # after SIGTERM, in-flight requests get this long to
 UPLOAD_PATHS = ("/v1/predict", "/v1/timeline", "/v1/segments")
 COPY_CHUNK = 2**20
 NON_AUDIO_TYPES = ("text/", "image/", "application/json", "application/xml", "application/pdf")
+WS_MAX_SIZE_FACTOR = 4  # uvicorn drops WebSocket messages this many times over the stream limit unread
 
 
 def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
@@ -567,6 +570,8 @@ def create_app(
         result, voice = await _analyse(request, job, file=file, references=reference)
         return result_row(result, voice, file.filename or "")
 
+    _stream_routes(app, clf, limits, schemas["Error"])
+
     @app.get("/v1/health", summary="Liveness")
     async def health() -> dict:
         return {"status": "ok"}
@@ -578,6 +583,44 @@ def create_app(
         return {"labels": labels, "version": __version__, "model": info, "metrics": clf.metrics}
 
     return app
+
+
+def _stream_routes(app: "FastAPI", clf: "EmotionClassifier", limits: Limits, error: Any) -> None:
+    """``GET /v1/stream``: the WebSocket (:mod:`ser_core.serve.stream`) and, for a plain GET, its
+    description in the OpenAPI document (answered 426)."""
+    from fastapi import Query, WebSocket
+
+    from .stream import DEFAULT_RATE, MAX_RATE, MIN_RATE, PROTOCOL, STREAM_PATH, Streams
+
+    app.state.streams = Streams(clf, limits)
+
+    @app.websocket(STREAM_PATH)
+    async def stream(websocket: WebSocket) -> None:
+        await app.state.streams.serve(websocket)
+
+    @app.get(
+        STREAM_PATH,
+        status_code=426,
+        summary="Live analysis over a WebSocket: a verdict per utterance as it ends",
+        description=PROTOCOL,
+        responses={
+            101: {"description": "the WebSocket session described above"},
+            422: {"model": error, "description": "bad parameters (the handshake is refused)"},
+            426: {"model": error, "description": "a plain GET: connect with a WebSocket"},
+            503: {"model": error, "description": "the server has no room for another stream, or is stopping"},
+        },
+    )
+    async def stream_description(
+        rate: Annotated[int, Query(ge=MIN_RATE, le=MAX_RATE, description="Hz of the PCM the client sends")] = (
+            DEFAULT_RATE
+        ),
+        detector: Annotated[Literal[DETECTORS], Query(description="voice-activity detector")] = DEFAULT_DETECTOR,
+    ) -> Any:
+        return _json_error(
+            426,
+            f"Connect to {STREAM_PATH} with a WebSocket (ws://); see its description at /docs.",
+            {"Upgrade": "websocket"},
+        )
 
 
 def serve(
@@ -603,7 +646,16 @@ def serve(
             app.state.gate.stop_all()
             super().handle_exit(sig, frame)
 
+        async def shutdown(self, sockets: Any = None) -> None:
+            await app.state.streams.close_all()  # each open stream is sent what it holds, then closed (1012)
+            await super().shutdown(sockets)
+
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        ws_max_size=WS_MAX_SIZE_FACTOR * limits.max_message_bytes,  # beyond ours, refused without being buffered
     )
     Server(config).run()
