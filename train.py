@@ -30,12 +30,13 @@ DEFAULTS = TrainConfig()
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="RAVDESS folder (searched recursively for WAV/FLAC)")
-    p.add_argument("--emodb", type=Path, default=None, help="EmoDB folder: adds a second corpus to the adapted models")
+    p.add_argument("--emodb", type=Path, default=None, help="EmoDB folder: a corpus the adapted model also learns from")
+    p.add_argument("--nemo", type=Path, default=None, help="nEMO folder (with labels.csv): another such corpus")
     p.add_argument(
         "--no-calibrated",
         dest="adapted",
         action="store_false",
-        help="leave out the adapted models (speaker adaptation: calibration and same-speaker)",
+        help="leave out the adapted model (speaker adaptation: calibration and same-speaker)",
     )
     p.add_argument(
         "--no-intensity",
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=Path(args.cache) if args.cache else None,
             on_stage=interrupts.on_stage,
             emodb_dir=args.emodb,
+            nemo_dir=args.nemo,
             adaptation=AdaptationConfig() if args.adapted else None,
             intensity=IntensityConfig() if args.intensity else None,
         )

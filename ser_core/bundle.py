@@ -4,11 +4,13 @@ A bundle is a folder of safe files (none is a pickle), each with its SHA-256 in 
 
 - ``model.tflite``: the classifier, run by LiteRT when serving; ``model.keras``: the same network
   for Keras (export, inspection);
-- ``calibrated.tflite``, ``session.tflite`` (optional, together): the adapted models, which judge
-  features relative to a speaker's voice given as references, or estimated from the recordings
-  themselves (same-speaker);
-- ``features.npz``: the feature set's filter banks, the standardisation of each model, and the
-  intensity heads (:data:`ARRAYS` names every key this module owns; the rest are filters);
+- ``adapted.tflite`` (optional): the adapted model, which judges features normalised by a
+  speaker's voice (:mod:`ser_core.inference.voice`); bundles built before it had two models for
+  an older design (``calibrated.tflite``, ``session.tflite``: :data:`LEGACY_ADAPTED`), which are
+  left unread, so such a bundle judges without adaptation;
+- ``features.npz``: the feature set's filter banks, the standardisation of each model, the
+  speaker statistics of the training population and the intensity heads (:data:`ARRAYS` names
+  every key this module owns; the rest are filters);
 - ``labels.txt``: one class label a line, in output order;
 - ``config.json``: the sections of :data:`SECTIONS` (preprocessing, feature set, training run,
   library versions, adaptation, intensity);
@@ -83,18 +85,20 @@ CONFIG_JSON = "config.json"
 METRICS_JSON = "metrics.json"
 MODEL_CARD_MD = "MODEL_CARD.md"
 CONFUSION_PNG = "confusion_matrix.png"
-ADAPTED_TFLITE = {"reference": "calibrated.tflite", "same-speaker": "session.tflite"}  # by the voice's source
+ADAPTED_TFLITE = "adapted.tflite"
+LEGACY_ADAPTED = ("calibrated.tflite", "session.tflite")  # the older design's adapted models: not read
 REQUIRED = (MODEL_TFLITE, FEATURES_NPZ, LABELS_TXT, CONFIG_JSON)
 NOT_INSTALLED = (MODEL_KERAS, CONFUSION_PNG)  # in the repository's bundle, not in the wheel: inference never reads them
 
 # ---------------------------------------------------------------- arrays in features.npz
 MEAN, SCALE = "mean", "scale"  # the standardisation of model.tflite's input
-ADAPTED_ARRAYS = {  # by the voice's source: the standardisation of that adapted model's input
-    "reference": ("calibrated_mean", "calibrated_scale"),
-    "same-speaker": ("session_mean", "session_scale"),
+ADAPTED_ARRAYS = ("adapted_mean", "adapted_scale")  # the standardisation of the adapted model's input
+POPULATION_ARRAYS = {  # the training speakers' statistics (inference.voice.Population), by field
+    name: f"voice_{name}" for name in ("spread", "ratio", "offsets", "centre", "k_reference", "k_session")
 }
+LEGACY_ARRAYS = ("calibrated_mean", "calibrated_scale", "session_mean", "session_scale")
 INTENSITY_ARRAYS = ("intensity_weights", "intensity_bias", "intensity_mean", "intensity_scale")
-ARRAYS = (MEAN, SCALE, *(k for pair in ADAPTED_ARRAYS.values() for k in pair), *INTENSITY_ARRAYS)
+ARRAYS = (MEAN, SCALE, *ADAPTED_ARRAYS, *POPULATION_ARRAYS.values(), *LEGACY_ARRAYS, *INTENSITY_ARRAYS)
 
 # ---------------------------------------------------------------- sections of config.json, in the order written
 SECTIONS = ("labels", "preprocessing", "features", "feature_names", "training", "versions", "adaptation", "intensity")
@@ -114,11 +118,14 @@ def sha256(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class AdaptedPart:
-    """An adapted model (for features relative to a speaker's voice) and its input's standardisation."""
+    """The adapted model (for features normalised by a speaker's voice), its input's
+    standardisation, and the training population's speaker statistics (by field name of
+    :class:`ser_core.inference.voice.Population`)."""
 
     model: bytes
     mean: np.ndarray
     scale: np.ndarray
+    population: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -138,9 +145,8 @@ class IntensityPart:
 class Bundle:
     """A bundle's content as typed parts; arrays of a read bundle are read-only views of verified files.
 
-    ``path`` is the folder it was read from (``None`` for one being built). ``adapted`` maps each
-    voice source (``"reference"``, ``"same-speaker"``) to its model; ``adaptation`` holds how
-    those were trained.
+    ``path`` is the folder it was read from (``None`` for one being built). ``adapted`` is the
+    adapted model (``None`` without one); ``adaptation`` holds how it was trained.
     """
 
     labels: tuple[str, ...]
@@ -155,7 +161,7 @@ class Bundle:
     versions: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     adaptation: dict | None = None
-    adapted: dict[str, AdaptedPart] = field(default_factory=dict)
+    adapted: AdaptedPart | None = None
     intensity: IntensityPart | None = None
     path: Path | None = None
 
@@ -259,9 +265,7 @@ def read(path: str | os.PathLike[str] | None = None) -> Bundle:
     except ValueError as e:
         raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} is not a plain array archive; rebuild the artifacts.") from e
     model = _verified(folder, MODEL_TFLITE, expected)
-    adapted_files = {
-        source: _verified(folder, name, expected) for source, name in ADAPTED_TFLITE.items() if name in expected
-    }
+    adapted_model = _verified(folder, ADAPTED_TFLITE, expected) if ADAPTED_TFLITE in expected else None
     metrics = _json(_verified(folder, METRICS_JSON, expected), METRICS_JSON) if METRICS_JSON in expected else {}
 
     if list(labels) != list(config.get("labels", [])):
@@ -271,8 +275,6 @@ def read(path: str | os.PathLike[str] | None = None) -> Bundle:
     for key in (MEAN, SCALE):
         if key not in arrays:
             raise ArtifactError(f"'{FEATURES_NPZ}' in {folder} lacks the '{key}' array; rebuild the artifacts.")
-    if len(adapted_files) == 1:
-        raise ArtifactError(f"The bundle in {folder} has only one of its two adapted models; rebuild it.")
     section = {k: config.get(STORED_SECTION.get(k, k)) for k in SECTIONS}
     return Bundle(
         labels=labels,
@@ -287,23 +289,20 @@ def read(path: str | os.PathLike[str] | None = None) -> Bundle:
         versions=section["versions"] or {},
         metrics=metrics,
         adaptation=section["adaptation"],
-        adapted=_adapted_parts(folder, adapted_files, arrays),
+        adapted=None if adapted_model is None else _adapted_part(folder, adapted_model, arrays),
         intensity=_intensity_part(folder, section["intensity"], arrays),
         path=folder,
     )
 
 
-def _adapted_parts(folder: Path, models: dict[str, bytes], arrays: dict[str, np.ndarray]) -> dict[str, AdaptedPart]:
-    parts = {}
-    for source, model in models.items():
-        mean_key, scale_key = ADAPTED_ARRAYS[source]
-        if mean_key not in arrays or scale_key not in arrays:
-            raise ArtifactError(
-                f"The {source} model in {folder} is not described fully (no '{mean_key}' or '{scale_key}' array); "
-                "rebuild the artifacts."
-            )
-        parts[source] = AdaptedPart(model, arrays[mean_key], arrays[scale_key])
-    return parts
+def _adapted_part(folder: Path, model: bytes, arrays: dict[str, np.ndarray]) -> AdaptedPart:
+    missing = [key for key in (*ADAPTED_ARRAYS, *POPULATION_ARRAYS.values()) if key not in arrays]
+    if missing:
+        raise ArtifactError(
+            f"The adapted model in {folder} is not described fully (no {missing[0]!r} array); rebuild the artifacts."
+        )
+    population = {name: arrays[key] for name, key in POPULATION_ARRAYS.items()}
+    return AdaptedPart(model, arrays[ADAPTED_ARRAYS[0]], arrays[ADAPTED_ARRAYS[1]], population)
 
 
 def _intensity_part(folder: Path, section: object, arrays: dict[str, np.ndarray]) -> IntensityPart | None:
@@ -331,9 +330,10 @@ def write(
     ``reports`` (model card, confusion matrix), atomically (:func:`write_folder`)."""
     arrays = {MEAN: bundle.mean, SCALE: bundle.scale, **bundle.filters}
     files = {MODEL_TFLITE: bundle.model, MODEL_KERAS: keras}
-    for source, part in bundle.adapted.items():
-        files[ADAPTED_TFLITE[source]] = part.model
-        arrays.update(dict(zip(ADAPTED_ARRAYS[source], (part.mean, part.scale), strict=True)))
+    if bundle.adapted is not None:
+        files[ADAPTED_TFLITE] = bundle.adapted.model
+        arrays.update(dict(zip(ADAPTED_ARRAYS, (bundle.adapted.mean, bundle.adapted.scale), strict=True)))
+        arrays.update({POPULATION_ARRAYS[name]: value for name, value in bundle.adapted.population.items()})
     if bundle.intensity is not None:
         i = bundle.intensity
         arrays.update(dict(zip(INTENSITY_ARRAYS, (i.weights, i.bias, i.mean, i.scale), strict=True)))

@@ -1,5 +1,5 @@
-"""Speaker adaptation: the Voice, the relative features, the same-speaker voice, and the
-classifier's adapted path on the shipped bundle."""
+"""Speaker adaptation: the Voice (sums of features that grow, JSON), the statistics the training
+population turns it into, and the classifier's adapted path on the shipped bundle."""
 
 from __future__ import annotations
 
@@ -10,27 +10,60 @@ import pytest
 from conftest import speech_like
 
 from ser_core.errors import AudioError, ParameterError
-from ser_core.inference.voice import Voice, dominant_share, relative, same_speaker_mean
+from ser_core.inference.voice import MIN_SESSION_CLIPS, MIN_SESSION_SECONDS, Moments, Population, Voice
 
 SR = 16_000
+D = 4  # features in the synthetic tests
+CLASSES = 7
 
 
-def voice(n: int = 5, **kw) -> Voice:
-    return Voice(**{"mean": np.arange(n, dtype=np.float32), "clips": 3, "seconds": 7.5, "features": "abc", **kw})
+def population(**kw) -> Population:
+    base = dict(
+        spread=np.full(D, 2.0),
+        ratio=np.full(D, 1.5),
+        offsets=np.zeros((CLASSES, D)),
+        centre=np.zeros(D),
+        k_reference=np.full(D, 1.0),
+        k_session=np.full(D, 4.0),
+    )
+    return Population(**{**base, **kw})
 
 
-def test_voice_round_trips_through_json_and_holds_no_audio():
-    v = voice()
-    text = v.to_json()
-    again = Voice.from_json(text)
-    assert np.array_equal(again.mean, v.mean) and (again.clips, again.seconds) == (3, 7.5)
-    assert again.features == "abc" and again.source == "reference"
-    assert set(json.loads(text)) == {"format", "features", "source", "clips", "seconds", "mean"}
+def session(n: int, seconds: float, rng, probabilities=None) -> Voice:
+    rows = rng.normal(3.0, 1.0, (n, D))
+    heard = np.full((n, CLASSES), 1 / CLASSES) if probabilities is None else probabilities
+    return Voice("abc").with_session(rows, heard, seconds, recordings=n)
 
 
-def test_a_voice_saved_before_its_mean_was_renamed_still_reads():
+# ---------------------------------------------------------------- the voice itself
+
+
+def test_sums_grow_and_give_the_rows_mean_and_spread(rng):
+    rows = rng.normal(1.0, 2.0, (30, D))
+    grown = Moments.of(rows[:10]) + Moments.of(rows[10:])
+    np.testing.assert_allclose(grown.mean, rows.mean(axis=0))
+    np.testing.assert_allclose(grown.std(), rows.std(axis=0, ddof=1))
+    assert Moments.of(rows[:1]).std() is None  # one clip has no spread
+
+
+def test_voice_round_trips_through_json_and_holds_no_rows(rng):
+    v = Voice("abc").with_reference(rng.normal(size=(3, D)), 7.5)
+    v = v.with_session(rng.normal(size=(20, D)), np.full((20, CLASSES), 1 / 7), 40.0, recordings=9)
+    data = json.loads(v.to_json())
+    assert set(data) == {"format", "features", "source", "reference", "session"}
+    assert data["session"]["count"] == 20 and len(data["session"]["sum"]) == D  # sums, never the 20 rows
+    again = Voice.from_json(v.to_json())
+    assert again.reference.count == 3 and again.recordings == 9 and again.session_seconds == 40.0
+    np.testing.assert_allclose(again.session.mean, v.session.mean)
+    np.testing.assert_allclose(again.reference.std(), v.reference.std())
+
+
+def test_a_voice_saved_in_the_first_format_still_reads():
     old = {"format": 1, "features": "abc", "source": "reference", "clips": 3, "seconds": 7.5, "reference": [1.0, 2.0]}
-    assert Voice.from_dict(old).mean.tolist() == [1.0, 2.0]
+    v = Voice.from_dict(old)
+    assert v.source == "reference" and v.reference.count == 3 and v.reference.std() is None
+    np.testing.assert_allclose(v.reference.mean, [1.0, 2.0])
+    assert Voice.from_dict({**old, "mean": old.pop("reference")}).reference.count == 3
 
 
 @pytest.mark.parametrize(
@@ -38,8 +71,12 @@ def test_a_voice_saved_before_its_mean_was_renamed_still_reads():
     [
         ("{not json", "not valid JSON"),
         ('{"format": 99}', "not a saved voice of this version"),
-        ('{"format": 1, "features": "abc"}', "incomplete or damaged"),
-        ('{"format": 1, "features": "a", "clips": 1, "seconds": 1, "reference": [1, NaN]}', "finite numbers"),
+        ('{"format": 2, "features": "abc", "reference": {"count": 1}}', "incomplete or damaged"),
+        ('{"format": 2, "features": "a", "reference": {"count": 1, "sum": [1, NaN], "seconds": 1}}', "finite"),
+        (
+            '{"format": 2, "features": "a", "session": {"count": 1, "sum": [1], "seconds": 1, "recordings": 1}}',
+            "damaged",
+        ),
     ],
 )
 def test_damaged_voice_is_one_sentence(text, match):
@@ -47,84 +84,141 @@ def test_damaged_voice_is_one_sentence(text, match):
         Voice.from_json(text)
 
 
-def test_relative_features():
-    x = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
-    ref = np.array([1.0, 1.0], np.float32)
-    np.testing.assert_array_equal(relative(x, ref, "offset"), [[0, 1], [2, 4]])
-    np.testing.assert_array_equal(relative(x, ref, "concat"), [[1, 2, 0, 1], [3, 5, 2, 4]])
-    with pytest.raises(ParameterError, match="Unknown adaptation mode"):
-        relative(x, ref, "ratio")
+def test_a_session_is_used_only_from_enough_speech(rng):
+    assert Voice("abc").source is None
+    assert session(MIN_SESSION_CLIPS - 1, 100.0, rng).source is None  # too few clips
+    assert session(MIN_SESSION_CLIPS, MIN_SESSION_SECONDS - 1, rng).source is None  # too little speech
+    ready = session(MIN_SESSION_CLIPS, MIN_SESSION_SECONDS, rng)
+    assert ready.source == "same-speaker" and "Adapted to your voice" in ready.describe()
+    assert "Learning your voice" in session(4, 8.0, rng).describe()
+    assert session(4, 8.0, rng).with_reference(rng.normal(size=(2, D)), 5.0).source == "reference"
 
 
-def test_baseline_is_the_session_mean_unless_one_emotion_dominates(rng):
-    features = rng.normal(0.0, 1.0, (20, 4))
-    mixed = np.eye(7)[np.arange(20) % 7]  # verdicts spread over all seven classes
-    np.testing.assert_allclose(same_speaker_mean(features, mixed), features.mean(axis=0), rtol=1e-6)
-    angry_call = np.eye(7)[[3] * 12 + [0, 1, 2, 4, 5, 6, 0, 1]]  # 12 of 20 won by one class
-    assert dominant_share(angry_call) == 0.6
-    assert same_speaker_mean(features, angry_call) is None
-    assert same_speaker_mean(features[:7], mixed[:7]) is None  # too little speech to show a range
+# ---------------------------------------------------------------- what the population makes of it
 
 
-# ---------------------------------------------------------------- the classifier's calibrated path
+def test_no_normaliser_until_the_voice_knows_enough(rng):
+    assert population().normaliser(session(4, 8.0, rng)) is None
+
+
+def test_reference_location_is_shrunk_toward_the_population_by_how_much_it_says(rng):
+    """k = 1: one clip moves the location halfway to the speaker's mean, many clips nearly all the way."""
+    one = Voice("abc").with_reference(np.full((1, D), 4.0), 3.0)
+    location, spread = population().normaliser(one)
+    np.testing.assert_allclose(location, 2.0)  # 0 + 1 / (1 + 1) * (4 - 0)
+    np.testing.assert_allclose(spread, 2.0)  # one clip: the population's spread
+    many = Voice("abc").with_reference(4.0 + rng.normal(0, 0.01, (99, D)), 300.0)
+    location, _ = population().normaliser(many)
+    np.testing.assert_allclose(location, 4.0 * 99 / 100, rtol=1e-2)
+
+
+def test_reference_spread_moves_from_the_population_toward_the_clips_own(rng):
+    clips = rng.normal(0.0, 1.0, (41, D))  # spread 1 in neutral reading, 1.5 over all speech (the ratio)
+    _, spread = population().normaliser(Voice("abc").with_reference(clips, 60.0))
+    v = 40 / (40 + 4)
+    expected = np.exp(v * np.log(clips.std(axis=0, ddof=1) * 1.5) + (1 - v) * np.log(2.0))
+    np.testing.assert_allclose(spread, expected, rtol=1e-5)
+
+
+def test_a_session_anchor_takes_off_the_emotion_it_is_heard_to_carry(rng):
+    """A session heard as all angry: half of the angry offset (in spread units) is taken off its mean."""
+    offsets = np.zeros((CLASSES, D))
+    offsets[3] = 1.0  # angry: one spread above the neutral voice
+    angry = np.eye(CLASSES)[[3] * 40]
+    v = Voice("abc").with_session(np.full((40, D), 5.0), angry, 60.0)
+    location, spread = population(offsets=offsets).normaliser(v)
+    heard = 1 / 7 + 0.5 * (1 - 1 / 7)  # the angry share, pulled halfway to an even mix
+    neutral = 5.0 - 2.0 * heard
+    np.testing.assert_allclose(location, neutral * 40 / 44, rtol=1e-6)  # k_session = 4
+    np.testing.assert_allclose(spread, 2.0)
+
+
+def test_reference_and_session_each_count_by_what_they_say(rng):
+    ref = Voice("abc").with_reference(np.full((2, D), 4.0), 5.0)
+    both = ref.with_session(np.full((40, D), 8.0), np.full((40, CLASSES), 1 / 7), 60.0)
+    location, _ = population().normaliser(both)
+    expected = (2 / 1 * 4.0 + 40 / 4 * 8.0) / (1 + 2 / 1 + 40 / 4)
+    np.testing.assert_allclose(location, expected, rtol=1e-6)
+
+
+def test_statistics_that_do_not_fit_are_refused():
+    with pytest.raises(ParameterError, match="do not fit"):
+        population(offsets=np.zeros((6, D))).check(D, CLASSES)
+    with pytest.raises(ParameterError, match="finite and positive"):
+        population(spread=np.zeros(D)).check(D, CLASSES)
+
+
+# ---------------------------------------------------------------- the classifier's adapted path
 
 
 @pytest.fixture(scope="module")
-def calibrated(classifier):
-    if not classifier.adapted:
-        pytest.skip("the shipped bundle has no adapted models")
+def adapted(classifier):
+    if classifier.adapted is None:
+        pytest.skip("the shipped bundle has no adapted model")
     return classifier
 
 
-def test_calibrate_builds_a_voice_from_speech(calibrated):
-    v = calibrated.calibrate([speech_like(4.0, SR, seed=1), speech_like(3.0, SR, seed=2)], SR)
-    assert v.source == "reference" and v.features == calibrated.fingerprint
-    assert v.clips >= 2 and 6.0 < v.seconds < 8.0
-    assert v.mean.shape == (calibrated.extractor.n_features,)
+def test_calibrate_builds_a_voice_from_speech(adapted):
+    v = adapted.calibrate([speech_like(4.0, SR, seed=1), speech_like(3.0, SR, seed=2)], SR)
+    assert v.source == "reference" and v.features == adapted.fingerprint
+    assert v.reference.count >= 2 and 6.0 < v.reference_seconds < 8.0
+    assert v.reference.mean.shape == (adapted.extractor.n_features,)
+    again = adapted.calibrate(speech_like(3.0, SR, seed=3), SR, voice=v)  # adds to it
+    assert again.reference.count > v.reference.count and again.reference_seconds > v.reference_seconds
 
 
-def test_a_calibrated_verdict_uses_the_voice(calibrated):
+def test_an_adapted_verdict_uses_the_voice(adapted):
     y = speech_like(3.0, SR, seed=5)
-    plain = calibrated.predict(y, SR)
-    a = calibrated.predict(y, SR, voice=calibrated.calibrate(speech_like(3.0, SR, seed=6), SR))
-    b = calibrated.predict(y, SR, voice=calibrated.calibrate(speech_like(3.0, SR, f0=220.0, seed=7), SR))
+    plain = adapted.predict(y, SR)
+    a = adapted.predict(y, SR, voice=adapted.calibrate(speech_like(3.0, SR, seed=6), SR))
+    b = adapted.predict(y, SR, voice=adapted.calibrate(speech_like(3.0, SR, f0=220.0, seed=7), SR))
     assert a.probabilities != b.probabilities and a.probabilities != plain.probabilities
     assert sum(a.probabilities.values()) == pytest.approx(1.0)
 
 
-def test_the_same_voice_through_json_gives_the_same_verdict(calibrated):
-    v = calibrated.calibrate(speech_like(3.0, SR, seed=6), SR)
+def test_the_same_voice_through_json_gives_the_same_verdict(adapted):
+    v = adapted.calibrate(speech_like(3.0, SR, seed=6), SR)
     y = speech_like(3.0, SR, seed=5)
-    assert calibrated.predict(y, SR, voice=Voice.from_json(v.to_json())) == calibrated.predict(y, SR, voice=v)
+    assert adapted.predict(y, SR, voice=Voice.from_json(v.to_json())) == adapted.predict(y, SR, voice=v)
 
 
-def test_timeline_with_a_voice_matches_predict_per_window(calibrated):
-    v = calibrated.calibrate(speech_like(3.0, SR, seed=6), SR)
+def test_timeline_with_a_voice_matches_predict_per_window(adapted):
+    v = adapted.calibrate(speech_like(3.0, SR, seed=6), SR)
     y = speech_like(3.0, SR, seed=5)
-    t = calibrated.timeline(y, SR, voice=v)
-    assert t.windows[0].prediction == calibrated.predict(y, SR, voice=v)
+    t = adapted.timeline(y, SR, voice=v)
+    assert t.windows[0].prediction == adapted.predict(y, SR, voice=v)
 
 
-def test_silent_reference_is_refused(calibrated):
+def test_silent_reference_is_refused(adapted):
     with pytest.raises(AudioError, match="reference recordings hold no usable speech"):
-        calibrated.calibrate([np.zeros(SR * 2, np.float32)], SR)
+        adapted.calibrate([np.zeros(SR * 2, np.float32)], SR)
 
 
-def test_a_voice_from_other_features_is_refused(calibrated):
-    v = voice(calibrated.extractor.n_features)
+def test_a_voice_from_other_features_is_refused(adapted):
+    v = Voice("not-this-model").with_reference(np.zeros((1, adapted.extractor.n_features)), 1.0)
     with pytest.raises(ParameterError, match="another model's features"):
-        calibrated.predict(speech_like(2.0, SR), SR, voice=v)
+        adapted.predict(speech_like(2.0, SR), SR, voice=v)
 
 
-def test_same_speaker_adaptation_declines_a_one_sided_session(calibrated):
-    """Eight copies of one clip: every verdict is the same emotion, so the session is judged
-    without adaptation rather than made the speaker's normal."""
-    assert calibrated.adapt([speech_like(3.0, SR, seed=1)] * 8, SR) is None
+def test_a_short_session_is_learned_but_not_used_yet(adapted):
+    v = adapted.adapt([speech_like(3.0, SR, seed=1)] * 3, SR)
+    assert v.session.count == 3 and v.source is None
+    y = speech_like(2.5, SR, seed=9)
+    assert adapted.predict(y, SR, voice=v) == adapted.predict(y, SR)  # judged as without a voice
 
 
-def test_same_speaker_adaptation_of_a_mixed_session(calibrated, ravdess_files):
-    """One actor in seven emotions: a session that mixes emotions is adapted to."""
-    v = calibrated.adapt(ravdess_files)
-    assert v is not None and v.source == "same-speaker" and v.clips >= 8
-    verdict = calibrated.predict(ravdess_files[0], voice=v)
-    assert verdict != calibrated.predict(ravdess_files[0])
+def test_a_long_enough_session_is_adapted_to(adapted):
+    takes = [speech_like(3.0, SR, f0=110 + 12 * i, seed=i) for i in range(18)]
+    v = adapted.adapt(takes, SR)
+    assert v.source == "same-speaker" and v.recordings == 18
+    assert adapted.predict(takes[0], SR, voice=v) != adapted.predict(takes[0], SR)
+
+
+def test_hearing_once_then_judging_is_predict(adapted, ravdess_files):
+    """What a batch does for --same-speaker (features once) gives exactly predict's verdicts."""
+    v = adapted.calibrate(ravdess_files[0])
+    long = np.concatenate([speech_like(3.0, SR, seed=i) for i in range(22)])  # over a minute: a timeline's summary
+    for source, rate in [(f, None) for f in ravdess_files] + [(long, SR)]:
+        heard = adapted.hear(source, rate)
+        assert adapted.judge(heard) == adapted.predict(source, rate)
+        assert adapted.judge(heard, v) == adapted.predict(source, rate, voice=v)

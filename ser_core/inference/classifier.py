@@ -31,9 +31,9 @@ from .intensity import IntensityModel
 from .runtime import LiteModel, one_blas_thread
 from .utterances import DEFAULT_DETECTOR, Segmentation, spans
 from .verdicts import Prediction, Timeline, Utterances, Window
-from .voice import Voice, feature_fingerprint, relative, same_speaker_mean
+from .voice import Population, Voice, feature_fingerprint
 
-__all__ = ["EmotionClassifier", "AdaptedModel", "check_timeline"]
+__all__ = ["EmotionClassifier", "AdaptedModel", "Heard", "check_timeline"]
 
 DEFAULT_HOP_SECONDS = 1.0  # timeline step
 MIN_HOP_SECONDS = 0.05  # shortest timeline step
@@ -51,15 +51,38 @@ NO_REFERENCE_SPEECH = (
 
 @dataclass(frozen=True)
 class AdaptedModel:
-    """An adapted model: it judges features relative to a speaker's voice, with its own standardisation."""
+    """The adapted model: it judges features normalised by a speaker's voice (the training
+    population's statistics turn the voice into a location and a spread), with its own
+    standardisation after that."""
 
     model: LiteModel
     mean: np.ndarray
     scale: np.ndarray
-    mode: str
+    population: Population
 
-    def __call__(self, features: np.ndarray, voice: Voice) -> np.ndarray:
-        return self.model((relative(features, voice.mean, self.mode) - self.mean) / self.scale)
+    def __call__(self, features: np.ndarray, normaliser: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        location, spread = normaliser
+        return self.model(((features - location) / spread - self.mean) / self.scale)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A recording as :meth:`EmotionClassifier.predict` judges it, up to the model: each span
+    (its clips freed) with its clips' feature rows ``(k, n_features)``; ``long`` when it is judged
+    as a timeline's summary; ``error`` why it cannot be judged (no speech); ``seconds`` of speech.
+    What lets a batch compute every file's features once and judge them after learning the
+    speaker's voice from all of them (``--same-speaker``)."""
+
+    spans: list[tuple[audio.Span, np.ndarray]]
+    long: bool = False
+    error: AudioError | None = None
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Every clip's feature rows. ``(clips, n_features)``."""
+        parts = [features for _, features in self.spans if len(features)]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
 class EmotionClassifier:
@@ -119,35 +142,28 @@ class EmotionClassifier:
                 f"The model and feature files in {where} disagree on the feature count; rebuild the artifacts."
             )
         self.fingerprint = feature_fingerprint(self.extractor.config.to_dict())
-        self.adapted = {source: self._adapted_model(bundle, source) for source in bundle.adapted}
+        self.adapted = None if bundle.adapted is None else self._adapted_model(bundle)
         try:
             self.intensity = IntensityModel.from_part(bundle.intensity, self.labels, n_features)
         except ArtifactError as e:
             raise ArtifactError(f"In {where}: {e}") from e
 
-    def _adapted_model(self, bundle: Bundle, source: str) -> AdaptedModel:
-        """The bundle's adapted model for voices of ``source``, checked against its description."""
-        part = bundle.adapted[source]
+    def _adapted_model(self, bundle: Bundle) -> AdaptedModel:
+        """The bundle's adapted model, checked against its description."""
+        part = bundle.adapted
+        n = self.extractor.n_features
         try:
-            mode = bundle.adaptation["mode"]
-            mean = np.asarray(part.mean, np.float32)
-            scale = np.asarray(part.scale, np.float32)
-            n = self.extractor.n_features
-            width = relative(np.zeros((1, n), np.float32), np.zeros(n, np.float32), mode).shape[1]
-        except (KeyError, TypeError, ValueError, ParameterError) as e:
-            raise ArtifactError(
-                f"The {source} model in {bundle.where()} is not described fully ({e}); rebuild the artifacts."
-            ) from e
+            population = Population(**{k: np.asarray(v, np.float64) for k, v in part.population.items()})
+            population.check(n, len(self.labels))
+        except (TypeError, ParameterError) as e:
+            raise ArtifactError(f"In {bundle.where()}: {e}; rebuild the artifacts.") from e
+        mean, scale = np.asarray(part.mean, np.float32), np.asarray(part.scale, np.float32)
         model = LiteModel(part.model)
-        if (
-            model.n_classes != len(self.labels)
-            or model.n_features != width
-            or not mean.shape == scale.shape == (width,)
-        ):
+        if model.n_classes != len(self.labels) or model.n_features != n or not mean.shape == scale.shape == (n,):
             raise ArtifactError(
-                f"The {source} model in {bundle.where()} does not fit its features or labels; rebuild the artifacts."
+                f"The adapted model in {bundle.where()} does not fit its features or labels; rebuild the artifacts."
             )
-        return AdaptedModel(model, mean, scale, mode)
+        return AdaptedModel(model, mean, scale, population)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, jobs: int | None = None) -> EmotionClassifier:
@@ -174,7 +190,11 @@ class EmotionClassifier:
         """One verdict a preprocessed clip ``(batch, n_samples)``, with its intensity when the
         bundle has an intensity model (judged on the clip's own features, weighted by its verdict)."""
         with one_blas_thread():
-            features = self.extractor(np.atleast_2d(clips))
+            return self.judge_features(self.extractor(np.atleast_2d(clips)), voice)
+
+    def judge_features(self, features: np.ndarray, voice: Voice | None = None) -> list[Prediction]:
+        """One verdict a row of raw features ``(batch, n_features)``: :meth:`predictions` after the features."""
+        with one_blas_thread():
             probs = self.classify_features(features, voice)
             if self.intensity is None:
                 return [Prediction.from_probabilities(self.labels, p) for p in probs]
@@ -183,11 +203,14 @@ class EmotionClassifier:
 
     def classify_features(self, features: np.ndarray, voice: Voice | None = None) -> np.ndarray:
         """Class probabilities of raw feature rows ``(batch, n_features)``: the one place where a
-        voice enters, as the input of the adapted model of its source."""
-        if voice is None:
-            return self.model((features - self._mean) / self._scale)
-        self._check_voice(voice)
-        return self.adapted[voice.source](features, voice)
+        voice enters. With a voice that knows enough of its speaker (:attr:`Voice.source`), the
+        adapted model judges the features normalised by it; otherwise the default model does."""
+        if voice is not None:
+            self._check_voice(voice)
+            normaliser = self.adapted.population.normaliser(voice)
+            if normaliser is not None:
+                return self.adapted(features, normaliser)
+        return self.model((features - self._mean) / self._scale)
 
     def _check_voice(self, voice: Voice) -> None:
         if not isinstance(voice, Voice):
@@ -197,8 +220,10 @@ class EmotionClassifier:
             raise ParameterError("This voice was made with another model's features; calibrate again with this model.")
 
     def _require_adaptation(self) -> None:
-        if not self.adapted:
-            raise ParameterError("This model has no adapted variant; retrain it with this version's train.py.")
+        if self.adapted is None:
+            raise ParameterError(
+                "This model has no adapted variant (or one of an older design); retrain it with this version's train.py."
+            )
 
     def _windows(self, blocks: Iterable[np.ndarray], window: float | None, hop: float | None = None):
         return audio.windows(blocks, window=window, hop=hop, config=self.preprocessing)
@@ -321,15 +346,18 @@ class EmotionClassifier:
         recordings: Iterable[str | os.PathLike[str] | np.ndarray],
         sample_rate: int | None = None,
         *,
+        voice: Voice | None = None,
         stop: threading.Event | None = None,
     ) -> Voice:
-        """A speaker's :class:`Voice` from recordings of their everyday, unemotional voice: files,
-        or arrays at ``sample_rate``. One sentence is enough to start; 5 to 60 seconds is better.
+        """A speaker's :class:`Voice` (``voice`` with more in it, when given) from recordings of
+        their everyday, unemotional voice: files, or arrays at ``sample_rate``. One sentence is
+        enough to start; 5 to 60 seconds is better. Every clip of the reading counts.
 
         Raises :class:`AudioError` when none of them holds usable speech. ``stop`` as in
         :meth:`predict`: checked before each recording and each batch of clips.
         """
         self._require_adaptation()
+        voice = self._own(voice)
         rows, seconds = [], 0.0
         for recording in _recordings(recordings):
             _check_stop(stop)
@@ -342,39 +370,88 @@ class EmotionClassifier:
                 seconds += span.speech
         if not rows:
             raise AudioError(NO_REFERENCE_SPEECH)
-        features = np.concatenate(rows)
-        return Voice(features.mean(axis=0), len(features), seconds, self.fingerprint, "reference")
+        return voice.with_reference(np.concatenate(rows), seconds)
 
     def adapt(
-        self, sources: Iterable[str | os.PathLike[str] | np.ndarray], sample_rate: int | None = None
-    ) -> Voice | None:
-        """A :class:`Voice` estimated from the recordings to be judged, all of one speaker
-        (``--same-speaker``): files, or arrays at ``sample_rate``, of any length (streamed).
-
-        ``None`` when the recordings cannot show the speaker's everyday voice: under about 10 s
-        of speech, or heard as mostly one emotion (:func:`~ser_core.inference.voice.same_speaker_mean`);
-        they are then judged without adaptation. Raises :class:`AudioError` without any speech.
+        self,
+        sources: Iterable[str | os.PathLike[str] | np.ndarray | Heard],
+        sample_rate: int | None = None,
+        *,
+        voice: Voice | None = None,
+    ) -> Voice:
+        """A :class:`Voice` (``voice`` with more in it, when given) learned from recordings to be
+        judged, all of one speaker (``--same-speaker``, the demo): files, arrays at ``sample_rate``,
+        or what :meth:`hear` made of them. Verdicts use it once it holds enough speech
+        (:attr:`Voice.source`); an unreadable file or one without speech adds nothing (it is
+        reported when judged).
         """
         self._require_adaptation()
-        rows: list[np.ndarray] = []
+        voice = self._own(voice)
         for source in _recordings(sources):
-            try:
-                if isinstance(source, (str, os.PathLike)):
-                    blocks: Iterable[np.ndarray] = audio.stream(Path(source))
-                else:
-                    blocks = [audio.load(source, sample_rate)]
-                for span in self._windows(blocks, self.preprocessing.clip_seconds, DEFAULT_HOP_SECONDS):
-                    if len(span.clips):
-                        rows.append(self.features(span.clips))
-            except AudioError:
-                continue  # an unreadable file is reported when it is judged
-        if not rows:
-            raise AudioError("None of the recordings holds usable speech to adapt to; check the files.")
-        features = np.concatenate(rows)
-        mean = same_speaker_mean(features, self.classify_features(features))
-        if mean is None:
+            heard = source if isinstance(source, Heard) else self._heard_or_none(source, sample_rate)
+            rows = None if heard is None else heard.rows
+            if rows is not None and len(rows):
+                voice = voice.with_session(rows, self.classify_features(rows), heard.seconds)
+        return voice
+
+    def voice(self) -> Voice:
+        """An empty voice for this model's features, to which :meth:`calibrate` and :meth:`adapt` add."""
+        return Voice(self.fingerprint)
+
+    def _own(self, voice: Voice | None) -> Voice:
+        if voice is None:
+            return self.voice()
+        self._check_voice(voice)
+        return voice
+
+    def _heard_or_none(self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None) -> Heard | None:
+        try:
+            return self.hear(source, sample_rate)
+        except AudioError:
             return None
-        return Voice(mean, len(features), len(features) * DEFAULT_HOP_SECONDS, self.fingerprint, "same-speaker")
+
+    def hear(self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None = None) -> Heard:
+        """A recording's clips as feature rows, spanned as :meth:`predict` spans them; :meth:`judge`
+        finishes the verdict. ``judge(hear(x), voice)`` equals ``predict(x, voice=voice)``."""
+        if isinstance(source, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
+            blocks = audio.stream(Path(source))
+            head, long = audio.take(blocks, int(IN_MEMORY_SECONDS * audio.SAMPLE_RATE))
+            blocks = itertools.chain(head, blocks) if long else [np.concatenate(head)]
+        else:
+            y = audio.load(source, sample_rate)
+            long, blocks = y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE, [y]
+        if long:
+            spans = self._windows(blocks, self.preprocessing.clip_seconds, DEFAULT_HOP_SECONDS)
+        else:
+            spans = self._windows(blocks, None)
+        heard, seconds, error = [], 0.0, None
+        for span in spans:
+            features = self.features(span.clips) if len(span.clips) else np.zeros((0, self.extractor.n_features))
+            heard.append((replace(span, clips=NO_CLIPS), features))
+            seconds += DEFAULT_HOP_SECONDS * len(span.clips) if long else span.speech
+            error = error if long else span.error
+        return Heard(heard, long, error, seconds)
+
+    def judge(self, heard: Heard, voice: Voice | None = None) -> Prediction:
+        """The verdict on a recording :meth:`hear` made into features, relative to ``voice``."""
+        if heard.error is not None:
+            raise heard.error
+        rows = heard.rows
+        clips: list[Prediction] = []
+        for start in range(0, len(rows), BATCH_WINDOWS):  # in the batches _judge scores clips in: the same numbers
+            clips += self.judge_features(rows[start : start + BATCH_WINDOWS], voice)
+        verdicts, taken = [], 0
+        for span, features in heard.spans:
+            verdicts.append(self._verdict(span, clips[taken : taken + len(features)]))
+            taken += len(features)
+        if not heard.long:
+            return verdicts[0]
+        voiced = [v for v in verdicts if v is not None]
+        if not voiced:
+            raise AudioError(audio.NO_SPEECH)
+        return Prediction.mean(self.labels, voiced)
 
     def predict_with_timeline(
         self, samples: np.ndarray, sample_rate: int, *, voice: Voice | None = None

@@ -1,59 +1,82 @@
-"""The adapted models: trained on features relative to each speaker's own voice, and evaluated
-speaker-independently, within RAVDESS and across corpora. The reference model judges relative
-to a voice from the speaker's neutral recordings; the same-speaker model relative to the mean of
-the session being judged (:mod:`ser_core.inference.voice` defines the words).
+"""The adapted model: trained on every training speaker's clips normalised by that speaker, and
+evaluated speaker-independently, within RAVDESS and across corpora, exactly as it is served.
 
-Training rows: every training speaker's clips, each time relative to a random draw of one to
-``max_references`` of that speaker's own neutral recordings (the draw's references are not among
-its rows), ``draws`` times per speaker. A corpus with fewer recordings gets proportionally more
-draws, so each corpus weighs about the same; classes are balanced by the logistic regression.
-C and the temperature are chosen on inner speaker folds of the training rows alone
-(:func:`ser_core.training.fit.fit`).
+The training population gives the statistics serving needs (:class:`~ser_core.inference.voice.Population`:
+pooled within-speaker spread, neutral-to-all spread ratio, per-emotion offsets, the mean neutral
+voice, empirical-Bayes shrinkage constants). Training rows come in units, one per training
+speaker and per copy of their clips (the original and each augmented copy, each normalised by
+statistics of that same copy): half the units at random are normalised as calibration does it,
+from 1, 2 or 4 of the speaker's neutral clips (which are then left out of the unit's rows), the
+other half as a session is, from all the unit's clips less the emotional shift of their true
+mix of labels. So one model serves both kinds of voice.
 
-The same-speaker model is trained the same way on clips relative to the mean of random
-sessions of the speaker's own clips (60-100% of them), as ``--same-speaker`` estimates it.
+Sample weights are explicit: each corpus weighs ``N_c ** (1 - alpha)`` in total, and every class
+the same (over all corpora, ``"pooled"``, or within each corpus, ``"corpus"``); ``alpha``, the
+class balance and C are chosen on inner speaker folds (each holding a share of every training
+corpus's speakers) of the training speakers' original clips, the temperature on their
+out-of-fold logits; the final model is fitted on every copy.
 
-Evaluation (never tuning on what is scored): k-fold by actor on RAVDESS, with 1, 2 and 4
-reference clips of the test speaker (those clips are not scored), and the same-speaker path on
-balanced and on one-emotion-dominated sessions beside the uncalibrated model on the same clips;
-leave-one-corpus-out in both directions.
+Evaluation (never tuning on what is scored): RAVDESS k-fold by actor with the other corpora
+always in training, and leave-one-corpus-out for each corpus, scoring the held-out speakers'
+original clips: the default model's verdicts (the served recipe, trained on the split's RAVDESS
+speakers, or on the other corpora when RAVDESS is held out), relative to 1, 2 and 4 of the
+speaker's own neutral clips (not scored), and same-speaker on balanced sessions (all of a
+speaker's clips) and on one-emotion-dominated ones (80% one emotion), each beside the default
+model on the same clips. Voices are built and applied by the serving code itself.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from ..emotions import NEUTRAL
 from ..errors import ParameterError
-from ..inference.voice import ADAPTATION_MODES, relative, same_speaker_mean
-from .fit import TrainConfig, actor_folds, evaluate_predictions, fit
+from ..inference.voice import SPREAD_SHRINK, Population, Voice
+from .fit import Fitted, TrainConfig, announce, evaluate_predictions, fit, fit_temperature
+from .networks import build_model
 
-__all__ = ["AdaptationConfig", "Corpus", "train_reference", "train_same_speaker", "evaluate_adapted"]
+__all__ = [
+    "AdaptationConfig",
+    "Corpus",
+    "fit_population",
+    "training_rows",
+    "sample_weights",
+    "train_adapted",
+    "evaluate_adapted",
+]
 
 log = logging.getLogger(__name__)
+
+BALANCES = ("pooled", "corpus")
+SPREAD_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
 class AdaptationConfig:
-    """Everything that decides the adapted models and their evaluation; written into the bundle."""
+    """Everything that decides the adapted model and its evaluation; written into the bundle."""
 
-    mode: str = "concat"
-    draws: int = 2  # reference draws per speaker of the largest corpus; smaller corpora get more
-    max_references: int = 4
-    c_grid: tuple[float, ...] = (0.01,)  # fixed beforehand (inner folds still fit the temperature): the fits are large
-    inner_folds: int = 2
+    c_grid: tuple[float, ...] = (0.001, 0.003, 0.01)
+    alpha_grid: tuple[float, ...] = (0.5, 1.0)  # corpus weight exponent: 0 every row equal, 1 every corpus equal
+    balance_grid: tuple[str, ...] = BALANCES
+    inner_folds: int = 3
+    reference_share: float = 0.5  # share of training units normalised from neutral references
+    train_references: tuple[int, ...] = (1, 2, 4)  # neutral clips of a reference unit, cycled
     eval_references: tuple[int, ...] = (1, 2, 4)
-    eval_draws: int = 5  # random reference draws per test speaker and k
+    eval_draws: int = 5  # random reference draws per test speaker and count
     dominated_share: float = 0.8  # one-emotion-dominated sessions: this share of one emotion
+    tol: float = 1e-3  # of the logistic regression's solver
 
     def __post_init__(self) -> None:
-        if self.mode not in ADAPTATION_MODES:
-            raise ParameterError(f"Unknown adaptation mode {self.mode!r}; choose one of {list(ADAPTATION_MODES)}.")
-        if self.draws < 1 or self.max_references < 1 or self.eval_draws < 1:
-            raise ParameterError("draws, max_references and eval_draws must be at least 1.")
+        if not self.c_grid or min(self.c_grid) <= 0 or not self.alpha_grid:
+            raise ParameterError("The adaptation's C grid must hold positive values and its alpha grid one value.")
+        if not set(self.balance_grid) <= set(BALANCES) or not self.balance_grid:
+            raise ParameterError(f"The class balances must be among {list(BALANCES)}.")
+        if self.inner_folds < 2 or not 0 <= self.reference_share <= 1 or self.eval_draws < 1:
+            raise ParameterError("inner_folds must be at least 2, reference_share within 0-1, eval_draws at least 1.")
         if not 0.5 <= self.dominated_share < 1.0:
             raise ParameterError("dominated_share must lie in [0.5, 1).")
 
@@ -63,98 +86,273 @@ class AdaptationConfig:
 
 @dataclass(frozen=True)
 class Corpus:
-    """The original (not augmented) recordings of one corpus: raw features, labels, speakers."""
+    """Every row of one corpus's feature table: originals and augmented copies, with the speech
+    seconds of each row's file (what a voice counts)."""
 
     name: str
     features: np.ndarray  # (n, n_features) float32
     labels: np.ndarray  # (n,) class index
     speakers: np.ndarray  # (n,) speaker id, unique across corpora
+    files: np.ndarray  # (n,) file index within the corpus
+    copies: np.ndarray  # (n,) 0 the original, 1.. each augmented copy
+    seconds: np.ndarray  # (n,) seconds of speech in the row's file
 
     def subset(self, speakers: list[int]) -> Corpus:
-        rows = np.isin(self.speakers, speakers)
-        return replace(self, features=self.features[rows], labels=self.labels[rows], speakers=self.speakers[rows])
+        return _rows(self, np.isin(self.speakers, speakers))
+
+    @property
+    def originals(self) -> Corpus:
+        return _rows(self, self.copies == 0)
 
 
-def _reference_rows(
-    corpus: Corpus, neutral: int, draws: int, max_refs: int, mode: str, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows relative to random draws of each speaker's own neutral clips: ``(x, y, speakers)``."""
-    xs, ys, groups = [], [], []
-    for speaker in np.unique(corpus.speakers):
-        rows = np.flatnonzero(corpus.speakers == speaker)
-        neutral_rows = rows[corpus.labels[rows] == neutral]
-        if len(neutral_rows) < 2:
-            continue  # no reference to draw, or nothing neutral left to learn from
-        for _ in range(draws):
-            k = int(rng.integers(1, min(max_refs, len(neutral_rows) - 1) + 1))
-            refs = rng.choice(neutral_rows, k, replace=False)
-            keep = np.setdiff1d(rows, refs)
-            xs.append(relative(corpus.features[keep], corpus.features[refs].mean(axis=0), mode))
-            ys.append(corpus.labels[keep])
-            groups.append(corpus.speakers[keep])
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
+# ---------------------------------------------------------------- the population
 
 
-def train_reference(corpora: list[Corpus], config: TrainConfig, cal: AdaptationConfig, *, desc: str):
-    """The reference model on ``corpora``, as :func:`fit` returns it."""
-    rng = np.random.default_rng(config.random_seed)
-    neutral = config.emotions.index(NEUTRAL)
-    largest = max(len(c.labels) for c in corpora)
-    parts = [
-        _reference_rows(c, neutral, round(cal.draws * largest / len(c.labels)), cal.max_references, cal.mode, rng)
-        for c in corpora
-    ]
-    return _fit_parts(parts, config, cal, desc)
+def fit_population(x: np.ndarray, y: np.ndarray, speakers: np.ndarray, n_classes: int, neutral: int) -> Population:
+    """The training population's speaker statistics from original clips ``x`` ``(n, d)`` with labels
+    ``y`` (``neutral`` the index of the neutral class) and speaker ids: each speaker counts once."""
+    x = np.asarray(x, np.float64)
+    d = x.shape[1]
+    is_neutral = y == neutral
+    variances, log_ratios, neutral_means, neutral_variances, neutral_noise = [], [], [], [], []
+    offsets, counts = np.zeros((n_classes, d)), np.zeros(n_classes)
+    for s in np.unique(speakers):
+        mine = speakers == s
+        xs, ys = x[mine], y[mine]
+        sd = xs.std(axis=0, ddof=1)
+        variances.append(sd**2)
+        calm = x[mine & is_neutral]
+        if not len(calm):
+            continue
+        centre = calm.mean(axis=0)
+        neutral_means.append(centre)
+        if len(calm) >= 2:
+            neutral_variances.append(calm.var(axis=0, ddof=1))
+            neutral_noise.append(neutral_variances[-1] / len(calm))
+        if len(calm) >= 3:
+            log_ratios.append(
+                np.log(np.maximum(sd, SPREAD_FLOOR)) - np.log(np.maximum(calm.std(axis=0, ddof=1), SPREAD_FLOOR))
+            )
+        for c in np.unique(ys):
+            offsets[c] += (xs[ys == c].mean(axis=0) - centre) / np.maximum(sd, SPREAD_FLOOR)
+            counts[c] += 1
+    if len(neutral_variances) < 2 or not log_ratios:
+        raise ParameterError("The adapted model needs at least two training speakers with three neutral clips each.")
+    spread = np.sqrt(np.mean(variances, axis=0))
+    spread = np.maximum(spread, max(SPREAD_FLOOR, 1e-6 * float(np.median(spread))))
+    within = np.mean(neutral_variances, axis=0)
+    # the true neutral voices' variance between speakers: their estimates' variance less its sampling noise
+    between = np.maximum(np.var(neutral_means, axis=0, ddof=1) - np.mean(neutral_noise, axis=0), 1e-3 * within)
+    return Population(
+        spread=spread,
+        ratio=np.exp(np.mean(log_ratios, axis=0)),
+        offsets=offsets / np.maximum(counts, 1)[:, None],
+        centre=np.mean(neutral_means, axis=0),
+        k_reference=within / between,
+        k_session=spread**2 / between,
+    )
 
 
-def _fit_parts(parts: list[tuple[np.ndarray, ...]], config: TrainConfig, cal: AdaptationConfig, desc: str):
-    """:func:`fit` (the linear recipe with the adaptation's C and inner folds) on the rows of every corpus."""
-    x, y, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
-    inner = replace(config, architecture="linear", c_grid=cal.c_grid, inner_folds=cal.inner_folds)
-    return fit(x, y, groups, np.zeros(len(y), bool), inner, desc=desc)
+def _neutral(config: TrainConfig) -> int:
+    if NEUTRAL not in config.emotions:
+        raise ParameterError(f"The adapted model needs the class {NEUTRAL!r}: it is what a speaker's voice is.")
+    return config.emotions.index(NEUTRAL)
 
 
-def _session_rows(
-    corpus: Corpus, draws: int, mode: str, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows relative to the mean of a session of each speaker's own clips (a random 60-100% of
-    them, ``draws`` times): what ``--same-speaker`` sees. ``(x, y, speakers)``."""
-    xs, ys, groups = [], [], []
-    for speaker in np.unique(corpus.speakers):
-        rows = np.flatnonzero(corpus.speakers == speaker)
-        for _ in range(draws):
-            session = rng.choice(rows, max(2, int(len(rows) * rng.uniform(0.6, 1.0))), replace=False)
-            xs.append(relative(corpus.features[session], corpus.features[session].mean(axis=0), mode))
-            ys.append(corpus.labels[session])
-            groups.append(corpus.speakers[session])
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
+def _session_normaliser(x: np.ndarray, y: np.ndarray, population: Population) -> tuple[np.ndarray, np.ndarray]:
+    """A training unit's statistics from all its clips: their spread shrunk toward the population,
+    and their mean less the emotional shift of their true mix of labels, shrunk toward the
+    population's neutral voice (serving uses the default model's verdicts for the mix)."""
+    n = len(x)
+    spread = population.spread
+    if n >= 2:
+        v = (n - 1) / (n - 1 + SPREAD_SHRINK)
+        own = np.log(np.maximum(x.std(axis=0, ddof=1), 1e-3 * population.spread))
+        spread = np.exp(v * own + (1 - v) * np.log(population.spread))
+    mix = np.bincount(y, minlength=len(population.offsets)) / n
+    neutral = x.mean(axis=0) - spread * (mix @ population.offsets)
+    w = n / (n + population.k_session)
+    return population.centre + w * (neutral - population.centre), spread
 
 
-def train_same_speaker(corpora: list[Corpus], config: TrainConfig, cal: AdaptationConfig, *, desc: str):
-    """The same-speaker model on ``corpora``, as :func:`fit` returns it."""
-    rng = np.random.default_rng([config.random_seed, 1])
-    largest = max(len(c.labels) for c in corpora)
-    parts = [_session_rows(c, round(cal.draws * largest / len(c.labels)), cal.mode, rng) for c in corpora]
-    return _fit_parts(parts, config, cal, desc)
+def training_rows(
+    corpora: list[Corpus], population: Population, cal: AdaptationConfig, rng: np.random.Generator, neutral: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every training row normalised by its unit's statistics: ``(z, labels, speakers, corpus
+    index, copies)``. A unit is a speaker's clips of one copy (see the module's docstring)."""
+    zs, ys, speakers, corpus_ids, copies = [], [], [], [], []
+    for i, corpus in enumerate(corpora):
+        for s in np.unique(corpus.speakers):
+            mine = np.flatnonzero(corpus.speakers == s)
+            for j in np.unique(corpus.copies[mine]):
+                unit = mine[corpus.copies[mine] == j]
+                x, y = corpus.features[unit].astype(np.float64), corpus.labels[unit]
+                calm = np.flatnonzero(y == neutral)
+                n_refs = cal.train_references[(7 * int(s) + int(j)) % len(cal.train_references)]
+                if rng.random() < cal.reference_share and len(calm) >= 2:
+                    refs = rng.choice(calm, min(n_refs, len(calm) - 1), replace=False)
+                    voice = Voice("").with_reference(x[refs], 0.0)
+                    location, spread = population.normaliser(voice)
+                    keep = np.setdiff1d(np.arange(len(unit)), refs)
+                else:
+                    location, spread = _session_normaliser(x, y, population)
+                    keep = np.arange(len(unit))
+                zs.append(((x[keep] - location) / spread).astype(np.float32))
+                ys.append(y[keep])
+                speakers.append(corpus.speakers[unit][keep])
+                corpus_ids.append(np.full(len(keep), i))
+                copies.append(corpus.copies[unit][keep])
+    return tuple(np.concatenate(part) for part in (zs, ys, speakers, corpus_ids, copies))  # type: ignore[return-value]
 
 
-def _score_references(
-    fitted, test: Corpus, neutral: int, k: int, cal: AdaptationConfig, rng: np.random.Generator, classes
-) -> dict:
-    """Each test speaker judged relative to ``k`` of their own neutral clips (not scored), ``eval_draws`` times."""
-    truth, probs = [], []
-    for _ in range(cal.eval_draws):
-        for speaker in np.unique(test.speakers):
-            rows = np.flatnonzero(test.speakers == speaker)
-            neutral_rows = rows[test.labels[rows] == neutral]
-            if len(neutral_rows) < k:
-                continue
-            refs = rng.choice(neutral_rows, k, replace=False)
-            keep = np.setdiff1d(rows, refs)
-            x = relative(test.features[keep], test.features[refs].mean(axis=0), cal.mode)
-            probs.append(fitted.probabilities(x))
-            truth.append(test.labels[keep])
-    return _summary(np.concatenate(truth), np.concatenate(probs), classes)
+def sample_weights(corpus: np.ndarray, y: np.ndarray, alpha: float, balance: str, n_classes: int) -> np.ndarray:
+    """Explicit weights of training rows, mean 1: corpus ``c`` of ``N_c`` rows weighs
+    ``N_c ** (1 - alpha)`` in total (``alpha`` 0 every row equal, 1 every corpus equal); every class
+    the same total over all corpora (``"pooled"``) or within each corpus (``"corpus"``)."""
+    _, inverse, counts = np.unique(corpus, return_inverse=True, return_counts=True)
+    if balance == "pooled":
+        w = counts[inverse].astype(np.float64) ** -alpha
+        totals = np.bincount(y, weights=w, minlength=n_classes)
+        w = w / totals[y]
+    else:
+        w = np.zeros(len(y))
+        for i, n in enumerate(counts):
+            rows = inverse == i
+            per_class = np.bincount(y[rows], minlength=n_classes)
+            w[rows] = float(n) ** (1 - alpha) / (np.count_nonzero(per_class) * per_class[y[rows]])
+    return w / w.mean()
+
+
+# ---------------------------------------------------------------- fitting
+
+
+def _weighted_logistic(z: np.ndarray, y: np.ndarray, w: np.ndarray, c: float, tol: float):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, tol=tol, max_iter=1000).fit(z, y, sample_weight=w)
+
+
+def _inner_folds(speakers: np.ndarray, corpus: np.ndarray, k: int) -> list[np.ndarray]:
+    """``k`` groups of speakers, each holding about a ``1/k`` share of every corpus's speakers."""
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for c in np.unique(corpus):
+        for i, s in enumerate(np.unique(speakers[corpus == c])):
+            folds[i % k].append(int(s))
+    return [np.array(f) for f in folds if f]
+
+
+def train_adapted(
+    corpora: list[Corpus], config: TrainConfig, cal: AdaptationConfig, *, desc: str
+) -> tuple[Fitted, Population]:
+    """The adapted model on ``corpora`` and the population statistics it needs when serving.
+
+    ``alpha``, the class balance and C are chosen on inner speaker folds of the original rows
+    (each inner fold's population from its own training speakers), the temperature on their
+    out-of-fold logits; the returned :class:`Fitted` holds the softmax layer with the temperature
+    folded in and the standardisation of the normalised rows."""
+    from tqdm.auto import tqdm
+
+    neutral = _neutral(config)
+    announce(desc)
+    n_classes = len(config.emotions)
+    originals = [c.originals for c in corpora]
+    every = np.concatenate([c.speakers for c in originals])
+    corpus_of = np.concatenate([np.full(len(c.speakers), i) for i, c in enumerate(originals)])
+    folds = _inner_folds(every, corpus_of, cal.inner_folds)
+    grid = [(a, b, c) for a in cal.alpha_grid for b in cal.balance_grid for c in cal.c_grid]
+    scores = {key: [] for key in grid}
+    oof: dict = {key: [] for key in grid}
+    with tqdm(total=len(folds), desc=f"{desc}: inner folds", leave=False) as bar:
+        for held in folds:
+            train = [c.subset(np.setdiff1d(np.unique(c.speakers), held).tolist()) for c in originals]
+            test = [c.subset(np.intersect1d(np.unique(c.speakers), held).tolist()) for c in originals]
+            train, test = [c for c in train if len(c.labels)], [c for c in test if len(c.labels)]
+            population = _population(train, n_classes, neutral)
+            rng = np.random.default_rng([config.random_seed, len(held)])
+            z, y, _, corpus, _ = training_rows(train, population, cal, rng, neutral)
+            zt, yt, _, ct, _ = training_rows(test, population, cal, rng, neutral)
+            mean, scale = _standardiser(z)
+            for alpha, balance, c in grid:
+                w = sample_weights(corpus, y, alpha, balance, n_classes)
+                model = _weighted_logistic((z - mean) / scale, y, w, c, cal.tol)
+                logits = _logits_all(model, (zt - mean) / scale, n_classes)
+                per_corpus = [
+                    evaluate_predictions(yt[ct == i], logits[ct == i], config.emotions)["uar"] for i in np.unique(ct)
+                ]
+                scores[(alpha, balance, c)].append(float(np.mean(per_corpus)))
+                oof[(alpha, balance, c)].append((logits, yt))
+            bar.update(1)
+    mean_scores = {key: float(np.mean(v)) for key, v in scores.items()}
+    alpha, balance, c = max(grid, key=lambda key: mean_scores[key])
+    temperature = fit_temperature(
+        np.concatenate([lo for lo, _ in oof[(alpha, balance, c)]]),
+        np.concatenate([t for _, t in oof[(alpha, balance, c)]]),
+    )
+    population = _population(originals, n_classes, neutral)
+    z, y, _, corpus, copies = training_rows(
+        corpora, population, cal, np.random.default_rng(config.random_seed), neutral
+    )
+    mean, scale = _standardiser(z)
+    w = sample_weights(corpus, y, alpha, balance, n_classes) / len(np.unique(copies))  # C means the same with copies
+    final = _weighted_logistic((z - mean) / scale, y, w, c, cal.tol)
+    weights = np.zeros((z.shape[1], n_classes), np.float32)
+    bias = np.full(n_classes, -30.0, np.float32)  # a class absent from training is never chosen
+    weights[:, final.classes_] = final.coef_.T / temperature
+    bias[final.classes_] = final.intercept_ / temperature
+    model = build_model("linear", z.shape[1], n_classes)
+    model.set_weights([weights, bias])
+    details = {
+        "alpha": alpha,
+        "balance": balance,
+        "c": c,
+        "temperature": temperature,
+        "inner_uar": {f"alpha={a}, {b}, C={cc}": v for (a, b, cc), v in mean_scores.items()},
+        "rows": int(len(y)),
+    }
+    return Fitted(model, mean, scale, details), population
+
+
+def _population(corpora: list[Corpus], n_classes: int, neutral: int) -> Population:
+    return fit_population(
+        np.concatenate([c.features for c in corpora]),
+        np.concatenate([c.labels for c in corpora]),
+        np.concatenate([c.speakers for c in corpora]),
+        n_classes,
+        neutral,
+    )
+
+
+def _standardiser(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, scale = z.mean(axis=0), z.std(axis=0)
+    return mean.astype(np.float32), np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+
+
+def _logits_all(model, z: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.full((len(z), n_classes), -1e9)
+    out[:, model.classes_] = model.decision_function(z)
+    return out
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class Served:
+    """A split's test clips as serving judges them: the default model's probabilities of each
+    (precomputed), and the adapted model with its population."""
+
+    default: np.ndarray  # (test rows, classes)
+    adapted: Fitted
+    population: Population
+
+    def adapted_probabilities(self, rows: np.ndarray, x: np.ndarray, voice: Voice) -> np.ndarray:
+        """As :meth:`EmotionClassifier.classify_features` serves a voice: the adapted model when the
+        voice knows enough, the default model otherwise."""
+        normaliser = self.population.normaliser(voice)
+        if normaliser is None:
+            return self.default[rows]
+        location, spread = normaliser
+        return self.adapted.probabilities((x - location) / spread)
 
 
 def _summary(y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:
@@ -163,85 +361,90 @@ def _summary(y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict
     return {key: metrics[key] for key in ("uar", "accuracy", "per_class_recall", "n")}
 
 
-def _sessions(test: Corpus, share: float, rng: np.random.Generator) -> list[np.ndarray]:
+def _score_references(served: Served, test: Corpus, k: int, neutral: int, cal: AdaptationConfig, rng, classes) -> dict:
+    """Each test speaker judged relative to ``k`` of their own neutral clips (not scored), ``eval_draws`` times."""
+    truth, probs = [], []
+    for _ in range(cal.eval_draws):
+        for s in np.unique(test.speakers):
+            rows = np.flatnonzero(test.speakers == s)
+            calm = rows[test.labels[rows] == neutral]
+            if len(calm) < k:
+                continue
+            refs = rng.choice(calm, k, replace=False)
+            keep = np.setdiff1d(rows, refs)
+            voice = Voice("").with_reference(test.features[refs], float(test.seconds[refs].sum()))
+            probs.append(served.adapted_probabilities(keep, test.features[keep], voice))
+            truth.append(test.labels[keep])
+    return _summary(np.concatenate(truth), np.concatenate(probs), classes)
+
+
+def _dominated_sessions(test: Corpus, share: float, rng) -> list[np.ndarray]:
     """Rows of one-emotion-dominated sessions: per speaker and emotion, all its clips of that
     emotion plus random clips of the others so that it makes ``share`` of the session."""
     sessions = []
-    for speaker in np.unique(test.speakers):
-        rows = np.flatnonzero(test.speakers == speaker)
+    for s in np.unique(test.speakers):
+        rows = np.flatnonzero(test.speakers == s)
         for label in np.unique(test.labels[rows]):
-            main = rows[test.labels[rows] == label]
-            others = rows[test.labels[rows] != label]
+            main, others = rows[test.labels[rows] == label], rows[test.labels[rows] != label]
             n_other = min(len(others), max(1, round(len(main) * (1 - share) / share)))
             sessions.append(np.concatenate([main, rng.choice(others, n_other, replace=False)]))
     return sessions
 
 
-def _score_same_speaker(session_model, plain, sessions: list[np.ndarray], test: Corpus, classes, cal) -> dict:
-    """Each session judged by the same-speaker model relative to a voice estimated from itself
-    (or, where :func:`same_speaker_mean` declines, without adaptation), beside the uncalibrated model."""
-    truth, adapted, uncalibrated, declined = [], [], [], 0
+def _score_sessions(served: Served, sessions: list[np.ndarray], test: Corpus, classes) -> dict:
+    """Each session judged relative to the voice learned from itself (served as ``adapt`` does:
+    adapted only from enough speech), beside the default model on the same clips."""
+    truth, adapted, default, declined = [], [], [], 0
     for rows in sessions:
         x = test.features[rows]
-        before = plain.probabilities(x)
-        mean = same_speaker_mean(x, before)
-        declined += mean is None
-        adapted.append(before if mean is None else session_model.probabilities(relative(x, mean, cal.mode)))
-        uncalibrated.append(before)
+        voice = Voice("").with_session(x, served.default[rows], float(test.seconds[rows].sum()), len(rows))
+        declined += voice.source is None
+        adapted.append(served.adapted_probabilities(rows, x, voice))
+        default.append(served.default[rows])
         truth.append(test.labels[rows])
     y = np.concatenate(truth)
     return {
         "same_speaker": _summary(y, np.concatenate(adapted), classes),
-        "uncalibrated": _summary(y, np.concatenate(uncalibrated), classes),
+        "uncalibrated": _summary(y, np.concatenate(default), classes),
         "sessions": len(sessions),
         "not_adapted": declined,
     }
 
 
-def _balanced_sessions(test: Corpus) -> list[np.ndarray]:
-    return [np.flatnonzero(test.speakers == s) for s in np.unique(test.speakers)]
-
-
-def _evaluate_split(train: list[Corpus], test: Corpus, config: TrainConfig, cal: AdaptationConfig, desc: str) -> dict:
-    """Fit both models on ``train`` and score ``test`` every way: calibrated with k references,
-    same-speaker on balanced and dominated sessions, uncalibrated."""
+def _evaluate_split(
+    train: list[Corpus], test: Corpus, default: np.ndarray, config: TrainConfig, cal: AdaptationConfig, desc: str
+) -> dict:
+    """Fit the adapted model on ``train`` and score ``test`` (original clips; ``default`` the
+    default model's probabilities of each) every way."""
     rng = np.random.default_rng([config.random_seed, len(test.labels)])
-    classes, neutral = config.emotions, config.emotions.index(NEUTRAL)
-    fitted = train_reference(train, config, cal, desc=f"{desc}: calibrated")
-    session = train_same_speaker(train, config, cal, desc=f"{desc}: same-speaker")
-    x = np.concatenate([c.features for c in train])
-    plain_config = replace(config, architecture="linear", c_grid=cal.c_grid, inner_folds=cal.inner_folds)
-    plain = fit(
-        x,
-        np.concatenate([c.labels for c in train]),
-        np.concatenate([c.speakers for c in train]),
-        np.zeros(len(x), bool),
-        plain_config,
-        desc=f"{desc}: uncalibrated",
-    )
+    classes, neutral = config.emotions, _neutral(config)
+    adapted, population = train_adapted(train, config, cal, desc=f"{desc}: adapted")
+    served = Served(default, adapted, population)
+    balanced = [np.flatnonzero(test.speakers == s) for s in np.unique(test.speakers)]
+    references = {str(k): _score_references(served, test, k, neutral, cal, rng, classes) for k in cal.eval_references}
     result = {
-        "uncalibrated": _summary(test.labels, plain.probabilities(test.features), classes),
-        "calibrated": {
-            str(k): _score_references(fitted, test, neutral, k, cal, rng, classes) for k in cal.eval_references
-        },
-        "balanced_sessions": _score_same_speaker(session, plain, _balanced_sessions(test), test, classes, cal),
-        "dominated_sessions": _score_same_speaker(
-            session, plain, _sessions(test, cal.dominated_share, rng), test, classes, cal
+        "uncalibrated": _summary(test.labels, default, classes),
+        "calibrated": references,
+        "balanced_sessions": _score_sessions(served, balanced, test, classes),
+        "dominated_sessions": _score_sessions(
+            served, _dominated_sessions(test, cal.dominated_share, rng), test, classes
         ),
-        "c": fitted.details.get("c"),
+        "chosen": {k: adapted.details[k] for k in ("alpha", "balance", "c", "temperature")},
     }
     log.info(
-        "%s: uncalibrated UAR %.3f, calibrated (2 refs) %.3f, same-speaker balanced %.3f",
+        "%s: default UAR %.3f, reference (2) %.3f, same-speaker balanced %.3f, dominated %.3f (default %.3f)",
         desc,
         result["uncalibrated"]["uar"],
         result["calibrated"].get("2", {}).get("uar", float("nan")),
         result["balanced_sessions"]["same_speaker"]["uar"],
+        result["dominated_sessions"]["same_speaker"]["uar"],
+        result["dominated_sessions"]["uncalibrated"]["uar"],
     )
     return result
 
 
 def _mean_of(folds: list[dict]) -> dict:
-    """Fold means of every UAR and accuracy in the nested fold results."""
+    """Fold means of every UAR and accuracy in the nested fold results; counts summed."""
     first = folds[0]
     if isinstance(first, dict) and "uar" in first:
         return {
@@ -252,28 +455,49 @@ def _mean_of(folds: list[dict]) -> dict:
                 c: float(np.mean([f["per_class_recall"][c] for f in folds])) for c in first["per_class_recall"]
             },
         }
-    out = {key: _mean_of([f[key] for f in folds]) for key in first if isinstance(first[key], dict)}
-    counts = {key: int(sum(f[key] for f in folds)) for key in first if type(first[key]) is int}  # summed, not averaged
+    out = {key: _mean_of([f[key] for f in folds]) for key in first if isinstance(first[key], dict) and key != "chosen"}
+    counts = {key: int(sum(f[key] for f in folds)) for key in first if type(first[key]) is int}
     return {**out, **counts}
 
 
-def evaluate_adapted(ravdess: Corpus, others: list[Corpus], config: TrainConfig, cal: AdaptationConfig) -> dict:
-    """k-fold by actor on RAVDESS (the other corpora always in training) and leave-one-corpus-out."""
+def evaluate_adapted(
+    ravdess: Corpus,
+    others: list[Corpus],
+    config: TrainConfig,
+    cal: AdaptationConfig,
+    held_out: np.ndarray,
+    shipped: Fitted,
+    fit_default: Callable[[list[Corpus]], Fitted],
+) -> dict:
+    """k-fold by RAVDESS actor (the other corpora always in training) and leave-one-corpus-out.
+
+    The default model's verdicts, beside which everything is reported and from which a session's
+    emotional mix is heard, are those serving would give: for a RAVDESS fold its cross-validation's
+    (``held_out``, the probabilities of every row of ``ravdess`` from the fold that held it out);
+    for EmoDB or nEMO held out, the ``shipped`` model's (trained on RAVDESS only, it never heard
+    them); for RAVDESS held out, ``fit_default(other corpora)``'s."""
+    from .fit import actor_folds
+
+    actors = np.unique(ravdess.speakers).tolist()
+    originals = ravdess.copies == 0
     folds = []
-    for i, test_actors in enumerate(actor_folds(np.unique(ravdess.speakers).tolist(), config.folds)):
-        train_actors = [a for a in np.unique(ravdess.speakers).tolist() if a not in test_actors]
+    for i, test_actors in enumerate(actor_folds(actors, config.folds)):
+        train_actors = [a for a in actors if a not in test_actors]
+        test_rows = originals & np.isin(ravdess.speakers, test_actors)
+        if np.isnan(held_out[test_rows]).any():
+            raise ParameterError(
+                "The default model's probabilities must come from cross-validation over the same folds."
+            )
         result = _evaluate_split(
-            [ravdess.subset(train_actors), *others],
-            ravdess.subset(test_actors),
-            config,
-            cal,
-            f"calibrated fold {i + 1}/{config.folds}",
-        )
+            [ravdess.subset(train_actors), *others], _rows(ravdess, test_rows), held_out[test_rows], config, cal,
+            f"adapted fold {i + 1}/{config.folds}",
+        )  # fmt: skip
         folds.append({**result, "test_actors": test_actors})
+    names = ", ".join(c.name for c in others) or "no other corpus"
     out = {
         "ravdess_kfold": {
-            "protocol": f"{config.folds}-fold by RAVDESS actor; {', '.join(c.name for c in others) or 'no other corpus'} "
-            "always in training; reference clips drawn from the test speaker's neutral recordings and not scored",
+            "protocol": f"{config.folds}-fold by RAVDESS actor; {names} always in training; reference clips drawn "
+            "from the test speaker's neutral recordings and not scored",
             "mean": _mean_of(folds),
             "folds": folds,
         }
@@ -283,16 +507,32 @@ def evaluate_adapted(ravdess: Corpus, others: list[Corpus], config: TrainConfig,
         rest = [c for c in corpora if c is not held]
         if not rest:
             continue
-        trained_classes = sorted(set(np.concatenate([c.labels for c in rest]).tolist()))
-        shared = held.subset(np.unique(held.speakers).tolist())
-        rows = np.isin(shared.labels, trained_classes)
-        shared = replace(
-            shared, features=shared.features[rows], labels=shared.labels[rows], speakers=shared.speakers[rows]
-        )
-        result = _evaluate_split(rest, shared, config, cal, f"without {held.name}")
+        trained = sorted(set(np.concatenate([c.labels for c in rest]).tolist()))
+        test = _rows(held, (held.copies == 0) & np.isin(held.labels, trained))
+        default = (fit_default(rest) if held is ravdess else shipped).probabilities(test.features)
+        result = _evaluate_split(rest, test, default, config, cal, f"without {held.name}")
         out[f"without_{held.name}"] = {
             "protocol": f"trained on {', '.join(c.name for c in rest)} only, scored on {held.name}'s classes that "
-            "training knows; the model chooses among all classes",
+            "training knows; the model chooses among all classes; the default model "
+            + ("trained on the other corpora" if held is ravdess else "as shipped (RAVDESS only)"),
             **result,
         }
     return out
+
+
+def _rows(corpus: Corpus, rows: np.ndarray) -> Corpus:
+    fields = ("features", "labels", "speakers", "files", "copies", "seconds")
+    return replace(corpus, **{k: getattr(corpus, k)[rows] for k in fields})
+
+
+def fit_default_on(corpora: list[Corpus], config: TrainConfig, *, desc: str) -> Fitted:
+    """The default recipe (:func:`ser_core.training.fit.fit`) on every row of ``corpora``."""
+    rows = [c if config.augment else c.originals for c in corpora]
+    return fit(
+        np.concatenate([c.features for c in rows]),
+        np.concatenate([c.labels for c in rows]),
+        np.concatenate([c.speakers for c in rows]),
+        np.concatenate([c.copies for c in rows]) > 0,
+        config,
+        desc=desc,
+    )

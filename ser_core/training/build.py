@@ -23,9 +23,10 @@ import numpy as np
 from .. import bundle
 from ..bundle import AdaptedPart, Bundle, IntensityPart
 from ..features import build_extractor
-from .adapted import AdaptationConfig, Corpus, evaluate_adapted, train_reference, train_same_speaker
-from .corpora import AugmentConfig, FeatureTable, extract_table, scan_emodb, scan_ravdess
-from .fit import TrainConfig, announce, cross_validate, fit_rows, random_split, stages
+from ..inference.voice import Population
+from .adapted import AdaptationConfig, Corpus, evaluate_adapted, fit_default_on, train_adapted
+from .corpora import AugmentConfig, FeatureTable, extract_table, scan_emodb, scan_nemo, scan_ravdess, speech_seconds
+from .fit import Fitted, TrainConfig, announce, cross_validate, fit_rows, random_split, stages
 from .intensity import IntensityConfig, evaluate_intensity, train_intensity
 from .networks import to_tflite
 from .report import render_model_card
@@ -139,21 +140,23 @@ def train(
     cache_dir: Path | None,
     on_stage: Callable[[str], None] | None = None,
     emodb_dir: str | Path | None = None,
+    nemo_dir: str | Path | None = None,
     adaptation: AdaptationConfig | None = DEFAULT_ADAPTATION,
     intensity: IntensityConfig | None = DEFAULT_INTENSITY,
 ) -> dict:
     """Extract features, evaluate speaker-independently, train on all speakers, write the bundle.
 
-    ``data_dir`` is RAVDESS; ``emodb_dir`` (optional) adds EmoDB to the adapted models'
-    training and to their cross-corpus evaluation. ``adaptation=None`` leaves the adapted models
-    out, ``intensity=None`` the intensity model (trained on RAVDESS's labels only). ``on_stage``
+    ``data_dir`` is RAVDESS, which the default model learns from; ``emodb_dir`` and ``nemo_dir``
+    (optional) add EmoDB and nEMO to the adapted model's training and to its cross-corpus
+    evaluation. ``adaptation=None`` leaves the adapted model out, ``intensity=None`` the intensity model (trained on RAVDESS's labels only). ``on_stage``
     is called with the name of each stage as the run reaches it ("features", "fold 1/5", ...,
     "final model", "writing"); an exception it raises stops the run there, before anything is
     written. With ``config.compare_seed`` the seed design is evaluated the same way, for
     comparison. Returns the metrics written to ``metrics.json``.
     """
     with stages(on_stage):
-        return _train(data_dir, out_dir, config, cache_dir, emodb_dir, adaptation, intensity)
+        others = {name: Path(folder) for name, folder in (("EmoDB", emodb_dir), ("nEMO", nemo_dir)) if folder}
+        return _train(data_dir, out_dir, config, cache_dir, others, adaptation, intensity)
 
 
 def _train(
@@ -161,7 +164,7 @@ def _train(
     out_dir: str | Path,
     config: TrainConfig,
     cache_dir: Path | None,
-    emodb_dir: str | Path | None,
+    others: dict[str, Path],
     adaptation: AdaptationConfig | None,
     intensity: IntensityConfig | None,
 ) -> dict:
@@ -192,9 +195,9 @@ def _train(
     metrics["final_model"] = final.details
     metrics["model"] = {"parameters": int(final.model.count_params()), "tflite_bytes": len(tflite)}
     adaptation_settings, adapted = (
-        _adapted(table, extractor, config, adaptation, emodb_dir, cache_dir, metrics)
+        _adapted(table, held_out, final, extractor, config, adaptation, others, cache_dir, metrics)
         if adaptation is not None
-        else (None, {})
+        else (None, None)
     )
     intensity_part = _intensity(table, held_out, config, intensity, metrics) if intensity is not None else None
     metrics["timing"] = {"total_seconds": round(time.perf_counter() - started, 1)}
@@ -229,34 +232,43 @@ def _train(
 
 def _adapted(
     table: FeatureTable,
+    held_out: np.ndarray,
+    final: Fitted,
     extractor,
     config: TrainConfig,
     adaptation: AdaptationConfig,
-    emodb_dir: str | Path | None,
+    others: dict[str, Path],
     cache_dir: Path | None,
     metrics: dict,
-) -> tuple[dict, dict[str, AdaptedPart]]:
-    """The adapted models (and their evaluation into ``metrics``): ``(their settings, model by voice source)``."""
-    corpora = [_corpus("RAVDESS", table, config)]
-    if emodb_dir is not None:
-        emodb = scan_emodb(emodb_dir, config.emotions)
-        emodb_table = extract_table(
-            emodb, extractor=extractor, augment_config=None, random_seed=config.random_seed,
-            cache_dir=cache_dir, n_jobs=config.jobs, preprocessing=config.preprocessing,
+) -> tuple[dict, AdaptedPart]:
+    """The adapted model (and its evaluation into ``metrics``): ``(its settings, the part)``.
+
+    ``others`` names the folders of the other corpora (``{"EmoDB": ..., "nEMO": ...}``); the
+    default model's cross-validation (``held_out``) and ``final`` model serve as its default
+    verdicts in the evaluation."""
+    corpora = [_corpus("RAVDESS", table, config, cache_dir)]
+    for name, folder in others.items():
+        files = SCANNERS[name](folder, config.emotions)
+        other = extract_table(
+            files, extractor=extractor, augment_config=config.augment_config if config.augment else None,
+            random_seed=config.random_seed, cache_dir=cache_dir, n_jobs=config.jobs, preprocessing=config.preprocessing,
         )  # fmt: skip
-        corpora.append(_corpus("EmoDB", emodb_table, config))
-        metrics["data"]["emodb"] = {"files": len(emodb), "speakers": sorted({f.actor for f in emodb})}
+        corpora.append(_corpus(name, other, config, cache_dir))
+        metrics["data"][name.lower()] = {"files": len(files), "speakers": sorted({f.actor for f in files})}
     if config.evaluate:
-        metrics["calibration"] = evaluate_adapted(corpora[0], corpora[1:], config, adaptation)
-    reference = train_reference(corpora, config, adaptation, desc="final reference model")
-    session = train_same_speaker(corpora, config, adaptation, desc="final same-speaker model")
-    metrics["calibrated_model"] = {**reference.details, "corpora": [c.name for c in corpora]}
-    metrics["same_speaker_model"] = session.details
-    parts = {
-        "reference": AdaptedPart(to_tflite(reference.model), reference.mean, reference.scale),
-        "same-speaker": AdaptedPart(to_tflite(session.model), session.mean, session.scale),
-    }
-    return {**adaptation.to_dict(), "corpora": [c.name for c in corpora]}, parts
+
+        def fit_default(rest: list[Corpus]) -> Fitted:
+            return fit_default_on(rest, config, desc=f"default model on {', '.join(c.name for c in rest)}")
+
+        metrics["calibration"] = evaluate_adapted(
+            corpora[0], corpora[1:], config, adaptation, held_out, final, fit_default
+        )
+    model, population = train_adapted(corpora, config, adaptation, desc="final adapted model")
+    metrics["adapted_model"] = {**model.details, "corpora": [c.name for c in corpora]}
+    part = AdaptedPart(
+        to_tflite(model.model), model.mean, model.scale, {k: getattr(population, k) for k in Population.ARRAYS}
+    )
+    return {**adaptation.to_dict(), "corpora": [c.name for c in corpora]}, part
 
 
 def _intensity(
@@ -284,7 +296,21 @@ def _keras_bytes(model) -> bytes:
         return path.read_bytes()
 
 
-def _corpus(name: str, table: FeatureTable, config: TrainConfig) -> Corpus:
-    """The original (not augmented) recordings of a feature table."""
-    rows = ~table.augmented
-    return Corpus(name, table.features[rows], table.labels(config.emotions)[rows], table.actors()[rows])
+SCANNERS = {"EmoDB": scan_emodb, "nEMO": scan_nemo}  # the corpora besides RAVDESS, by the name reports use
+
+
+def _corpus(name: str, table: FeatureTable, config: TrainConfig, cache_dir: Path | None) -> Corpus:
+    """Every row of a feature table (originals and augmented copies), with its file's seconds of speech."""
+    seconds = speech_seconds(table.files, cache_dir=cache_dir, n_jobs=config.jobs, preprocessing=config.preprocessing)
+    first = np.r_[True, table.file_index[1:] != table.file_index[:-1]]
+    starts = np.flatnonzero(first)
+    copies = np.arange(len(first)) - np.repeat(starts, np.diff(np.r_[starts, len(first)]))
+    return Corpus(
+        name,
+        table.features,
+        table.labels(config.emotions),
+        table.actors(),
+        table.file_index,
+        copies,
+        seconds[table.file_index],
+    )
