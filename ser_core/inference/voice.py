@@ -142,7 +142,11 @@ class Voice:
             arrays = [part.total] + ([] if part.squares is None else [part.squares])
             if part.count < 1 or any(a.ndim != 1 or not np.all(np.isfinite(a)) for a in arrays):
                 raise ParameterError("A voice's sums must be finite vectors over at least one clip.")
-        if self.reference is not None and self.session is not None and self.reference.total.shape != self.session.total.shape:
+        if (
+            self.reference is not None
+            and self.session is not None
+            and self.reference.total.shape != self.session.total.shape
+        ):
             raise ParameterError("A voice's reference and session sums must have the same length.")
         if (self.session is None) != (self.probabilities is None):
             raise ParameterError("A voice's session needs the verdicts it was heard with, and only it.")
