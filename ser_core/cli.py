@@ -22,33 +22,70 @@ __all__ = ["main", "build_parser", "HelpFormatter"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def voice_for(args: argparse.Namespace, paths: list[str]):
-    """The Voice that ``--reference FILE`` or ``--same-speaker`` asks for (``None`` without either).
+NOT_ADAPTED_YET = (
+    "--same-speaker: these recordings hold too little speech to learn the speaker's voice from "
+    "({known}; it takes {clips} clips and {seconds:g} s); they are judged without adaptation."
+)
 
-    Raises :class:`ParameterError` (a usage error) for references without usable speech.
+
+def voice_for(args: argparse.Namespace, paths: list[str]):
+    """The Voice that ``--voice FILE``, ``--reference FILE`` and ``--same-speaker`` ask for
+    (``None`` without any): the saved voice, with the references and the recordings ``paths``
+    added (``--same-speaker``). Raises :class:`ParameterError` (a usage error) for a voice file
+    that cannot be used or references without usable speech.
     """
     from .errors import AudioError, ParameterError
     from .inference import EmotionClassifier
 
-    if not args.reference and not args.same_speaker:
+    same_speaker = getattr(args, "same_speaker", False)
+    if not (args.voice or args.reference or same_speaker):
         return None
     clf = EmotionClassifier.load(args.artifacts)
+    voice = read_voice(clf, args.voice) if args.voice else None
     if args.reference:
         try:
-            return clf.calibrate(args.reference)
+            voice = clf.calibrate(args.reference, voice=voice)
         except AudioError as e:
             raise ParameterError(f"--reference: {e}") from None
-    try:
-        voice = clf.adapt(paths)
-    except AudioError:
-        voice = None  # no file has speech: each one says so on its own line
-    if voice is None:
-        print(
-            "--same-speaker: these recordings are too short or mostly one emotion to show the speaker's "
-            "everyday voice; they are judged without adaptation.",
-            file=sys.stderr,
-        )
+    if same_speaker:
+        voice = clf.adapt(paths, voice=voice)
+        say_if_not_adapted(voice)
     return voice
+
+
+def read_voice(clf, path: str):
+    """The voice saved in ``path`` (JSON), checked against ``clf``'s features."""
+    from .errors import ParameterError
+    from .inference import Voice
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ParameterError(f"--voice: '{path}' cannot be read ({getattr(e, 'strerror', None) or e}).") from None
+    try:
+        voice = Voice.from_json(text)
+        clf.classify_features(voice_probe(clf), voice)  # refuses a voice of another model
+    except ParameterError as e:
+        raise ParameterError(f"--voice: {e}") from None
+    return voice
+
+
+def voice_probe(clf):
+    import numpy as np
+
+    return np.zeros((1, clf.extractor.n_features), np.float32)
+
+
+def say_if_not_adapted(voice) -> None:
+    """A line on stderr when a same-speaker voice knows too little to adapt to."""
+    from .inference.voice import MIN_SESSION_CLIPS, MIN_SESSION_SECONDS
+
+    if voice.source is None:
+        count = 0 if voice.session is None else voice.session.count
+        known = f"{count} clips, {voice.session_seconds:.0f} s of speech"
+        print(
+            NOT_ADAPTED_YET.format(known=known, clips=MIN_SESSION_CLIPS, seconds=MIN_SESSION_SECONDS), file=sys.stderr
+        )
 
 
 def _format_row(result: dict, width: int) -> str:
@@ -129,8 +166,13 @@ def cmd_predict(args: argparse.Namespace, timeline: tuple[float, float] | None =
                 print(
                     f"resuming: {before - len(items)} of {before} inputs are already in {args.report}", file=sys.stderr
                 )
-        voice = voice_for(args, [path for path, error in items if error is None])
-        results = run(items, replace(options, voice=voice))
+        local_speaker = args.same_speaker and not args.cluster  # learned in the run, each file heard once
+        voice = voice_for(
+            argparse.Namespace(**{**vars(args), "same_speaker": args.same_speaker and not local_speaker}),
+            [path for path, error in items if error is None],
+        )
+        options = replace(options, voice=voice, same_speaker=local_speaker)
+        results = run(items, options, on_voice=say_if_not_adapted)
         width = max((len(p) for p, _ in items), default=4)  # every row's path fits: the columns stay aligned
         failed = 0
         printing = args.json or _emit(f"{'file':<{width}}  {'emotion':<10} confidence  intensity")
@@ -255,6 +297,49 @@ def _clip_seconds(args: argparse.Namespace) -> float:
         return audio.CLIP_SECONDS  # the run reports an unusable bundle in its own words
 
 
+def cmd_voice(args: argparse.Namespace) -> int:
+    """``voice``: a speaker's voice learned from reference readings and recordings, saved as JSON."""
+    import os
+    import tempfile
+
+    from .batch import find_inputs
+    from .errors import AudioError, ParameterError, SERError
+    from .inference import EmotionClassifier
+
+    try:
+        if not (args.paths or args.reference):
+            raise ParameterError("Give recordings of the speaker, --reference readings, or both.")
+        clf = EmotionClassifier.load(args.artifacts)
+        voice = read_voice(clf, args.voice) if args.voice else clf.voice()
+        if args.reference:
+            try:
+                voice = clf.calibrate(args.reference, voice=voice)
+            except AudioError as e:
+                raise ParameterError(f"--reference: {e}") from None
+        found = list(find_inputs(args.paths))
+        for path, error in found:
+            if error is not None:
+                print(f"{path}: {error}", file=sys.stderr)
+        voice = clf.adapt([path for path, error in found if error is None], voice=voice)
+    except ParameterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except SERError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    out = Path(args.out)
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.resolve().parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(voice.to_json())
+        os.replace(tmp, out)
+    except OSError as e:
+        print(f"error: cannot write {out} ({e.strerror}); check the folder and free space.", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{voice.describe()} Saved to {out}.")
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .errors import SERError
     from .serve.limits import Limits
@@ -284,7 +369,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from .serve.client import StreamClient
 
     try:
-        voice = voice_for(argparse.Namespace(**{**vars(args), "same_speaker": False}), [args.file])
+        voice = voice_for(args, [args.file])
         client = StreamClient(args.url, detector=args.detector, voice=voice, fast=args.fast)
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -417,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "stream",
         help="send a recording to a server's live stream and print each verdict as its utterance ends",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     r.add_argument("url", metavar="URL", help="the server (http://127.0.0.1:8000) or its stream (ws://HOST/v1/stream)")
     r.add_argument("file", metavar="FILE", help="a recording, sent as 16 kHz 16-bit PCM")
@@ -426,14 +511,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--detector", choices=DETECTORS, default=None, help="voice-activity detector (default: the server's)"
     )
-    r.add_argument(
-        "--reference",
-        action="append",
-        metavar="FILE",
-        help="a recording of the speaker's everyday voice (repeat for more): verdicts relative to it",
-    )
+    _adaptation_arguments(r, same_speaker=False)
     r.add_argument("--artifacts", default=None, help="model bundle that makes the --reference voice (the server's)")
     r.set_defaults(func=cmd_stream)
+
+    o = sub.add_parser(
+        "voice",
+        help="learn a speaker's voice from recordings and save it (JSON) for --voice, the REST API and streams",
+        formatter_class=HelpFormatter,
+    )
+    o.add_argument("paths", nargs="*", metavar="PATH", help="recordings of the speaker (files or folders), any emotion")
+    o.add_argument(
+        "--reference", action="append", metavar="FILE", help="a recording of their everyday voice, reading (repeat)"
+    )
+    o.add_argument("--voice", metavar="FILE.json", help="a saved voice to add to")
+    o.add_argument("--out", required=True, metavar="FILE.json", help="where to save the voice (replaced atomically)")
+    o.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    o.set_defaults(func=cmd_voice)
 
     from .training.export import EXPORT_FORMATS
 
@@ -511,7 +605,12 @@ def _cluster_arguments(parser: argparse.ArgumentParser, *, timeline: bool = Fals
         )
 
 
-def _adaptation_arguments(parser: argparse.ArgumentParser) -> None:
+def _adaptation_arguments(parser: argparse.ArgumentParser, *, same_speaker: bool = True) -> None:
+    parser.add_argument(
+        "--voice",
+        metavar="FILE.json",
+        help="a speaker's voice saved by 'voice' (or the REST API): every PATH is this speaker, judged relative to it",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--reference",
@@ -520,11 +619,12 @@ def _adaptation_arguments(parser: argparse.ArgumentParser) -> None:
         help="a recording of the speaker's everyday, unemotional voice (repeat for more): "
         "every PATH is this speaker, judged relative to that voice",
     )
-    group.add_argument(
-        "--same-speaker",
-        action="store_true",
-        help="every PATH is one speaker: adapt to the voice estimated from the recordings themselves",
-    )
+    if same_speaker:
+        group.add_argument(
+            "--same-speaker",
+            action="store_true",
+            help="every PATH is one speaker: learn their voice from the recordings themselves (from 30 s of speech)",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -360,11 +360,69 @@ def test_unusable_reference_is_a_usage_error(cli, inputs, calibrated_bundle, ref
     assert line.startswith("error: --reference: ") and line.endswith(".") and "Traceback" not in proc.stderr
 
 
-def test_same_speaker_on_one_actor(cli, ravdess_files, calibrated_bundle):
+@pytest.fixture(scope="module")
+def one_speaker(tmp_path_factory) -> Path:
+    """Eighteen 3 s takes of one synthetic speaker: enough speech (16 clips, 30 s) to learn a voice from."""
+    folder = tmp_path_factory.mktemp("speaker")
+    for i in range(18):
+        sf.write(str(folder / f"take{i:02d}.wav"), speech_like(3.0, SR, f0=120 + 8 * (i % 6), seed=40 + i), SR)
+    return folder
+
+
+def test_same_speaker_learns_the_voice_once_and_judges_every_file_with_it(
+    cli, one_speaker, calibrated_bundle, tmp_path
+):
+    """predict --same-speaker (each file heard once) gives the rows of predict --voice with the voice
+    that 'voice' learns from the same files, on one process or two."""
+    lines = json_lines(cli("predict", "--json", "--same-speaker", "--jobs", "2", one_speaker).stdout)
+    assert len(lines) == 18 and all(o["adapted"] == "same-speaker" for o in lines)
+    assert json_lines(cli("predict", "--json", "--same-speaker", "--jobs", "1", one_speaker).stdout) == lines
+    saved = tmp_path / "me.json"
+    proc = cli("voice", one_speaker, "--out", saved, "--artifacts", calibrated_bundle)
+    assert proc.returncode == 0 and "Adapted to your voice from 18 recordings" in proc.stdout
+    assert json_lines(cli("predict", "--json", "--voice", saved, one_speaker).stdout) == lines
+    plain = json_lines(cli("predict", "--json", one_speaker).stdout)
+    assert [o["probabilities"] for o in plain] != [o["probabilities"] for o in lines]
+
+
+def test_same_speaker_with_too_little_speech_says_so_and_does_not_adapt(cli, ravdess_files, calibrated_bundle):
     proc = cli("predict", "--json", "--same-speaker", *ravdess_files)
     assert proc.returncode == 0
     lines = json_lines(proc.stdout)
-    assert len(lines) == len(ravdess_files) and all(o["adapted"] == "same-speaker" for o in lines)
+    assert len(lines) == len(ravdess_files) and all(o["adapted"] is None for o in lines)
+    assert "hold too little speech to learn the speaker's voice" in proc.stderr
+    plain = json_lines(cli("predict", "--json", *ravdess_files).stdout)
+    assert [o["probabilities"] for o in plain] == [o["probabilities"] for o in lines]
+
+
+def test_a_saved_voice_grows_and_reads_back(cli, inputs, one_speaker, calibrated_bundle, tmp_path):
+    from ser_core import EmotionClassifier, Voice
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    assert cli("voice", "--reference", inputs["b"], "--out", first, "--artifacts", calibrated_bundle).returncode == 0
+    proc = cli("voice", one_speaker / "take00.wav", "--voice", first, "--out", second, "--artifacts", calibrated_bundle)
+    assert proc.returncode == 0 and "calibration and 1 recording" in proc.stdout
+    voice = Voice.from_json(second.read_text())
+    assert voice.source == "reference" and voice.recordings == 1
+    clf = EmotionClassifier.load(calibrated_bundle)
+    (row,) = json_lines(cli("predict", "--json", "--voice", second, inputs["a"]).stdout)
+    assert row["adapted"] == "reference"
+    assert row["probabilities"] == pytest.approx(clf.predict(inputs["a"], voice=voice).probabilities, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "content, words", [("{not json", "not valid JSON"), ('{"format": 2, "features": "x"}', "another model's features")]
+)
+def test_an_unusable_voice_file_is_a_usage_error(cli, inputs, calibrated_bundle, tmp_path, content, words):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    for args in (("predict", "--voice", bad, inputs["a"]), ("timeline", "--voice", bad, inputs["a"])):
+        proc = cli(*args)
+        assert proc.returncode == 2 and proc.stdout == ""
+        line = proc.stderr.strip().splitlines()[-1]
+        assert line.startswith("error: --voice: ") and words in line
+    proc = cli("voice", "--out", tmp_path / "x.json", "--artifacts", calibrated_bundle)
+    assert proc.returncode == 2 and "Give recordings of the speaker" in proc.stderr
 
 
 def test_timeline_with_a_reference(cli, inputs, calibrated_bundle):

@@ -18,12 +18,12 @@ import contextlib
 import itertools
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from ..inference import EmotionClassifier
+from ..inference import EmotionClassifier, Voice
 from ..inference.runtime import one_blas_thread
 from .inputs import Input, find_inputs
-from .job import BatchOptions, score
+from .job import BatchOptions, hear, judged, score
 
 __all__ = ["run", "keep_freed_memory", "HEAP_BLOCK_BYTES"]
 
@@ -38,12 +38,20 @@ LAST_TASK_DIVISOR = 8  # the last jobs * MAX_TASK_FILES files go in tasks this m
 FEW_FILES = 8  # fewer files are scored in this process, a long one's windows on its threads
 
 
-def run(inputs: Iterable[str | os.PathLike[str] | Input], options: BatchOptions | None = None) -> Iterator[dict]:
+def run(
+    inputs: Iterable[str | os.PathLike[str] | Input],
+    options: BatchOptions | None = None,
+    *,
+    on_voice: Callable[[Voice], None] | None = None,
+) -> Iterator[dict]:
     """One row for each file of ``inputs``: paths, folders (searched recursively), URLs, or
     ``(path, error)`` pairs as :func:`~ser_core.batch.inputs.find_inputs` gives them.
 
     Locally the classifier is loaded before the first row is asked for (bad artifacts raise
     :class:`~ser_core.errors.ArtifactError` here, once), and the rows follow the inputs' order.
+    With ``options.same_speaker`` every file is heard first (its features, on every process), the
+    speaker's voice learned from all of them, then each judged relative to it; ``on_voice`` is
+    called with that voice before the first row.
     """
     options = BatchOptions() if options is None else options
     items: list[Input] = []
@@ -53,7 +61,9 @@ def run(inputs: Iterable[str | os.PathLike[str] | Input], options: BatchOptions 
         from .cluster import results
 
         return results(items, options)
-    return _local(items, options)
+    if options.same_speaker:
+        return _same_speaker(items, options, on_voice)
+    return _local(items, options, _classify)
 
 
 # ---------------------------------------------------------------- local processes
@@ -81,6 +91,23 @@ def _classify(item: Input) -> dict:
     return score(clf, options, path)
 
 
+def _hear(item: Input) -> dict:
+    path, error = item
+    return {"path": path, "error": error} if error is not None else hear(_worker[0], path)
+
+
+def _same_speaker(
+    items: list[Input], options: BatchOptions, on_voice: Callable[[Voice], None] | None
+) -> Iterator[dict]:
+    """Every file heard once, the voice learned from all of them, then every file judged with it."""
+    heard = list(_local(items, options, _hear))
+    clf = _worker[0]
+    voice = clf.adapt([row["heard"] for row in heard if "heard" in row], voice=options.voice)
+    if on_voice is not None:
+        on_voice(voice)
+    return _one_blas_thread(judged(clf, row, voice) for row in heard)
+
+
 def keep_freed_memory() -> None:
     """Let this process (and the workers it forks) reuse freed memory instead of handing it back.
 
@@ -99,13 +126,13 @@ def keep_freed_memory() -> None:
     mallopt(M_TRIM_THRESHOLD, 4 * HEAP_BLOCK_BYTES)
 
 
-def _local(items: list[Input], options: BatchOptions) -> Iterator[dict]:
-    """The rows of ``items`` in order. The classifier is loaded and the workers start on the files
-    at once, while the caller prepares its output."""
+def _local(items: list[Input], options: BatchOptions, task: Callable[[Input], dict]) -> Iterator[dict]:
+    """``task``'s rows of ``items`` in order. The classifier is loaded and the workers start on the
+    files at once, while the caller prepares its output."""
     keep_freed_memory()
     if options.jobs <= 1 or len(items) < FEW_FILES:
         _worker_init(options, options.jobs)  # few files: a long one's windows use the threads
-        return _one_blas_thread(map(_classify, items))
+        return _one_blas_thread(map(task, items))
     import multiprocessing as mp
 
     _worker_init(options, 1)  # bad artifacts fail here: a failing pool initializer is respawned forever
@@ -118,8 +145,8 @@ def _local(items: list[Input], options: BatchOptions) -> Iterator[dict]:
         pool = mp.get_context("spawn").Pool(options.jobs, initializer=_worker_start, initargs=(options,))
     chunk = max(1, min(MAX_TASK_FILES, len(items) // (MIN_TASKS_PER_WORKER * options.jobs)))
     split = max(0, len(items) - options.jobs * chunk)  # the last files go in small tasks: no core waits long at the end
-    bulk = pool.imap(_classify, items[:split], chunksize=chunk)
-    last = pool.imap(_classify, items[split:], chunksize=max(1, chunk // LAST_TASK_DIVISOR))  # queued after bulk
+    bulk = pool.imap(task, items[:split], chunksize=chunk)
+    last = pool.imap(task, items[split:], chunksize=max(1, chunk // LAST_TASK_DIVISOR))  # queued after bulk
     return _closing(pool, itertools.chain(bulk, last))
 
 
