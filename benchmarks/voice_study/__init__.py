@@ -1,0 +1,1 @@
+"""Study: speaker-normalised emotion models (see REPORT.md)."""
