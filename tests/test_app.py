@@ -33,8 +33,16 @@ def gradio_input(seconds: float, sr: int, dtype: str = "int16", channels: int = 
     return sr, as_type(y, dtype)
 
 
-def analyse_handler(classifier):
-    return app.friendly(functools.partial(app.on_audio, classifier))
+def analyse_handler(classifier, visitor=None):
+    """The page's upload handler -> (verdict HTML, bar chart figure, timeline update, CSV update)."""
+    handler = app.friendly(functools.partial(app.on_audio, classifier))
+
+    def run(source):
+        html, bars, timeline, csv_file, _, _ = handler(source, visitor)
+        assert bars["label"].startswith(app.BARS_LABEL)
+        return html, bars["value"], timeline, csv_file
+
+    return run
 
 
 def verdict_emotion(html: str) -> str:
@@ -270,8 +278,8 @@ def test_live_silence_is_a_status_not_an_error(classifier):
 
 def test_live_handler_survives_bad_chunks_and_redraws_only_with_new_points(classifier):
     handler = functools.partial(app.on_live_chunk, classifier)
-    session, html, chart = handler((48_000, np.full(48_000, np.nan, np.float32)), None)
-    assert "NaN" in html and isinstance(chart, type(gr.skip()))
+    session, html, chart, status = handler((48_000, np.full(48_000, np.nan, np.float32)), None)
+    assert "NaN" in html and isinstance(chart, type(gr.skip())) and isinstance(status, type(gr.skip()))
     sr = 48_000
     outputs = []
     for chunk in chunks(speech_like(1.5, sr), sr, seconds=0.5):
@@ -308,5 +316,259 @@ def test_page_builds_with_help_limits_and_the_predict_endpoint(classifier):
     streams = [d for d in config["dependencies"] if d.get("stream_every")]
     assert any(d["stream_every"] == app.LIVE_STREAM_EVERY and d["time_limit"] == app.LIVE_TIME_LIMIT for d in streams)
     assert app.launch_options()["max_file_size"] == app.MAX_UPLOAD_BYTES
+    # /predict stays stateless: a recording and an optional reference in, JSON out, no visitor's voice
+    (predict,) = [d for d in config["dependencies"] if d.get("api_name") == "predict"]
+    kinds = {c["id"]: c["type"] for c in config["components"]}
+    assert [kinds[i] for i in predict["inputs"]] == ["audio", "audio"]
+    assert [kinds[i] for i in predict["outputs"]] == ["json"]
     # one set of limits for every interface
     assert app.MAX_UPLOAD_BYTES == LIMITS.max_upload_bytes and app.MAX_SECONDS == LIMITS.max_seconds
+
+
+# ---------------------------------------------------------------- the visitor's voice
+
+SR = 16_000
+
+
+@pytest.fixture
+def adaptive(classifier):
+    """The test bundle's classifier, when it has an adapted model of this design."""
+    if classifier.adapted is None:
+        pytest.skip("the bundle has no adapted model of this design")
+    return classifier
+
+
+def take(i: int, seconds: float, sr: int = 48_000) -> tuple[int, np.ndarray]:
+    """The ``i``-th recording of one synthetic speaker, as the browser hands it over (16-bit)."""
+    return sr, as_type(speech_like(seconds, sr, f0=120.0 + 8 * i, seed=i), "int16")
+
+
+def upload(classifier):
+    """The page's upload handler -> (verdict, bars, timeline, CSV, voice status, the voice judged relative to)."""
+    return app.friendly(functools.partial(app.on_audio, classifier))
+
+
+class Counting:
+    """A feature extractor that counts the clips it is given."""
+
+    def __init__(self, extractor) -> None:
+        self.extractor, self.clips = extractor, 0
+
+    def __call__(self, clips):
+        self.clips += len(clips)
+        return self.extractor(clips)
+
+    def __getattr__(self, name):
+        return getattr(self.extractor, name)
+
+
+def test_every_recording_teaches_the_voice_and_verdicts_adapt_once_it_knows_enough(adaptive):
+    """Each recording's features join the visitor's voice; the one that completes it is still judged
+    by the model alone and says the next ones are adapted; later ones are judged relative to the voice
+    including themselves (what the library gives), and the card, bars and timeline say so."""
+    visitor, handler, signals, switched = app.VisitorVoice(), upload(adaptive), [], None
+    for i in range(6):
+        source = take(i, 8.0)
+        y = app.load_signal(source)
+        before = adaptive.adapt(signals, SR)
+        signals.append(y)
+        after = adaptive.adapt(signals, SR)
+        html, bars, timeline, _, status, judged = handler(source, visitor)
+        assert visitor.voice.recordings == len(signals) and visitor.voice.session.count == after.session.count
+        np.testing.assert_allclose(visitor.voice.session.total, after.session.total, rtol=1e-6)
+        assert f'data-recordings="{len(signals)}"' in status
+        if before.source is None:
+            expected = adaptive.predict(y, SR)
+            assert judged is None and 'data-adapted="false"' in html
+            assert bars["label"] == app.BARS_LABEL and timeline["label"] == app.TIMELINE_LABEL
+            if after.source is None:
+                assert 'data-adapted="false"' in status and after.describe() in status
+                assert app.SWITCHED_ON_NOTE not in html and "Learning your voice" in status
+            else:
+                switched = i
+                assert app.SWITCHED_ON_NOTE in html and 'data-adapted="true"' in status
+        else:
+            expected = adaptive.predict(y, SR, voice=after)
+            assert judged.recordings == len(signals) and 'data-adapted="true"' in html
+            assert after.describe() in html and after.describe() in status and app.ADAPTED_NOTE in status
+            assert bars["label"] == app.BARS_LABEL + app.ADAPTED_LABEL
+            assert timeline["label"] == app.TIMELINE_LABEL + app.ADAPTED_LABEL
+            assert timeline["value"].data[0].y == pytest.approx(
+                [
+                    None if w.prediction is None else w.prediction.probabilities[EMOTIONS[0]] * 100
+                    for w in adaptive.timeline(y, SR, voice=after).windows
+                ]
+            )
+        assert verdict_emotion(html) == expected.emotion
+        assert list(bars["value"].data[0].x) == pytest.approx([expected.probabilities[k] * 100 for k in EMOTIONS])
+    assert switched is not None and switched < 5  # at least one recording judged relative to the voice
+    assert "Adapted to your voice from 6 recordings, 48 s of speech." in status
+
+
+@pytest.mark.parametrize("seconds", [2.0, 8.0, 65.0])
+def test_learning_costs_no_second_analysis(adaptive, monkeypatch, seconds):
+    """A recording's features are computed once for its verdict and its voice: learning adds no clip
+    to analyse. Up to one clip, and over a minute (its timeline's windows are its clips), every clip
+    analysed is the one learned."""
+    counting = Counting(adaptive.extractor)
+    monkeypatch.setattr(adaptive, "extractor", counting)
+    source = take(0, seconds, sr=SR)
+    upload(adaptive)(source, None)
+    alone, counting.clips = counting.clips, 0
+    visitor = app.VisitorVoice()
+    upload(adaptive)(source, visitor)
+    assert counting.clips == alone > 0
+    if seconds < 3 or seconds > 60:
+        assert visitor.voice.session.count == counting.clips
+
+
+def test_the_utterances_are_judged_relative_to_the_voice_the_verdict_used(adaptive):
+    visitor = app.VisitorVoice()
+    visitor.calibrate(adaptive, speech_like(8.0, SR, f0=125.0, seed=40))
+    pause = np.zeros(SR // 2, np.float32)
+    y = np.concatenate([np.concatenate([speech_like(2.0, SR, f0=120.0 + 9 * i, seed=i), pause]) for i in range(4)])
+    *_, judged = upload(adaptive)((SR, y), visitor)
+    assert judged is visitor.voice  # adapted before it, so judged relative to the voice including it
+    bands, table = app.on_segments(adaptive, (SR, y), judged)
+    assert bands["label"] == app.UTTERANCES_LABEL + app.ADAPTED_LABEL
+    assert table["label"] == app.UTTERANCE_TABLE_LABEL + app.ADAPTED_LABEL
+    assert table["value"] == app.utterance_rows(adaptive.utterances(y, SR, voice=judged))
+    bands, table = app.on_segments(adaptive, (SR, y), None)
+    assert bands["label"] == app.UTTERANCES_LABEL and table["label"] == app.UTTERANCE_TABLE_LABEL
+
+
+def test_each_visitor_session_has_its_own_voice(adaptive):
+    """Gradio gives every browser session its own copy of the page's empty voice, kept for that
+    session: what one visitor teaches it, another never sees."""
+    from gradio.state_holder import SessionState
+
+    demo = app.build_app(adaptive)
+    (key,) = [k for k, b in demo.blocks.items() if isinstance(b, gr.State) and isinstance(b.value, app.VisitorVoice)]
+    first, second = SessionState(demo), SessionState(demo)
+    mine, theirs = first[key], second[key]
+    assert mine is not theirs and first[key] is mine
+    handler = upload(adaptive)
+    for i in range(4):
+        handler(take(i, 8.0), mine)
+    assert mine.current() is not None and theirs.voice is None
+    html, *_, status, judged = handler(take(9, 8.0), theirs)
+    assert 'data-adapted="false"' in html and judged is None and 'data-recordings="1"' in status
+    assert mine.voice.recordings == 4 and theirs.voice.recordings == 1
+    assert demo.blocks[key].value.voice is None and SessionState(demo)[key].voice is None
+
+
+def test_calibration_adds_to_the_same_voice_and_uses_at_most_a_minute(adaptive, capsys):
+    from ser_core.serve.limits import MAX_CALIBRATION_SECONDS
+
+    visitor, handler = app.VisitorVoice(), upload(adaptive)
+    first = take(0, 6.0)
+    handler(first, visitor)
+    assert visitor.current() is None
+    reading = (SR, speech_like(12.0, SR, f0=130.0, seed=30))
+    status = app.on_calibrate(adaptive, reading, visitor)
+    expected = adaptive.calibrate(reading[1], SR, voice=adaptive.adapt([app.load_signal(first)], SR))
+    assert visitor.voice.source == "reference" and visitor.voice.recordings == 1
+    np.testing.assert_allclose(visitor.voice.reference.total, expected.reference.total, rtol=1e-6)
+    assert 'data-adapted="true"' in status and "s of calibration and 1 recording, " in status
+    html, *_, judged = handler(take(1, 3.0), visitor)  # adapted before it: judged relative to the voice
+    assert judged is visitor.voice and judged.recordings == 2 and 'data-adapted="true"' in html
+    assert verdict_emotion(html) == adaptive.predict(app.load_signal(take(1, 3.0)), SR, voice=judged).emotion
+
+    capsys.readouterr()
+    before = visitor.voice.reference_seconds
+    app.on_calibrate(adaptive, (SR, speech_like(75.0, SR, f0=130.0, seed=31)), visitor)
+    assert 50 < visitor.voice.reference_seconds - before <= MAX_CALIBRATION_SECONDS
+    assert app.CALIBRATION_CUT in capsys.readouterr().out
+    with pytest.raises(gr.Error, match="no usable speech"):
+        app.friendly(functools.partial(app.on_calibrate, adaptive))((SR, np.zeros(5 * SR, np.float32)), visitor)
+    assert visitor.voice.recordings == 2  # a failed calibration leaves the voice as it was
+
+
+def test_forget_clears_the_whole_voice_and_what_was_heard_before_it(adaptive):
+    visitor, handler = app.VisitorVoice(), upload(adaptive)
+    visitor.calibrate(adaptive, speech_like(8.0, SR, seed=50))
+    handler(take(0, 4.0), visitor)
+    generation = visitor.generation
+    heard = adaptive.hear(app.load_signal(take(1, 4.0)), SR)  # analysed while the visitor resets
+    status = app.on_forget(adaptive, visitor)
+    assert visitor.voice is None and 'data-adapted="false"' in status and "(nothing yet)" in status
+    assert visitor.learn(adaptive, heard, generation) is None and visitor.voice is None
+    html, *_, status, judged = handler(take(1, 4.0), visitor)
+    assert judged is None and 'data-adapted="false"' in html and 'data-recordings="1"' in status
+    assert visitor.voice.reference is None and visitor.voice.recordings == 1
+    assert verdict_emotion(html) == adaptive.predict(app.load_signal(take(1, 4.0)), SR).emotion
+
+
+def test_recordings_and_a_calibration_at_once_lose_nothing(adaptive):
+    from concurrent.futures import ThreadPoolExecutor
+
+    visitor = app.VisitorVoice()
+    heards = [adaptive.hear(speech_like(3.0, SR, f0=120.0 + i, seed=i), SR) for i in range(12)]
+    reading = speech_like(10.0, SR, seed=99)
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [pool.submit(visitor.calibrate, adaptive, reading)]
+        jobs += [pool.submit(visitor.learn, adaptive, heard) for heard in heards]
+        for job in jobs:
+            job.result()
+    expected = adaptive.adapt(heards, voice=adaptive.calibrate(reading, SR))
+    assert visitor.voice.recordings == 12 and visitor.voice.reference.count == expected.reference.count
+    np.testing.assert_allclose(visitor.voice.session.total, expected.session.total, rtol=1e-6)
+
+
+def live_takes(n: int, sr: int = 48_000):
+    """``n`` synthetic sentences with pauses, sent as the browser sends them (half-second chunks),
+    and the sound the page receives (16 kHz, chunk by chunk)."""
+    pause = np.zeros(int(0.6 * sr), np.float32)
+    y = np.concatenate([np.concatenate([speech_like(2.0, sr, f0=120.0 + 9 * i, seed=i), pause]) for i in range(n)])
+    sent = [(sr, as_type(y[i : i + sr // 2], "int16")) for i in range(0, y.size, sr // 2)]
+    return sent, np.concatenate([app.load_signal(chunk) for chunk in sent])
+
+
+def test_the_live_tab_learns_from_each_utterance(adaptive):
+    """Each utterance the live tab judges teaches the visitor's voice (the windows, which overlap,
+    do not); the status line follows it; before the voice knows enough nothing is adapted."""
+    visitor, session, statuses = app.VisitorVoice(), None, []
+    sent, received = live_takes(4)
+    for chunk in sent:
+        session, html, _, status = app.on_live_chunk(adaptive, chunk, session, visitor)
+        if not isinstance(status, type(gr.skip())):
+            statuses.append(status)
+    session, html, status = app.on_live_stop(adaptive, session, visitor)
+    heard = [w for w in session.utterances if w.prediction is not None]
+    assert len(heard) >= 3 and visitor.voice.recordings == len(heard) and session.adapted == [False] * len(heard)
+    assert len(statuses) >= len(heard) - 1 and 'data-adapted="false"' in status
+    clips = [received[round(w.start * SR) : round(w.end * SR)] for w in heard]
+    np.testing.assert_allclose(visitor.voice.session.total, adaptive.adapt(clips, SR).session.total, rtol=1e-5)
+    assert 'data-adapted="true"' not in html and app.UTTERANCE_ADAPTED not in html
+
+
+def test_the_live_tab_is_judged_relative_to_the_voice_once_it_knows_enough(adaptive):
+    visitor = app.VisitorVoice()
+    visitor.calibrate(adaptive, speech_like(10.0, SR, f0=125.0, seed=60))
+    calibrated = visitor.voice
+    sent, received = live_takes(3)
+    session = None
+    for chunk in sent:
+        session, html, _, _ = app.on_live_chunk(adaptive, chunk, session, visitor)
+    session, html, status = app.on_live_stop(adaptive, session, visitor)
+    assert session.voice is not None and session.voice.source == "reference"
+    assert 'data-adapted="true"' in html.split("ser-utterances")[0] and session.voice.describe() in html
+    heard = [w for w in session.utterances if w.prediction is not None]
+    assert len(heard) >= 2 and session.adapted == [True] * len(heard)
+    assert html.count(app.UTTERANCE_ADAPTED) == len(heard) and 'data-adapted="true"' in status
+    voice = calibrated
+    for w in heard:  # each utterance judged relative to the voice including it, as an upload is
+        clip = received[round(w.start * SR) : round(w.end * SR)]
+        voice = adaptive.adapt([clip], SR, voice=voice)
+        assert w.prediction == adaptive.predict(clip, SR, voice=voice)
+    assert visitor.voice.recordings == len(heard)
+
+
+def test_a_model_without_adaptation_learns_nothing_and_shows_no_voice(classifier, monkeypatch):
+    monkeypatch.setattr(classifier, "adapted", None)  # a bundle of an older design
+    visitor = app.VisitorVoice()
+    html, *_, judged = upload(classifier)(take(0, 4.0), visitor)
+    assert visitor.voice is None and judged is None and 'data-adapted="false"' in html
+    config = app.build_app(classifier).get_config_file()
+    shown = {c["props"].get("elem_id"): c["props"].get("visible") for c in config["components"]}
+    assert shown["voice"] is False and shown["calibrate"] is False

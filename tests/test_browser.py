@@ -250,35 +250,116 @@ def test_live_timeline_grows_while_speaking(browser, server, tmp_path):
     context.close()
 
 
-def test_calibrate_to_my_voice_then_reset(browser, server, classifier, ravdess_files, tmp_path):
-    """The calibration step: a neutral recording calibrates this page's session, the verdict is the
-    library's calibrated one and says so, and the reset returns to the uncalibrated model."""
-    if not classifier.adapted:
-        pytest.skip("the shipped bundle has no adapted models")
+def clear(page) -> None:
+    page.locator("#audio-in button[aria-label='Clear']").click()
+    page.wait_for_selector("#verdict [data-emotion]", state="detached")
+
+
+def test_the_page_learns_the_voice_as_it_is_used(browser, server, classifier, tmp_path):
+    """Uploads and a microphone recording teach the visitor's voice: the status line counts them and
+    says how much more it needs; the recording that completes it is judged by the model alone and
+    says the next ones are adapted; the next ones are the library's adapted verdicts, and the card,
+    bars, timeline and live tab say so. Another visitor's page knows nothing of it; the reset forgets it."""
+    if classifier.adapted is None:
+        pytest.skip("the bundle has no adapted model of this design")
+    from ser_core.serve import gradio_app as app
+
+    takes = []
+    for i in range(4):
+        takes.append(tmp_path / f"take-{i}.wav")
+        sf.write(takes[-1], speech_like(11.0, 44_100, f0=115.0 + 10 * i, seed=i), 44_100, subtype="PCM_16")
+    switch = next(k for k in range(1, 5) if classifier.adapt(takes[:k]).source is not None) - 1
+    assert switch < len(takes) - 1  # the last take is judged relative to the voice
+    context, page = open_page(browser, server)
+    page.wait_for_selector('#voice-status [data-adapted=false][data-recordings="0"]')
+    assert "Learning your voice (nothing yet)" in page.locator("#voice-status").inner_text()
+    for k, take in enumerate(takes):
+        if k:
+            clear(page)
+        upload(page, take)
+        emotion = wait_for_result(page)
+        page.wait_for_selector(f'#voice-status [data-recordings="{k + 1}"]')
+        card = page.locator("#verdict [data-emotion]")
+        if k < switch:
+            assert page.locator("#voice-status [data-adapted=false]").count() == 1
+            assert "s more of speech" in page.locator("#voice-status").inner_text()
+            assert card.get_attribute("data-adapted") == "false" and emotion == classifier.predict(take).emotion
+        elif k == switch:
+            page.wait_for_selector("#voice-status [data-adapted=true][data-source=same-speaker]")
+            assert card.get_attribute("data-adapted") == "false" and emotion == classifier.predict(take).emotion
+            assert "your next recordings are judged relative to it" in page.locator("#verdict").inner_text()
+            shoot(page, tmp_path, "desktop-voice-switched-on")
+        else:
+            voice = classifier.adapt(takes[: k + 1])
+            assert card.get_attribute("data-adapted") == "true"
+            assert emotion == classifier.predict(take, voice=voice).emotion  # the library's adapted verdict
+            assert voice.describe() in page.locator("#verdict").inner_text()
+            page.wait_for_selector("#timeline .js-plotly-plot")
+            for panel in ("#bars", "#timeline"):
+                assert app.ADAPTED_LABEL.strip() in page.locator(panel).inner_text()
+    shoot(page, tmp_path, "desktop-voice-adapted")
+
+    clear(page)
+    page.locator("#audio-in button[aria-label='Record audio']").click()  # the microphone teaches it too
+    page.locator("#audio-in button.record-button").click()
+    page.wait_for_timeout(3_000)
+    page.locator("#audio-in button.stop-button").click()
+    wait_for_result(page)
+    page.wait_for_selector(f'#voice-status [data-recordings="{len(takes) + 1}"]')
+    assert page.locator("#verdict [data-emotion]").get_attribute("data-adapted") == "true"
+
+    page.get_by_role("tab", name="Live").click()
+    start_live(page)
+    page.wait_for_selector("#live-verdict .ser-verdict[data-adapted=true]")
+    assert "Adapted to your voice from" in page.locator("#live-verdict").inner_text()
+    page.locator("#live-in button.stop-button").click()
+    page.wait_for_selector("#live-in button.record-button")
+
+    other_context, other = open_page(browser, server)  # another visitor, meanwhile
+    other.wait_for_selector('#voice-status [data-adapted=false][data-recordings="0"]')
+    upload(other, takes[-1])
+    assert wait_for_result(other) == classifier.predict(takes[-1]).emotion
+    assert other.locator("#verdict [data-emotion]").get_attribute("data-adapted") == "false"
+    other.wait_for_selector('#voice-status [data-adapted=false][data-recordings="1"]')
+    other_context.close()
+
+    page.get_by_role("tab", name="Record or upload").click()
+    page.locator("#voice-forget").click()
+    page.wait_for_selector('#voice-status [data-adapted=false][data-recordings="0"]')
+    assert "Learning your voice (nothing yet)" in page.locator("#voice-status").inner_text()
+    context.close()
+
+
+def test_calibrate_to_my_voice_then_forget(browser, server, classifier, ravdess_files, tmp_path):
+    """The calibration step adds a neutral reading to the voice the page is learning: verdicts are
+    the library's adapted ones at once and say so; the reset forgets everything."""
+    if classifier.adapted is None:
+        pytest.skip("the bundle has no adapted model of this design")
     neutral, angry = ravdess_files[0], ravdess_files[3]
     context, page = open_page(browser, server)
     upload(page, angry)
     assert wait_for_result(page) == classifier.predict(angry).emotion
+    page.wait_for_selector('#voice-status [data-adapted=false][data-recordings="1"]')
     shoot(page, tmp_path, "desktop-before-calibration")
 
     page.locator("#calibrate").get_by_text("Calibrate to my voice").click()
     page.locator("#calibrate-in button[aria-label='Upload file']").click()
     page.locator("#calibrate-in input[type=file]").set_input_files(str(neutral))
-    page.wait_for_selector("#calibration-status [data-calibrated=true]")
-    page.locator("#audio-in button[aria-label='Clear']").click()
-    page.wait_for_selector("#verdict [data-emotion]", state="detached")
+    page.wait_for_selector("#voice-status [data-adapted=true][data-source=reference]")
+    assert "s of calibration and 1 recording" in page.locator("#voice-status").inner_text()
+    clear(page)
     upload(page, angry)
     emotion = wait_for_result(page)
-    expected = classifier.predict(angry, voice=classifier.calibrate([neutral]))
-    assert emotion == expected.emotion
-    assert "calibrated voice" in page.locator("#verdict").inner_text()
+    voice = classifier.adapt([angry, angry], voice=classifier.calibrate([neutral]))
+    assert emotion == classifier.predict(angry, voice=voice).emotion
+    assert page.locator("#verdict [data-emotion]").get_attribute("data-adapted") == "true"
+    assert "Adapted to your voice from" in page.locator("#verdict").inner_text()
     shoot(page, tmp_path, "desktop-after-calibration")
 
-    page.locator("#calibration-reset").click()
-    page.wait_for_selector("#calibration-status [data-calibrated=false]")
-    page.locator("#audio-in button[aria-label='Clear']").click()
-    page.wait_for_selector("#verdict [data-emotion]", state="detached")
+    page.locator("#voice-forget").click()
+    page.wait_for_selector('#voice-status [data-adapted=false][data-recordings="0"]')
+    clear(page)
     upload(page, angry)
     assert wait_for_result(page) == classifier.predict(angry).emotion
-    assert "calibrated voice" not in page.locator("#verdict").inner_text()
+    assert page.locator("#verdict [data-emotion]").get_attribute("data-adapted") == "false"
     context.close()

@@ -262,6 +262,17 @@ def test_predict_with_timeline_equals_both(clf, seconds):
     assert timeline == clf.timeline(y, SR)
 
 
+def test_a_recording_heard_as_a_stream_holds_its_timeline(clf):
+    """Past IN_MEMORY_SECONDS, hear() keeps the timeline's windows: judged from the same features,
+    they are timeline(), and their summary is the verdict; a shorter recording has no timeline in it."""
+    y = speech_like(80.0, SR)
+    heard = clf.hear(y, SR)
+    timeline = clf.judge_timeline(heard)
+    assert timeline == clf.timeline(y, SR) and timeline.summary == clf.judge(heard) == clf.predict(y, SR)
+    with pytest.raises(ParameterError, match="call timeline"):
+        clf.judge_timeline(clf.hear(speech_like(8.0, SR), SR))
+
+
 def test_timeline_is_the_same_on_one_thread_and_several(bundle_dir, gap_signal):
     """Windows are scored on ``jobs`` threads, in batches that may finish in any order: the windows,
     their order and their verdicts do not depend on it. Closed threads start again when needed."""

@@ -714,26 +714,32 @@ def test_utterances_feed_the_detector_one_block_at_a_time(clf, monkeypatch):
     assert max(sizes) <= audio.DECODE_BLOCK_SECONDS * audio.SAMPLE_RATE + utterances.SILERO_FRAME
 
 
-def test_the_demo_calibration_step_holds_the_reference_limits(classifier, decoded, tmp_path):
-    """A calibration file over the reference limit is refused from its header, before any of it is
-    decoded; a recording over it is refused too; one within it calibrates."""
-    from ser_core.errors import AudioError
+def test_the_demo_calibration_step_decodes_at_most_a_minute(classifier, decoded, tmp_path):
+    """A calibration reading of any length is decoded only up to its first minute, which is what
+    calibrates the visitor's voice; a short one is used whole."""
+    from ser_core import audio
     from ser_core.serve import gradio_app as app
+    from ser_core.serve.limits import MAX_CALIBRATION_SECONDS
 
     if not classifier.adapted:
         pytest.skip("the bundle has no adapted model")
-    path = tmp_path / "five-minutes.flac"
-    path.write_bytes(_constant_flac(300.0))
-    with pytest.raises(AudioError, match="The reference audio lasts 300 s, more than the 120 s allowed;"):
-        app.on_calibrate(classifier, str(path))
-    assert decoded == []
-    with pytest.raises(AudioError, match="lasts 130 s, more than the 120 s allowed"):
-        app.on_calibrate(classifier, (16_000, np.zeros(130 * 16_000, np.float32)))
+    path = tmp_path / "five-minutes.wav"
+    path.write_bytes(_wav(np.tile(speech_like(6.0, seed=8), 50)))
+    reading, longer = app.read_calibration(str(path))
+    assert longer and reading.size == MAX_CALIBRATION_SECONDS * 16_000
+    assert (
+        sum(len(samples) for samples, _ in decoded)
+        <= (MAX_CALIBRATION_SECONDS + 2 * audio.DECODE_BLOCK_SECONDS) * 16_000
+    )
+    visitor = app.VisitorVoice()
+    status = app.on_calibrate(classifier, str(path), visitor)
+    assert visitor.voice.reference_seconds <= MAX_CALIBRATION_SECONDS and 'data-adapted="true"' in status
     ok = tmp_path / "me.wav"
     ok.write_bytes(_wav(speech_like(6.0, seed=8)))
-    voice, status = app.on_calibrate(classifier, str(ok))
-    assert np.array_equal(voice.mean, classifier.calibrate([ok]).mean)
-    assert 'data-calibrated="true"' in status
+    assert app.read_calibration(str(ok))[1] is False
+    visitor = app.VisitorVoice()
+    app.on_calibrate(classifier, str(ok), visitor)
+    np.testing.assert_allclose(visitor.voice.reference.total, classifier.calibrate([ok]).reference.total, rtol=1e-6)
 
 
 def test_a_request_whose_client_left_while_it_waited_never_starts(clf):

@@ -388,7 +388,7 @@ def test_a_voice_of_another_model_is_refused(server, classifier):
     from ser_core import Voice
 
     url, _ = server
-    other = Voice(np.zeros(classifier.extractor.n_features, np.float32), 3, 4.0, "0123456789abcdef")
+    other = Voice("0123456789abcdef").with_reference(np.zeros((3, classifier.extractor.n_features)), 4.0)
     events = collect(url, phrases(1.0), SR, voice=other, fast=True)
     assert events[-1]["type"] == "error" and "another model" in events[-1]["message"]
 
@@ -516,10 +516,10 @@ def test_the_live_tab_judges_each_utterance_as_the_stream_does(classifier, ravde
     chunks = [(sr, y[i : i + sr // 2]) for i in range(0, y.size, sr // 2)]  # what the browser sends
     session, seen = None, []
     for chunk in chunks:
-        session, html, _ = app.on_live_chunk(classifier, chunk, session)
+        session, html, *_ = app.on_live_chunk(classifier, chunk, session)
         seen.append(len(session.utterances))
     assert seen[-1] == 2 and seen == sorted(seen) and seen[0] == 0
-    session, html = app.on_live_stop(classifier, session)
+    session, html, _ = app.on_live_stop(classifier, session)
     assert len(session.utterances) == 3 and 'data-count="3"' in html
     listener = stream.Listener(classifier)  # the stream's own, fed the same sound
     direct = [w for chunk in chunks for w in listener.feed(app.load_signal(chunk))] + listener.finish()

@@ -222,3 +222,21 @@ def test_hearing_once_then_judging_is_predict(adapted, ravdess_files):
         heard = adapted.hear(source, rate)
         assert adapted.judge(heard) == adapted.predict(source, rate)
         assert adapted.judge(heard, v) == adapted.predict(source, rate, voice=v)
+
+
+@pytest.mark.parametrize(
+    "clips, seconds, more",
+    [
+        (0, 0.0, "after about 30 s more of speech in 16 more short recordings or a few longer ones,"),
+        (2, 24.0, "after about 6 s more of speech in 14 more short recordings or a few longer ones,"),
+        (15, 29.6, "after about 1 s more of speech,"),  # never "0 s more"
+        (10, 31.0, "after 6 more short recordings or one of about 9 s,"),  # enough speech, too few clips
+        (15, 40.0, "after 1 more recording,"),
+        (14, 20.0, "after about 10 s more of speech,"),  # 2 clips always come with 10 s of speech
+    ],
+)
+def test_a_learning_voice_says_what_it_still_needs(rng, clips, seconds, more):
+    v = session(clips, seconds, rng) if clips else Voice("abc")
+    text = v.describe()
+    assert text.startswith("Learning your voice (") and more in text and " 0 s more" not in text
+    assert text.endswith("or after the calibration step.")

@@ -438,6 +438,27 @@ class EmotionClassifier:
         """The verdict on a recording :meth:`hear` made into features, relative to ``voice``."""
         if heard.error is not None:
             raise heard.error
+        verdicts = self._span_verdicts(heard, voice)
+        if not heard.long:
+            return verdicts[0]
+        voiced = [v for v in verdicts if v is not None]
+        if not voiced:
+            raise AudioError(audio.NO_SPEECH)
+        return Prediction.mean(self.labels, voiced)
+
+    def judge_timeline(self, heard: Heard, voice: Voice | None = None) -> Timeline:
+        """The timeline of a recording :meth:`hear` heard as a stream (``heard.long``: longer than
+        ``IN_MEMORY_SECONDS``), from the same features: :meth:`timeline` with its default window and
+        hop, whose summary is :meth:`judge`'s verdict. A shorter recording was heard as one span:
+        call :meth:`timeline` for its windows."""
+        if not heard.long:
+            raise ParameterError("Only a recording heard as a stream holds its timeline; call timeline() for it.")
+        verdicts = self._span_verdicts(heard, voice)
+        windows = [Window(span.start, span.end, v) for (span, _), v in zip(heard.spans, verdicts, strict=True)]
+        return Timeline(self.labels, self.preprocessing.clip_seconds, DEFAULT_HOP_SECONDS, windows[-1].end, windows)
+
+    def _span_verdicts(self, heard: Heard, voice: Voice | None) -> list[Prediction | None]:
+        """Each span's verdict of a heard recording (``None`` for a span without speech)."""
         rows = heard.rows
         clips: list[Prediction] = []
         for start in range(0, len(rows), BATCH_WINDOWS):  # in the batches _judge scores clips in: the same numbers
@@ -446,12 +467,7 @@ class EmotionClassifier:
         for span, features in heard.spans:
             verdicts.append(self._verdict(span, clips[taken : taken + len(features)]))
             taken += len(features)
-        if not heard.long:
-            return verdicts[0]
-        voiced = [v for v in verdicts if v is not None]
-        if not voiced:
-            raise AudioError(audio.NO_SPEECH)
-        return Prediction.mean(self.labels, voiced)
+        return verdicts
 
     def predict_with_timeline(
         self, samples: np.ndarray, sample_rate: int, *, voice: Voice | None = None

@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..audio import CLIP_SECONDS, POOL_HOP_SECONDS
 from ..errors import ParameterError
 
 __all__ = [
@@ -187,12 +189,22 @@ class Voice:
             parts.append(f"{heard}, {self.session_seconds:.0f} s of speech")
         learned = " and ".join(parts) or "nothing yet"
         if self.source is None:
-            need = max(0.0, MIN_SESSION_SECONDS - self.session_seconds)
-            return (
-                f"Learning your voice ({learned}); verdicts adapt to it after about {need:.0f} s more "
-                "of speech, or after the calibration step."
-            )
+            return f"Learning your voice ({learned}); verdicts adapt to it after {self._more()}, or after the calibration step."
         return f"Adapted to your voice from {learned}."
+
+    def _more(self) -> str:
+        """What the session still needs, said both ways it can come: :data:`MIN_SESSION_SECONDS` of
+        speech and :data:`MIN_SESSION_CLIPS` clips. A recording of up to one clip of speech is one
+        clip; a longer one is about one clip a second after its first (:data:`POOL_HOP_SECONDS`), so
+        speech always brings at least one clip per :data:`CLIP_SECONDS`."""
+        seconds = max(0.0, MIN_SESSION_SECONDS - self.session_seconds)
+        clips = max(0, MIN_SESSION_CLIPS - (0 if self.session is None else self.session.count))
+        if seconds > 0 and (clips <= 1 or clips * CLIP_SECONDS <= seconds):  # the clips come with the seconds
+            return f"about {math.ceil(seconds)} s more of speech"
+        if seconds == 0:
+            one_take = math.ceil(CLIP_SECONDS + (clips - 1) * POOL_HOP_SECONDS)
+            return "1 more recording" if clips == 1 else f"{clips} more short recordings or one of about {one_take} s"
+        return f"about {math.ceil(seconds)} s more of speech in {clips} more short recordings or a few longer ones"
 
     # ------------------------------------------------------------ growing
 

@@ -6,6 +6,13 @@ results into HTML and Plotly figures, the ``on_*`` handlers wire them to Gradio 
 turn every failure into one :class:`gradio.Error` sentence. :func:`build_app` lays out the
 page; :func:`launch_options` holds what ``Blocks.launch`` needs (theme, CSS, upload limit).
 ``demo.py`` is only argument parsing around these two.
+
+The demo learns each visitor's voice as they use it: a :class:`VisitorVoice` per browser session
+(a ``gr.State``, in memory only, never on disk, never shared) grows with the features of every
+recording analysed (uploads, microphone recordings, the live tab's utterances: computed once,
+:meth:`EmotionClassifier.hear`, then judged and learned from) and with the calibration step's
+reading; the reset forgets it. Once it knows enough (:attr:`Voice.source`), verdicts, bars,
+timelines, utterances and the live tab are judged relative to it and say so.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import functools
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,13 +33,17 @@ import numpy as np
 from .. import audio
 from ..errors import FROM_FILE, FROM_MICROPHONE, AudioError, NoSpeechError, SERError
 from ..inference import EmotionClassifier, Prediction, Timeline, Utterances, Voice, Window, result_row
+from ..inference.classifier import Heard
 from ..inference.intensity import describe
-from .limits import LIMITS, Budget
+from ..inference.voice import adapted
+from .limits import LIMITS, MAX_CALIBRATION_SECONDS, Budget
 from .stream import Listener
 
 __all__ = [
     "Analysis",
+    "VisitorVoice",
     "on_calibrate",
+    "on_forget",
     "LiveSession",
     "analyse",
     "api_predict",
@@ -42,6 +54,7 @@ __all__ = [
     "on_segments",
     "on_live_stop",
     "render_live_utterances",
+    "render_voice",
     "utterance_figure",
     "utterance_rows",
     "uncertainty",
@@ -104,10 +117,26 @@ SUGGESTED_SENTENCES = (
 
 FRIENDLY_FAILURE = "Something went wrong while analysing the audio; try again, or try another recording or file."
 NO_AUDIO = "No audio was received; record with the microphone or upload a file, then wait for the upload to finish."
-CALIBRATED_NOTE = "Judged relative to your calibrated voice."
-CALIBRATION_SENTENCE = (
-    "“The weather today is mild, and the bus to the station leaves at half past nine, as it does every weekday.”"
+CALIBRATION_TEXT = (
+    "“The weather today is mild, and the bus to the station leaves at half past nine, as it does every weekday. "
+    "The shop on the corner opens at eight and closes at six. On Saturdays the market fills the square with "
+    "fruit, bread and flowers, and most people walk there instead of driving.”"
 )
+CALIBRATION_CUT = (
+    f"Your reading is longer than a minute: its first {MAX_CALIBRATION_SECONDS:g} s were added to your voice."
+)
+ADAPTED_NOTE = "Verdicts, bars, timelines and the live tab are now relative to how you usually sound."
+SWITCHED_ON_NOTE = (
+    "Judged against the voices the model was trained on; with this recording the demo knows enough of your "
+    "voice, so your next recordings are judged relative to it."
+)
+VOICE_PRIVACY = "Kept as a few numbers, never the audio, for this browser tab only; “Forget my voice” clears it."
+BARS_LABEL = "Probability of each emotion"
+TIMELINE_LABEL = "Emotion over time"
+UTTERANCES_LABEL = "Utterances"
+UTTERANCE_TABLE_LABEL = "Each utterance"
+ADAPTED_LABEL = " (relative to your voice)"  # appended to the labels above when judged relative to the voice
+UTTERANCE_ADAPTED = ' <span class="ser-adapted" title="judged relative to your voice">· your voice</span>'
 
 CSS = """
 .ser-verdict {border-radius: 14px; padding: 14px 18px; border: 2px solid var(--ser-colour, #94a3b8);
@@ -122,7 +151,11 @@ CSS = """
 .ser-pill {display: inline-block; padding: 2px 10px; border-radius: 999px; margin: 2px 4px 2px 0;
   background: var(--ser-colour); color: #111; font-weight: 600; white-space: nowrap;}
 .ser-limits {font-size: 0.9rem; opacity: 0.8;}
-.ser-calibration {font-size: 0.95rem; padding: 6px 0;}
+.ser-voice {font-size: 0.98rem; padding: 8px 12px; border-radius: 10px; border: 1px dashed #94a3b8;}
+.ser-voice[data-adapted=true] {border: 1px solid #22c55e; background: color-mix(in srgb, #22c55e 10%, transparent);}
+.ser-voice .ser-privacy {font-size: 0.86rem; opacity: 0.75; margin-top: 2px;}
+.ser-verdict .ser-voice-note {opacity: 0.85;}
+.ser-utterances .ser-adapted {font-size: 0.86rem; opacity: 0.8;}
 .ser-utterances {margin-top: 10px;} .ser-utterances ol {margin: 4px 0 0 0; padding-left: 1.4em;}
 .ser-utterances li {margin: 2px 0;} .ser-utterances .ser-when {opacity: 0.75; font-size: 0.92rem;}
 @media (max-width: 640px) { .ser-verdict .ser-emoji {font-size: 2.4rem;} .ser-verdict .ser-emotion {font-size: 1.4rem;} }
@@ -134,11 +167,13 @@ CSS = """
 
 @dataclass(frozen=True)
 class Analysis:
-    """What the page shows for one recording: the verdict and, for long audio, the timeline."""
+    """What the page shows for one recording: the verdict, for long audio the timeline, and the
+    voice both were judged relative to (``None``: the model's own, not adapted)."""
 
     prediction: Prediction
     duration: float
     timeline: Timeline | None = None
+    voice: Voice | None = None
 
 
 def uncertainty(prediction: Prediction) -> str | None:
@@ -180,19 +215,30 @@ def load_signal(source: AudioInput) -> np.ndarray:
     return audio.load(samples, sample_rate, max_seconds=MAX_SECONDS)
 
 
-def analyse(clf: EmotionClassifier, source: AudioInput, voice: Voice | None = None) -> Analysis:
+def analyse(
+    clf: EmotionClassifier, source: AudioInput, voice: Voice | None = None, *, visitor: VisitorVoice | None = None
+) -> Analysis:
     """The verdict on a recording; longer than one window, also its emotion timeline.
 
-    The verdict is always :meth:`EmotionClassifier.predict`, so the page, the ``predict`` API
-    and the library agree on every file (silence trimmed first; speech longer than a window
-    is the mean over windows). Recordings longer than one window also get the timeline.
+    The verdict is always :meth:`EmotionClassifier.predict`'s (computed as ``judge(hear(x))``,
+    its equal), so the page, the ``predict`` API and the library agree on every file (silence
+    trimmed first; speech longer than a window is the mean over windows). With ``visitor``, the
+    recording's features, computed once, also teach the visitor's voice, and the recording is
+    judged with the voice :meth:`VisitorVoice.learn` returns instead of ``voice``.
     """
+    generation = None if visitor is None else visitor.generation  # a reset meanwhile: nothing learned
     y = load_signal(source)
     duration = y.size / audio.SAMPLE_RATE
+    heard = clf.hear(y, audio.SAMPLE_RATE)
+    if visitor is not None:
+        voice = visitor.learn(clf, heard, generation)
+    if heard.long:  # its clips are the timeline's windows: judged once, the verdict is their summary
+        timeline = clf.judge_timeline(heard, voice)
+        return Analysis(timeline.summary, duration, timeline, voice)
+    prediction = clf.judge(heard, voice)
     if duration <= clf.preprocessing.clip_seconds:
-        return Analysis(clf.predict(y, audio.SAMPLE_RATE, voice=voice), duration)
-    prediction, timeline = clf.predict_with_timeline(y, audio.SAMPLE_RATE, voice=voice)
-    return Analysis(prediction, duration, timeline)
+        return Analysis(prediction, duration, None, voice)
+    return Analysis(prediction, duration, clf.timeline(y, audio.SAMPLE_RATE, voice=voice), voice)
 
 
 # ---------------------------------------------------------------- rendering
@@ -202,9 +248,10 @@ def _label(emotion: str) -> str:
     return f"{EMOJIS.get(emotion, '')} {emotion}"
 
 
-def render_verdict(prediction: Prediction, *, detail: str = "") -> str:
+def render_verdict(prediction: Prediction, *, detail: str = "", voice_note: str = "", adapted: bool = False) -> str:
     """An HTML card: emoji, emotion in its colour with how strongly it is expressed ("strongly
-    angry"), confidence and strength, and a note when unsure."""
+    angry"), confidence and strength, a note when unsure, and ``voice_note`` on the visitor's
+    voice; ``data-adapted`` says whether it was judged relative to that voice."""
     doubt = uncertainty(prediction)
     colour = COLOURS.get(prediction.emotion, "#94a3b8")
     emoji = UNKNOWN_EMOJI if doubt else EMOJIS.get(prediction.emotion, "")
@@ -216,9 +263,12 @@ def render_verdict(prediction: Prediction, *, detail: str = "") -> str:
     notes = [f'<div class="ser-note">{doubt}</div>'] if doubt else []
     if detail:
         notes.append(f'<div class="ser-note">{detail}</div>')
+    if voice_note:
+        notes.append(f'<div class="ser-note ser-voice-note">{voice_note}</div>')
     return (
         f'<div class="ser-verdict{" ser-unsure" if doubt else ""}" style="--ser-colour:{colour}" '
-        f'data-emotion="{prediction.emotion}" data-unsure="{str(bool(doubt)).lower()}">'
+        f'data-emotion="{prediction.emotion}" data-unsure="{str(bool(doubt)).lower()}" '
+        f'data-adapted="{str(adapted).lower()}">'
         f'<div class="ser-head"><span class="ser-emoji">{emoji}</span>'
         f'<span class="ser-emotion">{title}</span>'
         f'<span class="ser-confidence">{prediction.confidence:.0%} confidence</span>{strength}</div>'
@@ -394,8 +444,9 @@ def utterance_rows(utterances: Utterances) -> list[list]:
 
 
 def on_segments(clf: EmotionClassifier, source: AudioInput, voice: Voice | None = None) -> tuple:
-    """A recording longer than one phrase -> (utterance bands, table of utterances); both hidden
-    for a shorter one or when no utterance is found (the verdict above says why)."""
+    """A recording longer than one phrase -> (utterance bands, table of utterances), judged
+    relative to ``voice`` (the one its verdict was judged with) and labelled so; both hidden for
+    a shorter one or when no utterance is found (the verdict above says why)."""
     import gradio as gr
 
     hidden = gr.update(value=None, visible=False)
@@ -406,9 +457,10 @@ def on_segments(clf: EmotionClassifier, source: AudioInput, voice: Voice | None 
         utterances = clf.utterances(y, audio.SAMPLE_RATE, voice=voice)
     except AudioError:
         return hidden, hidden
+    suffix = ADAPTED_LABEL if adapted(voice) is not None else ""
     return (
-        gr.update(value=utterance_figure(y, utterances), visible=True),
-        gr.update(value=utterance_rows(utterances), visible=True),
+        gr.update(value=utterance_figure(y, utterances), visible=True, label=UTTERANCES_LABEL + suffix),
+        gr.update(value=utterance_rows(utterances), visible=True, label=UTTERANCE_TABLE_LABEL + suffix),
     )
 
 
@@ -422,7 +474,8 @@ class LiveSession:
 
     Timeline times are wall-clock seconds since the first chunk: the browser sends short chunks
     and may drop some under load, so the sound received is not a clock. Utterance times are
-    seconds of the sound received.
+    seconds of the sound received. ``voice`` is the voice the current verdict was judged relative
+    to (``None``: not adapted); ``adapted`` says it of each utterance.
     """
 
     buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -435,6 +488,8 @@ class LiveSession:
     listener: Listener | None = None
     utterances: list[Window] = field(default_factory=list)
     stopped: bool = False  # the recording stopped: its last utterance is judged, later chunks add none
+    voice: Voice | None = None
+    adapted: list[bool] = field(default_factory=list)
 
     def add(self, y: np.ndarray, keep: int) -> None:
         """Append 16 kHz samples, keeping only the last ``keep`` (one analysis window)."""
@@ -447,12 +502,16 @@ def live_step(
     chunk: AudioInput,
     *,
     now: float | None = None,
-    voice: Voice | None = None,
+    visitor: VisitorVoice | None = None,
 ) -> tuple[LiveSession, bool]:
     """Add one streamed chunk; about once every :data:`LIVE_STREAM_EVERY` seconds, judge the
     last window (at most 3.5 s: a few ms of work). Each utterance that ends in the chunk is
     judged at once and added to ``session.utterances``. Returns the session and whether a new
     timeline point was added. Silence is a status, not an error: the stream keeps going.
+
+    With ``visitor``, each utterance teaches the visitor's voice (:meth:`VisitorVoice.learn`, which
+    also says how it is judged), and the last window is judged relative to the voice once it knows
+    enough. The windows, which overlap, teach it nothing: the utterances are the same sound.
     """
     session = session if session is not None else LiveSession()
     now = time.monotonic() if now is None else now
@@ -462,8 +521,7 @@ def live_step(
     session.add(y, clf.preprocessing.n_samples)
     if not session.stopped:
         if session.listener is None:
-            session.listener = Listener(clf)
-        session.listener.voice = voice
+            session.listener = Listener(clf, learn=_live_learner(clf, session, visitor))
         session.utterances.extend(session.listener.feed(y))
     if session.started is None:
         session.started = now
@@ -473,8 +531,9 @@ def live_step(
         return session, False
     session.last_judged = now
     session.times.append(round(now - session.started, 2))
+    session.voice = None if visitor is None else visitor.current()
     try:
-        session.current = clf.predict(session.buffer, audio.SAMPLE_RATE, voice=voice)
+        session.current = clf.predict(session.buffer, audio.SAMPLE_RATE, voice=session.voice)
     except AudioError:
         session.probabilities.append(None)
         session.current = None
@@ -483,6 +542,23 @@ def live_step(
     session.probabilities.append(session.current.probabilities)
     session.status = f"The last {session.buffer.size / audio.SAMPLE_RATE:.1f} s of sound, at {session.times[-1]:.0f} s."
     return session, True
+
+
+def _live_learner(
+    clf: EmotionClassifier, session: LiveSession, visitor: VisitorVoice | None
+) -> Callable[[Heard], Voice | None] | None:
+    """What the live session's :class:`Listener` hands each utterance to: the visitor's voice learns
+    from it and says which voice judges it, and the session notes whether that was adapted.
+    ``None`` (judged without a voice) without a visitor or an adapted model."""
+    if visitor is None or clf.adapted is None:
+        return None
+
+    def learn(heard: Heard) -> Voice | None:
+        voice = visitor.learn(clf, heard)
+        session.adapted.append(voice is not None)
+        return voice
+
+    return learn
 
 
 # ---------------------------------------------------------------- handlers
@@ -517,21 +593,34 @@ def friendly(fn: Callable, *, source: str = FROM_FILE) -> Callable:
     return wrapper
 
 
-def on_audio(clf: EmotionClassifier, source: AudioInput, voice: Voice | None = None) -> tuple:
-    """Upload or finished recording -> (verdict HTML, bar chart, timeline chart, CSV file)."""
+def on_audio(clf: EmotionClassifier, source: AudioInput, visitor: VisitorVoice | None = None) -> tuple:
+    """Upload or finished recording -> (verdict HTML, bar chart, timeline chart, CSV file, the
+    voice status, the voice it was judged relative to: ``None`` or an adapted one, for the
+    utterances that follow). With ``visitor`` the recording also teaches the visitor's voice."""
     import gradio as gr
 
-    result = analyse(clf, source, voice)
-    detail = timeline_detail(result) + (f" {CALIBRATED_NOTE}" if voice is not None else "")
-    verdict = render_verdict(result.prediction, detail=detail)
-    bars = probability_chart(result.prediction)
+    result = analyse(clf, source, visitor=visitor)
+    note = ""
+    if result.voice is not None:
+        note = result.voice.describe()
+    elif visitor is not None and visitor.current() is not None:  # this recording completed the voice
+        note = SWITCHED_ON_NOTE
+    suffix = ADAPTED_LABEL if result.voice is not None else ""
+    verdict = render_verdict(
+        result.prediction, detail=timeline_detail(result), voice_note=note, adapted=result.voice is not None
+    )
+    bars = gr.update(value=probability_chart(result.prediction), label=BARS_LABEL + suffix)
+    status = gr.skip() if visitor is None else render_voice(visitor.voice or clf.voice())
     if result.timeline is None:
-        return verdict, bars, gr.update(value=None, visible=False), gr.update(value=None, visible=False)
+        hidden = gr.update(value=None, visible=False)
+        return verdict, bars, hidden, hidden, status, result.voice
     return (
         verdict,
         bars,
-        gr.update(value=timeline_figure(result.timeline), visible=True),
+        gr.update(value=timeline_figure(result.timeline), visible=True, label=TIMELINE_LABEL + suffix),
         gr.update(value=write_csv(result.timeline), visible=True),
+        status,
+        result.voice,
     )
 
 
@@ -541,52 +630,59 @@ def on_clear(labels: tuple[str, ...]) -> tuple:
 
     return (
         render_waiting("Record or upload speech; the result appears here."),
-        gr.update(value=empty_probability_chart(labels)),
-        gr.update(value=None, visible=False),
+        gr.update(value=empty_probability_chart(labels), label=BARS_LABEL),
+        gr.update(value=None, visible=False, label=TIMELINE_LABEL),
         gr.update(value=None, visible=False),
     )
 
 
 def on_live_chunk(
-    clf: EmotionClassifier, chunk: AudioInput, session: LiveSession | None, voice: Voice | None = None
+    clf: EmotionClassifier, chunk: AudioInput, session: LiveSession | None, visitor: VisitorVoice | None = None
 ) -> tuple:
-    """One live chunk -> (session, verdict HTML, timeline chart); the page is only redrawn when a
-    new point is added. Failures become a status line, so one odd chunk never ends the stream."""
+    """One live chunk -> (session, verdict HTML, timeline chart, voice status); the page is only
+    redrawn when a new point is added, the status when an utterance taught the voice. Failures
+    become a status line, so one odd chunk never ends the stream."""
     import gradio as gr
 
     heard = len(session.utterances) if session is not None else 0
     try:
-        session, updated = live_step(clf, session, chunk, voice=voice)
+        session, updated = live_step(clf, session, chunk, visitor=visitor)
     except SERError as e:
-        return session, render_waiting(str(e)), gr.skip()
+        return session, render_waiting(str(e)), gr.skip(), gr.skip()
     except Exception:
         log.exception("Unexpected failure in a live chunk")
-        return session, render_waiting(FRIENDLY_FAILURE), gr.skip()
-    if not updated and len(session.utterances) == heard:
-        return session, gr.skip(), gr.skip()
-    verdict = render_live(session, voice)
+        return session, render_waiting(FRIENDLY_FAILURE), gr.skip(), gr.skip()
+    learned = len(session.utterances) > heard
+    status = render_voice(visitor.voice or clf.voice()) if learned and visitor is not None else gr.skip()
+    if not updated and not learned:
+        return session, gr.skip(), gr.skip(), gr.skip()
+    verdict = render_live(session)
     if not updated:  # an utterance ended between two timeline points: show its verdict now
-        return session, verdict, gr.skip()
-    return session, verdict, timeline_chart(session.times, session.probabilities, clf.labels)
+        return session, verdict, gr.skip(), status
+    return session, verdict, timeline_chart(session.times, session.probabilities, clf.labels), status
 
 
-def render_live(session: LiveSession, voice: Voice | None = None) -> str:
+def render_live(session: LiveSession) -> str:
     """The live tab's card: the last seconds' verdict (or the status), then the utterances so far."""
     if session.current is None:
         verdict = render_waiting(session.status)
     else:
-        note = f" {CALIBRATED_NOTE}" if voice is not None else ""
-        verdict = render_verdict(session.current, detail=session.status + note)
-    return verdict + render_live_utterances(session.utterances)
+        note = session.voice.describe() if session.voice is not None else ""
+        verdict = render_verdict(session.current, detail=session.status, voice_note=note, adapted=note != "")
+    return verdict + render_live_utterances(session.utterances, session.adapted)
 
 
-def render_live_utterances(utterances: list[Window]) -> str:
+def render_live_utterances(utterances: list[Window], adapted_flags: list[bool] | None = None) -> str:
     """The last :data:`LIVE_UTTERANCES_SHOWN` utterances, newest first, each with its verdict
-    ("strongly angry 81%") and its seconds; nothing before the first one ends."""
+    ("strongly angry 81%"), its seconds, and whether it was judged relative to the visitor's
+    voice (``adapted_flags``, one per utterance); nothing before the first one ends."""
     if not utterances:
         return ""
+    flags = adapted_flags or []
     items = []
-    for u in reversed(utterances[-LIVE_UTTERANCES_SHOWN:]):
+    shown = range(len(utterances) - 1, max(-1, len(utterances) - 1 - LIVE_UTTERANCES_SHOWN), -1)
+    for i in shown:
+        u = utterances[i]
         p = u.prediction
         when = f'<span class="ser-when">{u.start:.1f}–{u.end:.1f} s</span>'
         if p is None:
@@ -594,9 +690,11 @@ def render_live_utterances(utterances: list[Window]) -> str:
             continue
         colour = COLOURS.get(p.emotion, "#94a3b8")
         title = f"{EMOJIS.get(p.emotion, '')} {describe(p.emotion, p.intensity)}"
+        mine = i < len(flags) and flags[i]
         items.append(
-            f'<li data-emotion="{p.emotion}"><span class="ser-pill" style="--ser-colour:{colour}">{title}</span> '
-            f"{p.confidence:.0%} {when}</li>"
+            f'<li data-emotion="{p.emotion}" data-adapted="{str(mine).lower()}">'
+            f'<span class="ser-pill" style="--ser-colour:{colour}">{title}</span> {p.confidence:.0%} {when}'
+            f"{UTTERANCE_ADAPTED if mine else ''}</li>"
         )
     return (
         f'<div class="ser-utterances" data-count="{len(utterances)}"><div class="ser-note">'
@@ -605,22 +703,22 @@ def render_live_utterances(utterances: list[Window]) -> str:
     )
 
 
-def on_live_stop(clf: EmotionClassifier, session: LiveSession | None, voice: Voice | None = None) -> tuple:
-    """The recording stopped: judge the utterance in progress -> (session, live card)."""
+def on_live_stop(clf: EmotionClassifier, session: LiveSession | None, visitor: VisitorVoice | None = None) -> tuple:
+    """The recording stopped: judge the utterance in progress -> (session, live card, voice status)."""
     import gradio as gr
 
     if session is None or session.stopped:
-        return session, gr.skip()
+        return session, gr.skip(), gr.skip()
     session.stopped = True
     if session.listener is None:
-        return session, gr.skip()
+        return session, gr.skip(), gr.skip()
     try:
-        session.listener.voice = voice
         session.utterances.extend(session.listener.finish())
     except Exception:
         log.exception("Unexpected failure judging the last utterance")
-        return session, gr.skip()
-    return session, render_live(session, voice)
+        return session, gr.skip(), gr.skip()
+    status = gr.skip() if visitor is None else render_voice(visitor.voice or clf.voice())
+    return session, render_live(session), status
 
 
 def on_live_start() -> tuple:
@@ -649,25 +747,108 @@ def calibrate_voice(clf: EmotionClassifier, source: AudioInput) -> Voice:
     return clf.calibrate(y, audio.SAMPLE_RATE)
 
 
-def on_calibrate(clf: EmotionClassifier, source: AudioInput) -> tuple:
-    """A calibration recording -> (the visitor's voice for their session state, status HTML)."""
-    voice = calibrate_voice(clf, source)
-    return voice, render_calibration(voice)
+# ---------------------------------------------------------------- the visitor's voice
 
 
-def on_calibration_reset() -> tuple:
-    """Back to the uncalibrated model: no voice, and the status says so."""
-    return None, render_calibration(None)
+class VisitorVoice:
+    """What the demo has learned of one visitor's voice: a :class:`Voice` that every recording
+    they have analysed and their calibration reading add to, until they forget it.
+
+    The page keeps one per browser session in a ``gr.State``, which gives each session its own
+    deep copy of the page's empty one (:meth:`__deepcopy__`): in memory only, never on disk, never
+    shared. Handlers change it in place under a lock, so a recording, the calibration and the
+    reset of one visitor, running at once, never lose one another's work.
+    """
+
+    def __init__(self, voice: Voice | None = None) -> None:
+        self.voice = voice  # None until something is learned
+        self.generation = 0  # counts the resets: work begun before one is not learned
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict) -> VisitorVoice:
+        return VisitorVoice(self.voice)  # a Voice never changes: sharing it is copying it
+
+    def current(self) -> Voice | None:
+        """The voice verdicts are judged relative to now: ``None`` until it knows enough (:attr:`Voice.source`)."""
+        voice = self.voice
+        return voice if adapted(voice) is not None else None
+
+    def learn(self, clf: EmotionClassifier, heard: Heard, generation: int | None = None) -> Voice | None:
+        """Add a recording :meth:`EmotionClassifier.hear` made into features to the voice; returns
+        the voice to judge that recording relative to.
+
+        A recording is judged relative to the voice only when the voice knew enough *before* it,
+        and then relative to the voice including it: so a recording is never judged against a
+        voice learned mostly from itself (one long angry recording would teach the voice that
+        anger is how this speaker sounds), the recording that completes the voice keeps the
+        model's own verdict (its card says the next ones are adapted), and once adapted, the page
+        gives each recording ``predict(x, voice=adapt(every recording so far))``, as
+        ``--same-speaker`` judges a folder. ``generation``, read before the recording was heard:
+        when the visitor forgot their voice since, nothing is learned.
+        """
+        if clf.adapted is None:
+            return None
+        with self._lock:
+            if generation is not None and generation != self.generation:
+                return self.current()
+            before = self.voice if self.voice is not None else clf.voice()
+            self.voice = clf.adapt([heard], voice=before)
+            return self.voice if before.source is not None else None
+
+    def calibrate(self, clf: EmotionClassifier, reading: np.ndarray) -> Voice:
+        """Add a reading of the visitor's everyday voice (16 kHz mono) as reference speech."""
+        with self._lock:  # held while the reading's features are computed: only this visitor waits
+            self.voice = clf.calibrate(reading, audio.SAMPLE_RATE, voice=self.voice)
+            return self.voice
+
+    def forget(self) -> None:
+        """Forget everything learned, reference and session alike."""
+        with self._lock:
+            self.voice = None
+            self.generation += 1
 
 
-def render_calibration(voice: Voice | None) -> str:
-    """The calibration status line: which model the verdicts come from."""
-    if voice is None:
-        return '<div class="ser-calibration" data-calibrated="false">Not calibrated: verdicts compare your voice with the voices the model was trained on.</div>'
+def read_calibration(source: AudioInput) -> tuple[np.ndarray, bool]:
+    """A calibration reading (a file or a Gradio pair) as a mono 16 kHz signal of at most its first
+    :data:`MAX_CALIBRATION_SECONDS`, and whether it was longer; the rest of a file is never decoded."""
+    limit = int(MAX_CALIBRATION_SECONDS * audio.SAMPLE_RATE)
+    if isinstance(source, (str, os.PathLike)):
+        blocks, longer = audio.take(audio.stream(source), limit)
+        y = np.concatenate(blocks)
+    else:
+        y = load_signal(source)
+        longer = y.size > limit
+    return y[:limit], longer
+
+
+def on_calibrate(clf: EmotionClassifier, source: AudioInput, visitor: VisitorVoice) -> str:
+    """A calibration reading -> the voice status, the reading added to the visitor's voice (a
+    reading longer than a minute: its first minute, and a note saying so)."""
+    import gradio as gr
+
+    reading, longer = read_calibration(source)
+    voice = visitor.calibrate(clf, reading)
+    if longer:
+        gr.Info(CALIBRATION_CUT)
+    return render_voice(voice)
+
+
+def on_forget(clf: EmotionClassifier, visitor: VisitorVoice) -> str:
+    """The reset: the visitor's voice forgotten -> the voice status of an empty voice."""
+    visitor.forget()
+    return render_voice(clf.voice())
+
+
+def render_voice(voice: Voice) -> str:
+    """The status line of the visitor's voice: what it has learned and whether verdicts use it
+    (:meth:`Voice.describe`; ``data-adapted``, ``data-source``, ``data-recordings``,
+    ``data-seconds`` say it to scripts), and that it stays in this tab."""
+    on = adapted(voice) is not None
+    text = f"✅ {voice.describe()} {ADAPTED_NOTE}" if on else f"👂 {voice.describe()}"
     return (
-        f'<div class="ser-calibration" data-calibrated="true">✅ Calibrated to your voice ({voice.seconds:.1f} s of '
-        "speech). Verdicts, bars and timelines are now relative to how you usually sound; this stays in this "
-        "browser tab only.</div>"
+        f'<div class="ser-voice" data-adapted="{str(on).lower()}" data-source="{voice.source or ""}" '
+        f'data-recordings="{voice.recordings}" data-seconds="{voice.seconds:.1f}">{text}'
+        f'<div class="ser-privacy">{VOICE_PRIVACY}</div></div>'
     )
 
 
@@ -738,42 +919,30 @@ def sweep_cache(folder: Path) -> int:
     return removed
 
 
-def _calibration_panel(clf: EmotionClassifier, voice_state: Any, calibrate: Callable) -> None:
-    """The "Calibrate to my voice" step, inside the page being built: a recording of the
-    visitor's everyday voice sets ``voice_state`` (their session only), the reset clears it."""
+def _voice_panel(clf: EmotionClassifier) -> tuple[Any, Any, Any]:
+    """The visitor's voice, inside the page being built: its status line with the reset, then the
+    optional calibration step. Returns ``(status, reset button, calibration input)``; all hidden
+    for a model without an adapted variant."""
     import gradio as gr
 
-    with gr.Accordion(
-        "Calibrate to my voice (optional, recommended)",
-        open=False,
-        elem_id="calibrate",
-        visible=bool(clf.adapted),
-    ):
+    shown = clf.adapted is not None
+    with gr.Row(equal_height=False, visible=shown, elem_id="voice"):
+        status = gr.HTML(render_voice(clf.voice()), elem_id="voice-status")
+        reset = gr.Button("Forget my voice", elem_id="voice-forget", size="sm", scale=0, min_width=150)
+    with gr.Accordion("Calibrate to my voice (optional, quicker)", open=False, elem_id="calibrate", visible=shown):
         gr.Markdown(
-            "Read this sentence in your everyday voice, calmly, for about 5 to 10 seconds: "
-            f"{CALIBRATION_SENTENCE} The model then judges your recordings against how *you* usually "
-            "sound, instead of against the actors it was trained on."
+            "The demo learns how you usually sound from every recording you make. To have verdicts relative "
+            "to your voice at once, read this in your everyday voice, calmly, close to the microphone "
+            f"(about 20 seconds; up to {MAX_CALIBRATION_SECONDS:g} s of reading is used): {CALIBRATION_TEXT} "
+            "Calibrating again adds to what the demo knows; “Forget my voice” starts over."
         )
-        with gr.Row(equal_height=False):
-            calibrate_in = gr.Audio(
-                sources=["microphone", "upload"],
-                type="filepath",
-                label="Your everyday voice",
-                elem_id="calibrate-in",
-            )
-            with gr.Column():
-                calibration_status = gr.HTML(render_calibration(None), elem_id="calibration-status")
-                reset = gr.Button("Reset to the uncalibrated model", elem_id="calibration-reset", size="sm")
-    for event in (calibrate_in.upload, calibrate_in.stop_recording):
-        event(
-            calibrate,
-            calibrate_in,
-            [voice_state, calibration_status],
-            concurrency_limit=ANALYSIS_CONCURRENCY,
-            concurrency_id="analysis",
-            api_visibility="private",
+        calibrate_in = gr.Audio(
+            sources=["microphone", "upload"],
+            type="filepath",
+            label="Your everyday voice",
+            elem_id="calibrate-in",
         )
-    reset.click(on_calibration_reset, None, [voice_state, calibration_status], queue=False, api_visibility="private")
+    return status, reset, calibrate_in
 
 
 def build_app(clf: EmotionClassifier) -> Any:
@@ -787,6 +956,7 @@ def build_app(clf: EmotionClassifier) -> Any:
     clear = functools.partial(on_clear, clf.labels)
     predict_api = friendly(functools.partial(api_predict, clf))
     calibrate = friendly(functools.partial(on_calibrate, clf))  # its own sentence without speech, for any source
+    forget = functools.partial(on_forget, clf)
     utterances = friendly(functools.partial(on_segments, clf))
     named = (
         (analyse_upload, "analyse"),
@@ -802,8 +972,9 @@ def build_app(clf: EmotionClassifier) -> Any:
         gr.Markdown(_intro_markdown(clf.labels), elem_id="intro")
         with gr.Accordion("What to say (first visit? start here)", open=False, elem_id="help"):
             gr.Markdown(_help_markdown())
-        voice_state = gr.State(None)  # the visitor's Voice: in this session only, never on disk
-        _calibration_panel(clf, voice_state, calibrate)
+        voice_state = gr.State(VisitorVoice())  # the visitor's voice: each session its own copy, in memory only
+        judged_state = gr.State(None)  # the voice the last recording was judged relative to, for its utterances
+        voice_status, reset, calibrate_in = _voice_panel(clf)
         with gr.Tabs():
             with gr.Tab("Record or upload", id="analyse"):
                 with gr.Row(equal_height=False):
@@ -821,15 +992,19 @@ def build_app(clf: EmotionClassifier) -> Any:
                         )
                         bars = gr.Plot(
                             empty_probability_chart(clf.labels),
-                            label="Probability of each emotion",
+                            label=BARS_LABEL,
                             elem_id="bars",
                             show_label=True,
                         )
-                timeline_plot = gr.Plot(label="Emotion over time", visible=False, elem_id="timeline")
+                timeline_plot = gr.Plot(label=TIMELINE_LABEL, visible=False, elem_id="timeline")
                 csv_file = gr.File(label="Timeline as CSV", visible=False, elem_id="timeline-csv", interactive=False)
-                bands = gr.Plot(label="Utterances", visible=False, elem_id="utterances")
+                bands = gr.Plot(label=UTTERANCES_LABEL, visible=False, elem_id="utterances")
                 table = gr.Dataframe(
-                    headers=UTTERANCE_COLUMNS, visible=False, interactive=False, elem_id="utterance-table"
+                    headers=UTTERANCE_COLUMNS,
+                    label=UTTERANCE_TABLE_LABEL,
+                    visible=False,
+                    interactive=False,
+                    elem_id="utterance-table",
                 )
             with gr.Tab("Live", id="live"):
                 gr.Markdown(
@@ -864,14 +1039,14 @@ def build_app(clf: EmotionClassifier) -> Any:
             event(clear, None, outputs, queue=False, show_progress="hidden", api_visibility="private").then(
                 analyse_audio,
                 [audio_in, voice_state],
-                outputs,
+                [*outputs, voice_status, judged_state],
                 concurrency_limit=ANALYSIS_CONCURRENCY,
                 concurrency_id="analysis",
                 api_visibility="private",
                 scroll_to_output=True,
             ).success(
                 utterances,
-                [audio_in, voice_state],
+                [audio_in, judged_state],
                 [bands, table],
                 concurrency_limit=ANALYSIS_CONCURRENCY,
                 concurrency_id="analysis",
@@ -888,18 +1063,33 @@ def build_app(clf: EmotionClassifier) -> Any:
             on_live_start, None, [live_state, live_verdict, live_plot], queue=False, api_visibility="private"
         )
         live_in.stop_recording(
-            live_stop, [live_state, voice_state], [live_state, live_verdict], queue=False, api_visibility="private"
+            live_stop,
+            [live_state, voice_state],
+            [live_state, live_verdict, voice_status],
+            queue=False,
+            api_visibility="private",
         )
         live_in.stream(
             live_chunk,
             [live_in, live_state, voice_state],
-            [live_state, live_verdict, live_plot],
+            [live_state, live_verdict, live_plot, voice_status],
             stream_every=LIVE_STREAM_EVERY,
             time_limit=LIVE_TIME_LIMIT,
             concurrency_limit=LIVE_CONCURRENCY,
             show_progress="hidden",
             api_visibility="private",
         )
+
+        for event in (calibrate_in.upload, calibrate_in.stop_recording):
+            event(
+                calibrate,
+                [calibrate_in, voice_state],
+                voice_status,
+                concurrency_limit=ANALYSIS_CONCURRENCY,
+                concurrency_id="analysis",
+                api_visibility="private",
+            )
+        reset.click(forget, voice_state, voice_status, queue=False, api_visibility="private")
 
         api_trigger.click(
             predict_api,

@@ -46,6 +46,7 @@ __all__ = [
     "MAX_WINDOWS",
     "MAX_REFERENCES",
     "MAX_REFERENCE_SECONDS",
+    "MAX_CALIBRATION_SECONDS",
     "LIGHT_SECONDS",
     "MAX_STREAMS",
     "MAX_STREAM_SECONDS",
@@ -61,6 +62,7 @@ MAX_WINDOWS = 2_400  # most windows in one timeline: 10 minutes every 0.25 s
 MAX_REFERENCES = 16  # reference recordings in one request
 MAX_REFERENCE_SECONDS = classifier.MAX_REFERENCE_SECONDS  # reference audio in one request, in all: 2 minutes
 REFERENCE_ADVICE = "5 to 60 s of everyday speech in all is plenty"  # what a refused reference upload is told
+MAX_CALIBRATION_SECONDS = 60.0  # the demo's calibration step: a reading's first minute is used, the rest never decoded
 OTHER_PARTS = 2  # parts of an upload besides its references: the recording, and one form field
 LIGHT_SECONDS = 30.0  # a request that judges more audio than this takes the heavy lane
 ANALYSIS_SLOTS = 2  # recordings analysed at once by a server (each uses every core for long ones)

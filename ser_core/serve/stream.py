@@ -35,6 +35,7 @@ import numpy as np
 from .. import audio
 from ..errors import AudioError, ParameterError, SERError
 from ..inference import EmotionClassifier, Voice, Window
+from ..inference.classifier import Heard
 from ..inference.utterances import DEFAULT_DETECTOR, DETECTORS, Segmentation, Segmenter
 from ..inference.voice import adapted
 from .limits import LIMITS, RETRY_AFTER_SECONDS, Limits
@@ -113,13 +114,24 @@ class StreamError(SERError):
 class Listener:
     """Live audio in, utterance verdicts out: 16 kHz blocks are fed as they arrive, and each
     utterance is judged as soon as it ends (exactly as ``predict`` judges a recording, relative
-    to ``voice`` when one is given). What ``timeline --segments`` finds in the same audio."""
+    to ``voice`` when one is given). What ``timeline --segments`` finds in the same audio.
+
+    With ``learn`` (the demo, which learns the visitor's voice from every utterance), each
+    utterance's features are computed once (:meth:`EmotionClassifier.hear`) and handed to
+    ``learn``, which adds them to the speaker's voice and returns the voice to judge that
+    utterance with; ``voice`` is then the one that judged the last utterance."""
 
     def __init__(
-        self, classifier: EmotionClassifier, *, detector: str = DEFAULT_DETECTOR, voice: Voice | None = None
+        self,
+        classifier: EmotionClassifier,
+        *,
+        detector: str = DEFAULT_DETECTOR,
+        voice: Voice | None = None,
+        learn: Callable[[Heard], Voice | None] | None = None,
     ) -> None:
         self.classifier = classifier
         self.voice = voice
+        self.learn = learn
         self.segmenter = Segmenter(Segmentation(detector=detector))
         self.heard = 0  # utterances found so far
 
@@ -143,12 +155,25 @@ class Listener:
 
     def _judge(self, start: int, samples: np.ndarray) -> Window:
         try:
-            prediction = self.classifier.predict(samples, audio.SAMPLE_RATE, voice=self.voice)
+            if self.learn is None:
+                prediction = self.classifier.predict(samples, audio.SAMPLE_RATE, voice=self.voice)
+            else:
+                prediction = self.classifier.judge(*self._learned(samples))
         except AudioError:
             prediction = None  # too little speech once trimmed: a row without a verdict, as --segments has
         self.heard += 1
         sr = audio.SAMPLE_RATE
         return Window(start / sr, (start + samples.size) / sr, prediction)
+
+    def _learned(self, samples: np.ndarray) -> tuple[Heard, Voice | None]:
+        """The utterance heard once and given to ``learn`` (exactly once per utterance, even one
+        that cannot be heard: it adds nothing), with the voice ``learn`` returns to judge it with."""
+        try:
+            heard = self.classifier.hear(samples, audio.SAMPLE_RATE)
+        except AudioError as e:
+            heard = Heard([], error=e)
+        self.voice = self.learn(heard)
+        return heard, self.voice
 
 
 # ---------------------------------------------------------------- the protocol of one stream
@@ -268,7 +293,7 @@ class StreamSession:
             )
         try:
             voice = Voice.from_dict(data)
-            self.classifier.classify_features(voice.mean[None], voice)  # refuses a voice of another model
+            self.classifier.adapt([], voice=voice)  # refuses a voice of another model, or a model without adaptation
         except ParameterError as e:
             raise StreamError(str(e), CLOSE_INVALID) from None
         self.listener.voice = voice
