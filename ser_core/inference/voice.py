@@ -312,7 +312,8 @@ class Population:
         vectors = [getattr(self, name) for name in self.ARRAYS if name != "offsets"]
         if any(v.shape != (n_features,) for v in vectors) or self.offsets.shape != (n_classes, n_features):
             raise ParameterError("the speaker statistics do not fit the features or labels")
-        if not all(np.all(np.isfinite(v)) for v in (*vectors, self.offsets)) or np.any(self.spread <= 0):
+        positive = (self.spread, self.k_reference, self.k_session)
+        if not all(np.all(np.isfinite(v)) for v in (*vectors, self.offsets)) or any(np.any(v <= 0) for v in positive):
             raise ParameterError("the speaker statistics are not finite and positive")
 
     def normaliser(self, voice: Voice) -> tuple[np.ndarray, np.ndarray] | None:

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 BALANCES = ("pooled", "corpus")
 SPREAD_FLOOR = 1e-6
+K_FLOOR = 1e-6  # a shrinkage constant never 0: one clip then moves a voice all the way, never beyond
 
 
 @dataclass(frozen=True)
@@ -136,20 +137,25 @@ def fit_population(x: np.ndarray, y: np.ndarray, speakers: np.ndarray, n_classes
         for c in np.unique(ys):
             offsets[c] += (xs[ys == c].mean(axis=0) - centre) / np.maximum(sd, SPREAD_FLOOR)
             counts[c] += 1
-    if len(neutral_variances) < 2 or not log_ratios:
-        raise ParameterError("The adapted model needs at least two training speakers with three neutral clips each.")
+    if not neutral_means:
+        raise ParameterError(
+            "The adapted model needs training speakers with neutral clips: a voice is their neutral voice."
+        )
     spread = np.sqrt(np.mean(variances, axis=0))
     spread = np.maximum(spread, max(SPREAD_FLOOR, 1e-6 * float(np.median(spread))))
-    within = np.mean(neutral_variances, axis=0)
+    within = np.mean(neutral_variances, axis=0) if neutral_variances else spread**2
     # the true neutral voices' variance between speakers: their estimates' variance less its sampling noise
-    between = np.maximum(np.var(neutral_means, axis=0, ddof=1) - np.mean(neutral_noise, axis=0), 1e-3 * within)
+    # (with too few speakers to tell, next to none: a voice then moves little from the population's)
+    spread_of_means = np.var(neutral_means, axis=0, ddof=1) if len(neutral_means) > 1 else np.zeros_like(within)
+    noise = np.mean(neutral_noise, axis=0) if neutral_noise else np.zeros_like(within)
+    between = np.maximum(np.maximum(spread_of_means - noise, 1e-3 * within), 1e-12)  # constant features too
     return Population(
         spread=spread,
-        ratio=np.exp(np.mean(log_ratios, axis=0)),
+        ratio=np.exp(np.mean(log_ratios, axis=0)) if log_ratios else np.ones(d),
         offsets=offsets / np.maximum(counts, 1)[:, None],
         centre=np.mean(neutral_means, axis=0),
-        k_reference=within / between,
-        k_session=spread**2 / between,
+        k_reference=np.maximum(within / between, K_FLOOR),
+        k_session=np.maximum(spread**2 / between, K_FLOOR),
     )
 
 
