@@ -34,6 +34,13 @@ server for each probe (so work one probe leaves running cannot slow the next), a
 9. **sigterm**: SIGTERM during a 10-minute timeline, then during reference processing (the
    issue's request, and the heaviest accepted one): the in-flight answer and the time until
    the server process is gone.
+10. **voice**: saved voices (issue 20). Requests refused before any decode (40 recording fields
+   of 119 s on ``POST /v1/voice``, two recordings of 590 s, a 2 MiB voice beside 4 references of
+   29.5 s, a damaged voice beside a 10-minute recording): the time to the answer and the server's
+   CPU until it; what a ``voice`` field costs a prediction (median of 20 3 s clips without and with
+   a voice of reference and session speech, about 100 kB); ``POST /v1/voice`` with 16 clips and
+   with a 119 s reference; a client leaving, and SIGTERM, during ``POST /v1/voice`` with 10 minutes
+   of recordings.
 
 Every loop is bounded by ``--seconds``, a count or a timeout; every server is stopped.
 """
@@ -64,7 +71,18 @@ REPO = Path(__file__).resolve().parent.parent
 RAVDESS = REPO.parent / "shared" / "data" / "ravdess-speech-16k"
 HOST = "127.0.0.1"
 SR = 16_000
-PROBES = ("hour", "memory", "leave", "references", "lane", "leave-references", "segments", "load", "sigterm")
+PROBES = (
+    "hour",
+    "memory",
+    "leave",
+    "references",
+    "lane",
+    "leave-references",
+    "segments",
+    "load",
+    "sigterm",
+    "voice",
+)
 
 
 def free_port() -> int:
@@ -293,17 +311,22 @@ def probe_leave_references(repo: Path, files: dict[str, Path], args: argparse.Na
         ("a 3 s clip + 119 s of Opus", upload(clip, [files["ref-119s-hi"]]), 0.3),
         ("a 3 s clip + 4 x 29.5 s", upload(clip, [files[f"ref-29s-{i}"] for i in range(4)]), 0.3),
     ):
-        with Server(repo) as server:
-            took, answer = post(f"{server.url}/v1/predict", fields, timeout=wait)
-            seconds = []
-            for _ in range(5):
-                before = server.cpu()
-                time.sleep(1.0)
-                seconds.append(server.cpu() - before)
-            yield (
-                f"{label}, client gone after {took:.1f} s ({describe(answer)[:40]}): server CPU in each second "
-                f"after: {', '.join(f'{s:.2f}' for s in seconds)} s"
-            )
+        yield f"{label}, {left_during(repo, '/v1/predict', fields, wait)}"
+
+
+def left_during(repo: Path, route: str, fields: Files, wait: float) -> str:
+    """A client that hangs up ``wait`` seconds into a request to a fresh server: the server's CPU after."""
+    with Server(repo) as server:
+        took, answer = post(f"{server.url}{route}", fields, timeout=wait)
+        seconds = []
+        for _ in range(5):
+            before = server.cpu()
+            time.sleep(1.0)
+            seconds.append(server.cpu() - before)
+        return (
+            f"client gone after {took:.1f} s ({describe(answer)[:40]}): server CPU in each second "
+            f"after: {', '.join(f'{s:.2f}' for s in seconds)} s"
+        )
 
 
 def probe_segments(repo: Path, files: dict[str, Path], args: argparse.Namespace) -> Iterator[str]:
@@ -422,19 +445,81 @@ def probe_sigterm(repo: Path, files: dict[str, Path], args: argparse.Namespace) 
         ("the issue's 60 x 119 s references", "/v1/predict", issues(files, args.clips[0][0]), {}, 1.5),
         ("10 minutes + 4 x 29.5 s of references", "/v1/predict", heaviest(files), {}, 0.5),
     ):
-        with Server(repo) as server:
-            thread, out = in_thread(post, f"{server.url}{route}", fields, timeout=60, **params)
-            time.sleep(wait)
-            started = time.perf_counter()
-            server.proc.send_signal(signal.SIGTERM)
-            try:
-                server.proc.wait(120)
-                gone = f"exited after {time.perf_counter() - started:.2f} s"
-            except subprocess.TimeoutExpired:
-                gone = "still running after 120 s"
-            thread.join(60)
-            answer = describe(out["result"][1]) if "result" in out else "no answer"
-            yield f"SIGTERM {wait:g} s into {label}: {gone}; the request got {answer[:80]}"
+        yield f"SIGTERM {wait:g} s into {label}: {sigterm_during(repo, route, fields, wait, **params)}"
+
+
+def sigterm_during(repo: Path, route: str, fields: Files, wait: float, **params: float) -> str:
+    """SIGTERM to a fresh server ``wait`` seconds into a request: how soon it exited, and the answer."""
+    with Server(repo) as server:
+        thread, out = in_thread(post, f"{server.url}{route}", fields, timeout=60, **params)
+        time.sleep(wait)
+        started = time.perf_counter()
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(120)
+            gone = f"exited after {time.perf_counter() - started:.2f} s"
+        except subprocess.TimeoutExpired:
+            gone = "still running after 120 s"
+        thread.join(60)
+        answer = describe(out["result"][1]) if "result" in out else "no answer"
+        return f"{gone}; the request got {answer[:80]}"
+
+
+def probe_voice(repo: Path, files: dict[str, Path], args: argparse.Namespace) -> Iterator[str]:
+    clip = args.clips[0][0]
+    long, ten = files["ref-119s-hi"].read_bytes(), files["ten"].read_bytes()
+    with Server(repo) as server:
+        learned = httpx.post(
+            f"{server.url}/v1/voice",
+            files=[("reference", (clip.name, args.clips[0][1].read_bytes()))]
+            + [("recording", (c.name, c.read_bytes())) for c, _ in args.clips[1:17]],
+            timeout=120,
+        )
+        if learned.status_code != 200:
+            yield f"voice: POST /v1/voice failed: {describe(learned)}"
+            return
+        voice = learned.text
+        refused = (
+            ("40 recording fields of 119 s", "/v1/voice", [("recording", ("r.opus", long))] * 40),
+            ("two recordings of 590 s", "/v1/voice", [("recording", ("ten.flac", ten))] * 2),
+            (
+                "a 2 MiB voice and 4 references of 29.5 s",
+                "/v1/predict",
+                upload(clip, [files[f"ref-29s-{i}"] for i in range(4)]) + [("voice", (None, " " * 2**21))],
+            ),
+            (
+                "a damaged voice and a 10-minute recording",
+                "/v1/timeline",
+                [("file", ("ten.flac", ten)), ("voice", (None, voice[: len(voice) // 2]))],
+            ),
+        )
+        for label, route, fields in refused:
+            before = server.cpu()
+            took, answer = post(f"{server.url}{route}", fields, timeout=60)
+            yield (
+                f"voice: {label} on {route}: {describe(answer)[:70]} after {took:.2f} s; "
+                f"server CPU until then {server.cpu() - before:.2f} s"
+            )
+        plain, voiced = [], []
+        for path, _ in args.clips[20:40]:
+            fields = upload(path)
+            plain.append(post(f"{server.url}/v1/predict", fields)[0])
+            took, answer = post(f"{server.url}/v1/predict", fields + [("voice", (None, voice))])
+            assert not isinstance(answer, str) and answer.json()["adapted"] == "reference", describe(answer)
+            voiced.append(took)
+        yield (
+            f"voice: a 3 s prediction without a voice {1000 * statistics.median(plain):.0f} ms, with a voice of "
+            f"{len(voice) / 1024:.0f} kB {1000 * statistics.median(voiced):.0f} ms (medians of {len(plain)})"
+        )
+        for label, fields in (
+            ("16 clips of 3-4 s", [("recording", (c.name, c.read_bytes())) for c, _ in args.clips[1:17]]),
+            ("a reference of 119 s", [("reference", ("r.opus", long))]),
+        ):
+            took, answer = post(f"{server.url}/v1/voice", fields)
+            yield f"voice: POST /v1/voice with {label}: {describe(answer)[:12]} in {took:.2f} s"
+    ten_minutes = [("recording", ("ten.flac", ten))]
+    yield f"voice: 10 minutes of recordings, {left_during(repo, '/v1/voice', ten_minutes, 1.0)}"
+    yield f"voice: SIGTERM 1.5 s into 10 minutes of recordings: {sigterm_during(repo, '/v1/voice', ten_minutes, 1.5)}"
 
 
 def main() -> None:

@@ -61,9 +61,16 @@ class _Watched:
         self._enter(stop)
         return self._clf.utterances(source, sample_rate, detector=detector, voice=voice, stop=stop)
 
-    def calibrate(self, recordings, sample_rate=None, *, stop=None):
+    def calibrate(self, recordings, sample_rate=None, *, voice=None, stop=None):
         self._enter(stop)
-        return self._clf.calibrate(recordings, sample_rate, stop=stop)
+        return self._clf.calibrate(recordings, sample_rate, voice=voice, stop=stop)
+
+    def adapt(self, sources, sample_rate=None, *, voice=None, stop=None):
+        self._enter(stop)
+        return self._clf.adapt(sources, sample_rate, voice=voice, stop=stop)
+
+    def __getattr__(self, name: str):  # what involves no analysis (check_voice, voice): the classifier's own
+        return getattr(self._clf, name)
 
 
 def _uploads(folder: Path) -> list[Path]:
@@ -180,13 +187,20 @@ HEAVY = {
     "a 2 s prediction with 40 s of references": ("/v1/predict", {}, 2.0, 2),
     "a 20 s timeline": ("/v1/timeline", {}, 20.0, 0),
     "40 s of utterances": ("/v1/segments", {"detector": "energy"}, 40.0, 0),
+    "a voice learned from 40 s of recordings": ("/v1/voice", {}, 40.0, 0),
 }
 
 
-def _fields(seconds: float, references: int = 0, reference_seconds: float = 20.0) -> list:
-    return [("file", ("a.wav", _wav(speech_like(seconds, seed=1))))] + [
+def _fields(seconds: float, references: int = 0, reference_seconds: float = 20.0, *, name: str = "file") -> list:
+    """A recording of ``seconds`` in the field ``name`` and ``references`` of ``reference_seconds``."""
+    return [(name, ("a.wav", _wav(speech_like(seconds, seed=1))))] + [
         ("reference", (f"r{i}.wav", _wav(speech_like(reference_seconds, seed=10 + i)))) for i in range(references)
     ]
+
+
+def _field(route: str) -> str:
+    """The field a route's recording goes in."""
+    return "recording" if route == "/v1/voice" else "file"
 
 
 @pytest.mark.parametrize("heavy", HEAVY)
@@ -196,13 +210,13 @@ def test_heavy_requests_by_their_cost_cannot_take_every_slot(clf, heavy):
     3 s clip, light on any route, is served at once."""
     from ser_core.serve.rest import create_app
 
-    if "references" in heavy and not clf.adapted:
-        pytest.skip("the bundle has no adapted model")
     route, params, seconds, references = HEAVY[heavy]
+    if (references or route == "/v1/voice") and not clf.adapted:
+        pytest.skip("the bundle has no adapted model")
     held = _Watched(clf, hold=True)
     with _Server(create_app(held, limits=Limits(slots=2, max_wait_seconds=0.5))) as server:
         out: dict = {}
-        fields = _fields(seconds, references)
+        fields = _fields(seconds, references, name=_field(route))
         thread = threading.Thread(
             target=lambda: out.update(r=httpx.post(f"{server.url}{route}", params=params, files=fields, timeout=120)),
             daemon=True,
@@ -397,9 +411,9 @@ def test_demo_sweeps_a_previous_run_and_leaves_nothing_after_a_clean_stop(tmp_pa
 
 def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
     """Bounded load on loopback: 16 clients x 6 predictions of distinct clips, half of them with a
-    reference recording, while two clients keep sending hour-long files and over-budget
-    references; every clip gets its own answer (relative to its reference when it has one), every
-    attack its 422."""
+    reference recording and a quarter with a saved voice, while two clients keep sending hour-long
+    files and over-budget references; every clip gets its own answer (relative to its reference or
+    voice when it has one), every attack its 422."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ser_core.serve.rest import create_app
@@ -407,9 +421,19 @@ def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
     clips = {f"clip{i}.wav": _wav(speech_like(2.0 + (i % 5) * 0.5, seed=i)) for i in range(96)}
     references = {name: _wav(speech_like(4.0, f0=120.0 + i, seed=200 + i)) for i, name in enumerate(clips)}
     referenced = set(list(clips)[1::2]) if clf.adapted else set()
+    voiced = set(list(clips)[::4]) if clf.adapted else set()
+    voices = {  # saved voices: one reference each, and a few recordings
+        name: clf.adapt(
+            [speech_like(2.5, f0=130.0, seed=400 + i)],
+            16_000,
+            voice=clf.calibrate([speech_like(4.0, f0=125.0 + i, seed=300 + i)], 16_000),
+        )
+        for i, name in enumerate(sorted(voiced))
+    }
 
     def expect(name: str):
         voice = clf.calibrate(*sf.read(io.BytesIO(references[name]), dtype="float32")) if name in referenced else None
+        voice = voices.get(name, voice)
         return clf.predict(*sf.read(io.BytesIO(clips[name]), dtype="float32"), voice=voice)
 
     expected = {name: expect(name) for name in clips}
@@ -432,7 +456,8 @@ def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
 
         def fields(name: str) -> list:
             reference = [("reference", ("me.wav", references[name]))] if name in referenced else []
-            return [("file", (name, clips[name]))] + reference
+            voice = [("voice", (None, voices[name].to_json()))] if name in voiced else []
+            return [("file", (name, clips[name]))] + reference + voice
 
         def visitor(names: list[str]) -> list[tuple[str, httpx.Response]]:
             with httpx.Client(timeout=120) as http:
@@ -450,7 +475,7 @@ def test_rest_load_with_hostile_uploads_beside_it(clf, hostile):
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["path"] == name and body["emotion"] == expected[name].emotion
-        assert body["adapted"] == ("reference" if name in referenced else None)
+        assert body["adapted"] == ("reference" if name in referenced | voiced else None)
         assert body["probabilities"] == pytest.approx(expected[name].probabilities, abs=1e-5)
     assert hostile_statuses and set(hostile_statuses) == {422}
 
@@ -507,11 +532,74 @@ def decoded(monkeypatch) -> list:
     return blocks
 
 
-def _refused_uploads() -> dict[str, tuple[str, list, int, str]]:
+def _refused_uploads(clf) -> dict[str, tuple[str, list, int, str]]:
     """Requests a budget refuses from headers alone: (route, multipart fields, status, words)."""
+    from ser_core import Voice
+
     clip = ("file", ("clip.wav", _wav(speech_like(3.0))))
     short, long = _wav(speech_like(4.0, seed=2)), _constant_flac(119.0)
-    return {
+    foreign = ("voice", (None, Voice("0123456789abcdef").to_json()))
+    voices = {  # the saved voice sent with a request, and POST /v1/voice (issue 20)
+        "a voice over its limit": (
+            "/v1/segments",
+            [clip, ("voice", ("v.json", b"{" + b" " * 300_000 + b"}")), ("reference", ("r.wav", short))],
+            413,
+            "The voice sent is larger than the 256 kB allowed;",
+        ),
+        "a voice of another model with references": (
+            "/v1/predict",
+            [clip, foreign, ("reference", ("r.wav", short))],
+            422,
+            "another model's features" if clf.adapted else "no adapted variant",
+        ),
+        "a damaged voice": ("/v1/timeline", [clip, ("voice", (None, '{"format": 2}'))], 422, "damaged"),
+    }
+    if clf.adapted:
+        voices |= {
+            "17 recordings to learn from": (
+                "/v1/voice",
+                [("recording", (f"r{i}.wav", short)) for i in range(17)],
+                422,
+                "17 recordings, more than the 16 allowed",
+            ),
+            "17 references to learn from": (
+                "/v1/voice",
+                [("reference", (f"r{i}.wav", short)) for i in range(17)],
+                422,
+                "17 reference recordings, more than the 16 allowed",
+            ),
+            "40 recording fields": (
+                "/v1/voice",
+                [("recording", (f"r{i}.wav", b"x")) for i in range(40)],
+                422,
+                "more than 33 parts",
+            ),
+            "recordings of 12 minutes to learn from": (
+                "/v1/voice",
+                [("recording", (f"r{i}.flac", _constant_flac(360.0))) for i in range(2)],
+                422,
+                "The recordings last 720 s, more than the 600 s allowed in all;",
+            ),
+            "an hour-long recording to learn from": (
+                "/v1/voice",
+                [("recording", ("hour.flac", _constant_flac(3600))), ("reference", ("r.wav", short))],
+                422,
+                "longer than 10 minutes",
+            ),
+            "references of 238 s to learn from": (
+                "/v1/voice",
+                [("recording", ("r.wav", short)), ("reference", ("a.flac", long)), ("reference", ("b.flac", long))],
+                422,
+                "The reference audio lasts 238 s, more than the 120 s allowed",
+            ),
+            "a voice of another model to add to": (
+                "/v1/voice",
+                [("recording", ("r.wav", short)), foreign],
+                422,
+                "another",
+            ),
+        }
+    return voices | {
         "17 references": (
             "/v1/predict",
             [clip] + [("reference", (f"r{i}.wav", short)) for i in range(17)],
@@ -575,7 +663,7 @@ def test_over_budget_requests_are_refused_from_headers_before_any_wait(clf, deco
         thread, first = _post_in_thread(server.url, "/v1/predict")
         assert held.entered.wait(30)
         decoded.clear()  # the held request's own blocks
-        for name, (route, fields, status, words) in _refused_uploads().items():
+        for name, (route, fields, status, words) in _refused_uploads(clf).items():
             r = httpx.post(f"{server.url}{route}", files=fields, timeout=60)
             assert r.status_code == status, (name, r.text)
             error = r.json()["error"]
@@ -597,6 +685,22 @@ def test_the_reference_total_holds_while_decoding_when_headers_say_nothing(clf):
         r = httpx.post(f"{server.url}/v1/predict", files=fields, timeout=60)
         assert r.status_code == 422
         assert r.json()["error"].startswith("The reference audio lasts more than the 10 s allowed;")
+
+
+def test_the_recordings_total_holds_while_decoding_when_headers_say_nothing(clf):
+    """Recordings a browser made state no length: POST /v1/voice holds their total as they decode."""
+    from ser_core.serve.rest import create_app
+
+    if not clf.adapted:
+        pytest.skip("the bundle has no adapted model")
+    webm = _headerless_webm(speech_like(6.0, seed=3))
+    with _Server(create_app(clf, limits=Limits(max_seconds=10.0))) as server:
+        fields = [("recording", (f"r{i}.webm", webm)) for i in range(2)]
+        r = httpx.post(f"{server.url}/v1/voice", files=fields, timeout=60)
+        assert r.status_code == 422
+        assert r.json()["error"].startswith("The recordings last more than the 10 s allowed in all;")
+        r = httpx.post(f"{server.url}/v1/voice", files=fields[:1], timeout=60)
+        assert r.status_code == 200 and r.json()["session"]["recordings"] == 1
 
 
 def test_a_light_request_whose_header_said_nothing_moves_to_the_heavy_lane(clf, tmp_path):
@@ -635,32 +739,45 @@ def _raw_request(port: int, route: str, fields: list) -> socket.socket:
     return sock
 
 
-@pytest.mark.parametrize("route", ["/v1/predict", "/v1/timeline", "/v1/segments"])
-def test_an_analysis_stops_when_its_client_leaves_during_references(clf, route):
+# requests whose references or recordings are being learned from: (route, fields of a 2 s recording, references)
+LEARNING = {
+    "/v1/predict": ("/v1/predict", "file", 1),
+    "/v1/timeline": ("/v1/timeline", "file", 1),
+    "/v1/segments": ("/v1/segments", "file", 1),
+    "/v1/voice references": ("/v1/voice", "file", 1),  # the 'file' field is ignored: references only
+    "/v1/voice recordings": ("/v1/voice", "recording", 0),
+}
+
+
+@pytest.mark.parametrize("learning", LEARNING)
+def test_an_analysis_stops_when_its_client_leaves_during_references(clf, learning):
     from ser_core.serve.rest import create_app
 
     if not clf.adapted:
         pytest.skip("the bundle has no adapted model")
+    route, name, references = LEARNING[learning]
     held = _Watched(clf, hold=True)
     with _Server(create_app(held)) as server:
-        with _raw_request(server.port, route, _fields(2.0, references=1, reference_seconds=5.0)):
-            assert held.entered.wait(30)  # in calibrate(): the references are being processed
+        with _raw_request(server.port, route, _fields(2.0, references, reference_seconds=5.0, name=name)):
+            assert held.entered.wait(30)  # in calibrate() or adapt(): the speaker's speech is being learned
         assert held.stopped.wait(30), "the analysis went on after the client left"
 
 
-def test_stopping_the_server_during_references_answers_a_json_503(clf):
+@pytest.mark.parametrize("learning", ["/v1/predict", "/v1/voice references", "/v1/voice recordings"])
+def test_stopping_the_server_during_references_answers_a_json_503(clf, learning):
     """What SIGTERM does (Gate.stop_all) while references are processed: a JSON 503 with Retry-After."""
     from ser_core.serve.rest import create_app
 
     if not clf.adapted:
         pytest.skip("the bundle has no adapted model")
+    route, name, references = LEARNING[learning]
     held = _Watched(clf, hold=True)
     app = create_app(held)
     with _Server(app) as server:
         out: dict = {}
-        fields = _fields(2.0, references=1, reference_seconds=5.0)
+        fields = _fields(2.0, references, reference_seconds=5.0, name=name)
         thread = threading.Thread(
-            target=lambda: out.update(r=httpx.post(f"{server.url}/v1/predict", files=fields, timeout=60)), daemon=True
+            target=lambda: out.update(r=httpx.post(f"{server.url}{route}", files=fields, timeout=60)), daemon=True
         )
         thread.start()
         assert held.entered.wait(30)

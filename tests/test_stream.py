@@ -5,6 +5,7 @@ and the demo's live tab, which shares the utterance logic."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -388,9 +389,92 @@ def test_a_voice_of_another_model_is_refused(server, classifier):
     from ser_core import Voice
 
     url, _ = server
-    other = Voice("0123456789abcdef").with_reference(np.zeros((3, classifier.extractor.n_features)), 4.0)
+    voice = classifier.calibrate([speech_like(4.0, seed=5)], SR)
+    other = Voice("0123456789abcdef", voice.reference, voice.reference_seconds)
     events = collect(url, phrases(1.0), SR, voice=other, fast=True)
     assert events[-1]["type"] == "error" and "another model" in events[-1]["message"]
+
+
+# ---------------------------------------------------------------- saved voices (issue 20)
+
+
+def _learned(url: str, **fields) -> dict:
+    """The voice POST /v1/voice learns on the stream's server from ``fields`` (name -> list of signals)."""
+    base = url.replace("ws://", "http://").removesuffix(stream.STREAM_PATH)
+    files = [(name, (f"{name}{i}.wav", _wav(y))) for name, ys in fields.items() for i, y in enumerate(ys)]
+    r = httpx.post(f"{base}/v1/voice", files=files, timeout=WAIT)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _wav(y: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, y, SR, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_a_voice_learned_by_the_rest_api_adapts_the_stream(classifier, tmp_path):
+    """A voice from POST /v1/voice (a reference and recordings: larger than an audio message may
+    be) sent first: every utterance is the library's with that voice, and says 'reference'."""
+    if not classifier.adapted:
+        pytest.skip("the model has no adapted variant")
+    from ser_core import Voice
+
+    limits = Limits(stream_speed=1000.0, max_message_bytes=32 * 2**10)
+    with served(classifier, limits) as (url, _):
+        saved = _learned(
+            url, reference=[speech_like(5.0, f0=200.0, seed=21)], recording=[speech_like(2.5, seed=s) for s in (22, 23)]
+        )
+        size = len(json.dumps({"type": "voice", "voice": saved}).encode())
+        assert size > limits.max_message_bytes  # a voice is not held to the audio messages' limit
+        voice = Voice.from_dict(saved)
+        y = phrases(1.2, 2.5, seed=3)
+        path = tmp_path / "phrases.wav"
+        sf.write(path, y, SR, subtype="PCM_16")
+        found = utterances(collect(url, path, detector="energy", voice=voice, fast=True))
+        plain = utterances(collect(url, path, detector="energy", fast=True))
+    assert {u["adapted"] for u in found} == {"reference"}
+    same_utterances(found, classifier.utterances(path, detector="energy", voice=voice).to_dict()["utterances"])
+    assert [u["probabilities"] for u in plain] != [u["probabilities"] for u in found]
+
+
+def test_a_voice_that_knows_too_little_is_taken_and_gives_plain_verdicts(server, classifier):
+    """Two recordings are too little to adapt to: the stream takes the voice, and every verdict is
+    the unadapted one, with 'adapted' null."""
+    if not classifier.adapted:
+        pytest.skip("the model has no adapted variant")
+    from ser_core import Voice
+
+    url, _ = server
+    voice = Voice.from_dict(_learned(url, recording=[speech_like(2.5, seed=s) for s in (31, 32)]))
+    assert voice.source is None
+    y = phrases(1.2, 2.0, seed=4)
+    found = utterances(collect(url, y, SR, detector="energy", voice=voice, fast=True))
+    plain = utterances(collect(url, y, SR, detector="energy", fast=True))
+    assert found and {u["adapted"] for u in found} == {None}
+    same_utterances(found, plain, tolerance=0.0)
+
+
+def test_a_damaged_or_oversized_voice_gets_a_sentence_and_a_close_code(classifier):
+    if not classifier.adapted:
+        pytest.skip("the model has no adapted variant")
+    voice = classifier.calibrate([speech_like(4.0, seed=5)], SR).to_dict()
+    short = {**voice, "reference": {**voice["reference"], "sum": voice["reference"]["sum"][:-1]}}
+    short["reference"]["squares"] = short["reference"]["squares"][:-1]
+    limits = Limits(stream_speed=1000.0, max_message_bytes=32 * 2**10, max_voice_bytes=64 * 2**10)
+    cases = [
+        (json.dumps({"type": "voice", "voice": short}), 1007, "does not fit this model"),
+        ('{"type": "voice", "voice": ' + "[" * 20_000 + "]" * 20_000 + "}", 1003, 'must be JSON with "type"'),
+        (json.dumps({"type": "voice", "voice": voice, "pad": " " * 70_000}), 1009, "over the limit of 65536"),
+    ]
+    with served(classifier, limits) as (url, app):
+        for message, code, needle in cases:
+            with connect(url, compression=None) as ws:
+                ws.recv(timeout=WAIT)
+                ws.send(message)
+                events, closed = until_closed(ws)
+            assert closed == code and events[-1]["type"] == "error" and needle in events[-1]["message"], events
+        assert poll(lambda: not app.state.streams.active)
 
 
 def test_a_client_that_leaves_mid_stream_frees_everything(server):

@@ -240,3 +240,55 @@ def test_a_learning_voice_says_what_it_still_needs(rng, clips, seconds, more):
     text = v.describe()
     assert text.startswith("Learning your voice (") and more in text and " 0 s more" not in text
     assert text.endswith("or after the calibration step.")
+
+
+# ---------------------------------------------------------------- voices sent by someone else (issue 20, REST)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('{"format": 2, "features": "a", "session": {"count": 1, "sum": [1], "seconds": 1, "recordings": 1, '
+         '"probabilities": [NaN]}}', "verdicts must be a finite"),
+        ('{"format": 2, "features": "a", "session": {"count": 1, "sum": [1], "seconds": 1, "recordings": 1, '
+         '"probabilities": [-1]}}', "non-negative"),
+        ('{"format": 2, "features": "a", "reference": {"count": 1, "sum": [1], "seconds": Infinity}}', "finite"),
+        ('{"format": 2, "features": "a", "reference": {"count": 1e999, "sum": [1], "seconds": 1}}', "wrong kind"),
+        ('{"format": 2, "features": "a", "reference": {"count": 1, "sum": [1, [2]], "seconds": 1}}', "wrong kind"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_hostile_voice_is_one_sentence(text, match):
+    with pytest.raises(ParameterError, match=match) as caught:
+        Voice.from_json(text)
+    assert str(caught.value).count(". ") == 0
+
+
+def test_check_voice_refuses_sums_that_do_not_fit_or_no_speech_gives(adapted):
+    d = adapted.extractor.n_features
+    good = adapted.adapt([speech_like(3.0, SR, seed=1)], SR, voice=adapted.calibrate(speech_like(3.0, SR), SR))
+    assert adapted.check_voice(good) is good
+    bad = [
+        Voice(good.features).with_reference(np.ones((2, d - 1)), 2.0),
+        Voice(good.features).with_session(np.ones((2, d)), np.ones((2, 3)), 2.0),
+        Voice(good.features).with_reference(np.full((2, d), 1e150), 2.0),  # overflows the model's arithmetic
+    ]
+    for voice in bad:
+        with pytest.raises(ParameterError, match="does not fit this model's features"):
+            adapted.check_voice(voice)
+    huge = Voice(good.features).with_reference(np.full((2, d), 1e150), 2.0)
+    with pytest.raises(ParameterError, match="does not fit"):
+        adapted.predict(speech_like(2.0, SR), SR, voice=huge)
+
+
+def test_learning_a_session_stops_at_the_next_span(adapted):
+    import threading
+
+    from ser_core.errors import Cancelled
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        adapted.adapt([speech_like(3.0, SR)], SR, stop=stop)
+    with pytest.raises(Cancelled):
+        adapted.hear(np.concatenate([speech_like(3.0, SR, seed=i) for i in range(22)]), SR, stop=stop)

@@ -43,6 +43,9 @@ BATCH_WINDOWS = 8  # clips per feature/model batch: small, so even a short recor
 INFLIGHT_PER_THREAD = 4  # batches queued per thread: all stay busy, memory stays bounded
 NO_CLIPS = np.zeros((0, 0), np.float32)  # what a judged span keeps of its clips
 MAX_REFERENCE_SECONDS = 120.0  # longest reference recording: a minute is plenty
+DAMAGED_VOICE = (
+    "This voice does not fit this model's features and emotions, or holds sums no speech gives; calibrate again."
+)
 NO_REFERENCE_SPEECH = (
     "The reference recordings hold no usable speech; record 5 to 10 seconds of your everyday voice, "
     "reading a neutral sentence close to the microphone."
@@ -206,11 +209,31 @@ class EmotionClassifier:
         voice enters. With a voice that knows enough of its speaker (:attr:`Voice.source`), the
         adapted model judges the features normalised by it; otherwise the default model does."""
         if voice is not None:
-            self._check_voice(voice)
-            normaliser = self.adapted.population.normaliser(voice)
+            normaliser = self._normaliser(voice)
             if normaliser is not None:
-                return self.adapted(features, normaliser)
+                with np.errstate(over="ignore", invalid="ignore"):  # refused below, not warned about
+                    probabilities = self.adapted(features, normaliser)
+                if not np.all(np.isfinite(probabilities)):  # sums far beyond any speaker's
+                    raise ParameterError(DAMAGED_VOICE)
+                return probabilities
         return self.model((features - self._mean) / self._scale)
+
+    def check_voice(self, voice: Voice) -> Voice:
+        """``voice``, when this model can judge relative to it; else :class:`ParameterError` saying
+        why (not a voice, a model without an adapted variant, a voice of another model's features,
+        or sums that do not fit or that no speech gives). What a server calls on a voice it is
+        sent, before any work."""
+        self._normaliser(voice)
+        return voice
+
+    def _normaliser(self, voice: Voice) -> tuple[np.ndarray, np.ndarray] | None:
+        """The voice's ``(location, spread)`` (:meth:`Population.normaliser`), checked."""
+        self._check_voice(voice)
+        with np.errstate(all="ignore"):  # a damaged voice's overflow is refused below, not warned about
+            normaliser = self.adapted.population.normaliser(voice)
+        if normaliser is not None and not all(np.all(np.isfinite(part)) for part in normaliser):
+            raise ParameterError(DAMAGED_VOICE)
+        return normaliser
 
     def _check_voice(self, voice: Voice) -> None:
         if not isinstance(voice, Voice):
@@ -218,6 +241,13 @@ class EmotionClassifier:
         self._require_adaptation()
         if voice.features != self.fingerprint:
             raise ParameterError("This voice was made with another model's features; calibrate again with this model.")
+        d = (self.extractor.n_features,)
+        sums = [a for part in (voice.reference, voice.session) if part is not None for a in (part.total, part.squares)]
+        heard = voice.probabilities
+        if any(a is not None and a.shape != d for a in sums) or (
+            heard is not None and heard.shape != (len(self.labels),)
+        ):
+            raise ParameterError(DAMAGED_VOICE)
 
     def _require_adaptation(self) -> None:
         if self.adapted is None:
@@ -378,17 +408,19 @@ class EmotionClassifier:
         sample_rate: int | None = None,
         *,
         voice: Voice | None = None,
+        stop: threading.Event | None = None,
     ) -> Voice:
         """A :class:`Voice` (``voice`` with more in it, when given) learned from recordings to be
         judged, all of one speaker (``--same-speaker``, the demo): files, arrays at ``sample_rate``,
         or what :meth:`hear` made of them. Verdicts use it once it holds enough speech
         (:attr:`Voice.source`); an unreadable file or one without speech adds nothing (it is
-        reported when judged).
+        reported when judged). ``stop`` as in :meth:`predict`.
         """
         self._require_adaptation()
         voice = self._own(voice)
         for source in _recordings(sources):
-            heard = source if isinstance(source, Heard) else self._heard_or_none(source, sample_rate)
+            _check_stop(stop)
+            heard = source if isinstance(source, Heard) else self._heard_or_none(source, sample_rate, stop)
             rows = None if heard is None else heard.rows
             if rows is not None and len(rows):
                 voice = voice.with_session(rows, self.classify_features(rows), heard.seconds)
@@ -404,15 +436,24 @@ class EmotionClassifier:
         self._check_voice(voice)
         return voice
 
-    def _heard_or_none(self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None) -> Heard | None:
+    def _heard_or_none(
+        self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None, stop: threading.Event | None = None
+    ) -> Heard | None:
         try:
-            return self.hear(source, sample_rate)
+            return self.hear(source, sample_rate, stop=stop)
         except AudioError:
             return None
 
-    def hear(self, source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None = None) -> Heard:
+    def hear(
+        self,
+        source: str | os.PathLike[str] | np.ndarray,
+        sample_rate: int | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> Heard:
         """A recording's clips as feature rows, spanned as :meth:`predict` spans them; :meth:`judge`
-        finishes the verdict. ``judge(hear(x), voice)`` equals ``predict(x, voice=voice)``."""
+        finishes the verdict. ``judge(hear(x), voice)`` equals ``predict(x, voice=voice)``.
+        ``stop`` as in :meth:`predict`: checked before each span."""
         if isinstance(source, (str, os.PathLike)):
             if sample_rate is not None:
                 raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
@@ -428,6 +469,7 @@ class EmotionClassifier:
             spans = self._windows(blocks, None)
         heard, seconds, error = [], 0.0, None
         for span in spans:
+            _check_stop(stop)
             features = self.features(span.clips) if len(span.clips) else np.zeros((0, self.extractor.n_features))
             heard.append((replace(span, clips=NO_CLIPS), features))
             seconds += DEFAULT_HOP_SECONDS * len(span.clips) if long else span.speech

@@ -152,8 +152,12 @@ class Voice:
             raise ParameterError("A voice's reference and session sums must have the same length.")
         if (self.session is None) != (self.probabilities is None):
             raise ParameterError("A voice's session needs the verdicts it was heard with, and only it.")
-        if self.reference_seconds < 0 or self.session_seconds < 0 or self.recordings < 0:
-            raise ParameterError("A voice's seconds and recordings cannot be negative.")
+        heard = self.probabilities
+        if heard is not None and (heard.ndim != 1 or not np.all(np.isfinite(heard)) or np.any(heard < 0)):
+            raise ParameterError("A voice's verdicts must be a finite, non-negative vector.")
+        seconds = (self.reference_seconds, self.session_seconds)
+        if not all(np.isfinite(s) and s >= 0 for s in seconds) or self.recordings < 0:
+            raise ParameterError("A voice's seconds and recordings must be finite and not negative.")
 
     # ------------------------------------------------------------ what it knows
 
@@ -273,14 +277,20 @@ class Voice:
             )
         except ParameterError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ParameterError(f"The saved voice is incomplete or damaged ({e}); calibrate again.") from None
+        except KeyError as e:
+            raise ParameterError(
+                f"The saved voice is incomplete or damaged (it has no {e} field); calibrate again."
+            ) from None
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            raise ParameterError(
+                "The saved voice is incomplete or damaged (a field holds a value of the wrong kind); calibrate again."
+            ) from None
 
     @classmethod
     def from_json(cls, text: str) -> Voice:
         try:
             return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond what the parser follows
             raise ParameterError("The saved voice is not valid JSON; calibrate again.") from None
 
 

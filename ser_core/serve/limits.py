@@ -5,11 +5,13 @@ The command line reads recordings of any length (it runs on its owner's machine)
 refuse, with one sentence, anything longer than :data:`MAX_SECONDS` as soon as the file's header
 or its decoding shows it, uploads over :data:`MAX_UPLOAD_BYTES` while they arrive, timelines of
 more than :data:`MAX_WINDOWS` windows before any of them is judged, more than
-:data:`MAX_REFERENCES` reference recordings, and more than :data:`MAX_REFERENCE_SECONDS` of them
-in all.
+:data:`MAX_REFERENCES` reference recordings, more than :data:`MAX_REFERENCE_SECONDS` of them
+in all, more than :data:`MAX_RECORDINGS` recordings in one ``POST /v1/voice`` (and more than
+:data:`MAX_SECONDS` of them in all), and a saved voice larger than :data:`MAX_VOICE_BYTES`.
 
 A request's :class:`Budget` is the audio it asks the server to judge, in seconds: the recording
-(for a timeline, every window), plus every reference recording. It is counted from the uploads'
+(for a timeline, every window; for ``POST /v1/voice``, every recording), plus every reference
+recording. A saved voice sent with a request costs no audio. It is counted from the uploads'
 headers before any of them is decoded and before the request waits for a slot, so a request over
 a limit is refused at once; it chooses the request's lane (:attr:`Budget.heavy`: more than
 :data:`LIGHT_SECONDS`); and while the request runs it bounds what is decoded, so a header that
@@ -47,6 +49,8 @@ __all__ = [
     "MAX_REFERENCES",
     "MAX_REFERENCE_SECONDS",
     "MAX_CALIBRATION_SECONDS",
+    "MAX_RECORDINGS",
+    "MAX_VOICE_BYTES",
     "LIGHT_SECONDS",
     "MAX_STREAMS",
     "MAX_STREAM_SECONDS",
@@ -63,7 +67,9 @@ MAX_REFERENCES = 16  # reference recordings in one request
 MAX_REFERENCE_SECONDS = classifier.MAX_REFERENCE_SECONDS  # reference audio in one request, in all: 2 minutes
 REFERENCE_ADVICE = "5 to 60 s of everyday speech in all is plenty"  # what a refused reference upload is told
 MAX_CALIBRATION_SECONDS = 60.0  # the demo's calibration step: a reading's first minute is used, the rest never decoded
-OTHER_PARTS = 2  # parts of an upload besides its references: the recording, and one form field
+MAX_RECORDINGS = 16  # recordings of the speaker in one POST /v1/voice (together at most MAX_SECONDS)
+MAX_VOICE_BYTES = 256 * 2**10  # largest saved voice a request or stream may send (one is 50 to 140 kB)
+OTHER_PARTS = 2  # parts of an upload besides its references: the recording, and the voice
 LIGHT_SECONDS = 30.0  # a request that judges more audio than this takes the heavy lane
 ANALYSIS_SLOTS = 2  # recordings analysed at once by a server (each uses every core for long ones)
 MAX_WAITING = 64  # requests that may wait for a slot; one more gets 503
@@ -86,6 +92,8 @@ class Limits:
     max_windows: int = MAX_WINDOWS
     max_references: int = MAX_REFERENCES
     max_reference_seconds: float = MAX_REFERENCE_SECONDS
+    max_recordings: int = MAX_RECORDINGS
+    max_voice_bytes: int = MAX_VOICE_BYTES
     light_seconds: float = LIGHT_SECONDS
     slots: int = ANALYSIS_SLOTS
     max_waiting: int = MAX_WAITING
@@ -98,12 +106,19 @@ class Limits:
     stream_idle_seconds: float = STREAM_IDLE_SECONDS
 
     def __post_init__(self) -> None:
-        positive = ("max_seconds", "max_upload_bytes", "max_windows", "max_reference_seconds", "light_seconds")
+        positive = (
+            "max_seconds",
+            "max_upload_bytes",
+            "max_windows",
+            "max_reference_seconds",
+            "max_voice_bytes",
+            "light_seconds",
+        )
         streams = ("max_streams", "max_stream_seconds", "max_message_bytes", "stream_idle_seconds")
         for name in (*positive, "slots", "max_wait_seconds", *streams):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"The limit {name} must be positive.")
-        for name in ("max_waiting", "max_references"):
+        for name in ("max_waiting", "max_references", "max_recordings"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"The limit {name} cannot be negative.")
         if not self.stream_speed >= 1:
@@ -113,7 +128,7 @@ class Limits:
 
     @property
     def max_parts(self) -> int:
-        """Parts one multipart upload may have: the recording, the references and one form field."""
+        """Parts one multipart upload to an analysis may have: the recording, the references and the voice."""
         return self.max_references + OTHER_PARTS
 
     def too_many_parts(self) -> str:
@@ -121,6 +136,43 @@ class Limits:
         return (
             f"This upload has more than {self.max_parts} parts; send the recording in 'file' "
             f"and at most {self.max_references} recordings in 'reference'."
+        )
+
+    @property
+    def max_voice_parts(self) -> int:
+        """Parts one ``POST /v1/voice`` upload may have: the recordings, the references and the voice."""
+        return self.max_recordings + self.max_references + 1
+
+    def too_many_voice_parts(self) -> str:
+        """The sentence for a ``POST /v1/voice`` upload with more than :attr:`max_voice_parts` parts."""
+        return (
+            f"This upload has more than {self.max_voice_parts} parts; send at most {self.max_recordings} "
+            f"recordings in 'recording', {self.max_references} in 'reference' and one saved voice in 'voice'."
+        )
+
+    def check_recordings(self, count: int) -> None:
+        """Refuse more than ``max_recordings`` recordings in one request."""
+        if count > self.max_recordings:
+            raise ParameterError(
+                f"This request has {count} recordings, more than the {self.max_recordings} allowed; "
+                "send the rest in another request with the voice this one answers."
+            )
+
+    def recordings_too_long(self, seconds: float | None = None) -> AudioError:
+        """The refusal of recordings over ``max_seconds`` in all (``seconds``: as the headers state
+        it; ``None`` when decoding passed the limit)."""
+        lasts = "last more than" if seconds is None else f"last {seconds:.0f} s, more than"
+        return AudioError(
+            f"The recordings {lasts} the {self.max_seconds:g} s allowed in all; "
+            "send the rest in another request with the voice this one answers."
+        )
+
+    def voice_too_large(self, size: int | None = None) -> str:
+        """The sentence for a saved voice over ``max_voice_bytes`` (``size`` in bytes, when known)."""
+        what = "The voice sent" if size is None else f"The voice sent ({size / 1024:.0f} kB)"
+        return (
+            f"{what} is larger than the {self.max_voice_bytes / 1024:g} kB allowed; "
+            "send the voice that POST /v1/voice answered, unchanged."
         )
 
     def check_references(self, count: int) -> None:
@@ -178,17 +230,24 @@ class Budget:
     """
 
     def __init__(
-        self, limits: Limits = LIMITS, *, references: int = 0, clip_seconds: float = audio.CLIP_SECONDS
+        self,
+        limits: Limits = LIMITS,
+        *,
+        references: int = 0,
+        recordings: int = 1,
+        clip_seconds: float = audio.CLIP_SECONDS,
     ) -> None:
         limits.check_references(references)
+        limits.check_recordings(recordings)
         self.limits = limits
         self.clip_seconds = clip_seconds
-        self.recording = 0.0  # seconds the recording's header states (0 without one, or when it does not say)
+        self.recording = 0.0  # seconds the recordings' headers state, in all (those that say)
         self.references = 0.0  # seconds the reference headers state, in all (those that say)
         self.timeline: tuple[float, float] | None = None  # (window, hop) when windows are judged
         self.stop: threading.Event | None = None
         self.heavy_lane = True
         self._decoded = 0  # samples decoded in this run
+        self._recorded = 0  # samples of the recordings decoded in this run
 
     # ------------------------------------------------------------ from headers, before any wait
 
@@ -197,11 +256,14 @@ class Budget:
         self.timeline = (window, hop)
 
     def add_recording(self, path: str | os.PathLike[str]) -> None:
-        """Count the recording from its header; refuse it if it is over a limit."""
+        """Count a recording from its header; refuse it if it is over a limit, or once the
+        recordings pass ``max_seconds`` in all."""
         seconds = audio.probe(path, max_seconds=self.limits.max_seconds)
         if seconds is None:
             return  # bounded while it is decoded
-        self.recording = seconds
+        self.recording += seconds
+        if self.recording > self.limits.max_seconds:
+            raise self.limits.recordings_too_long(self.recording)
         if self.timeline is not None:
             self.limits.check_windows(seconds, *self.timeline)
 
@@ -235,18 +297,23 @@ class Budget:
 
     def start(self, stop: threading.Event | None = None, *, heavy: bool = True) -> Budget:
         """Begin a run of the request in the heavy or light lane, stopped by ``stop``."""
-        self.stop, self.heavy_lane, self._decoded = stop, heavy, 0
+        self.stop, self.heavy_lane, self._decoded, self._recorded = stop, heavy, 0, 0
         return self
 
     def load(self, path: str | os.PathLike[str]) -> np.ndarray:
-        """The recording as one mono 16 kHz signal, refused over ``max_seconds`` (and for a
-        timeline, over ``max_windows``) as soon as decoding shows it."""
-        limit, light = int(self.limits.max_seconds * audio.SAMPLE_RATE), self._light_left()
+        """A recording as one mono 16 kHz signal, refused over ``max_seconds`` (the recordings
+        loaded before it included; and for a timeline, over ``max_windows``) as soon as decoding
+        shows it."""
+        limit = int(self.limits.max_seconds * audio.SAMPLE_RATE) - self._recorded
+        light = self._light_left()
         blocks, over = audio.take(self._blocks(path, self.limits.max_seconds), min(limit, light))
         if over:
-            raise Heavier() if light < limit else audio.too_long(path, self.limits.max_seconds)
+            if light < limit:
+                raise Heavier()
+            raise self.limits.recordings_too_long() if self._recorded else audio.too_long(path, self.limits.max_seconds)
         y = np.concatenate(blocks)
         self._decoded += y.size
+        self._recorded += y.size
         if self.timeline is not None:
             seconds = y.size / audio.SAMPLE_RATE
             self.limits.check_windows(seconds, *self.timeline)

@@ -1,10 +1,14 @@
 """REST API: ``python -m ser_core serve`` runs :func:`create_app` with uvicorn.
 
 ``POST /v1/predict``, ``POST /v1/timeline`` and ``POST /v1/segments`` take a multipart upload
-in the field ``file`` (and optionally the speaker's neutral voice in repeated ``reference``
-fields, at most :data:`~ser_core.serve.limits.MAX_REFERENCES`, used for that request only) and
+in the field ``file`` (and optionally a saved :class:`~ser_core.inference.voice.Voice` in the
+field ``voice``, and the speaker's neutral voice in repeated ``reference`` fields, at most
+:data:`~ser_core.serve.limits.MAX_REFERENCES`, which add to it for that request only) and
 answer with the same JSON as ``predict --json``,
 ``timeline --json`` and ``timeline --segments --json``;
+``POST /v1/voice`` learns a speaker's voice from ``reference`` and ``recording`` uploads (adding
+to the ``voice`` sent, if any) and answers it as JSON, which a client keeps and sends back: the
+server holds no state between requests;
 ``GET /v1/stream`` is a WebSocket: live audio in, a verdict per utterance as each ends
 (:mod:`ser_core.serve.stream`, which owns its protocol and limits);
 ``GET /v1/health`` and ``GET /v1/model`` describe the service. Every error is a JSON object
@@ -12,7 +16,8 @@ answer with the same JSON as ``predict --json``,
 while the body is read, never buffered whole), 415 for something that is not audio,
 422 for audio that cannot be used or bad parameters (a recording over the duration limit, or
 references over theirs, are refused from their headers, or as soon as decoding passes the
-limit), 503 with ``Retry-After`` when the server is full or stopping.
+limit; a damaged voice, or one of another model), 503 with ``Retry-After`` when the server is
+full or stopping.
 
 Every request's work is bounded (:class:`~ser_core.serve.limits.Limits`): its
 :class:`~ser_core.serve.limits.Budget`, the seconds of audio it asks to have judged, is counted
@@ -49,6 +54,7 @@ from .. import audio
 from ..errors import AudioError, BusyError, Cancelled, NotAudioError, ParameterError, SERError
 from ..inference import result_row
 from ..inference.utterances import DEFAULT_DETECTOR, DETECTORS, detector
+from ..inference.voice import SOURCES, Voice
 from .limits import LIMITS, REFERENCE_ADVICE, RETRY_AFTER_SECONDS, Budget, Heavier, Limits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +71,9 @@ DEFAULT_PORT = 8000
 UPLOAD_PREFIX = "ser-upload-"  # temporary upload folders: ser-upload-<pid>-<random>
 STALE_UPLOAD_SECONDS = 3600  # an upload folder without a live owner this old is swept at start-up
 SHUTDOWN_GRACE_SECONDS = 3  # after SIGTERM, in-flight requests get this long to be answered
-UPLOAD_PATHS = ("/v1/predict", "/v1/timeline", "/v1/segments")
+VOICE_PATH = "/v1/voice"
+UPLOAD_PATHS = ("/v1/predict", "/v1/timeline", "/v1/segments", VOICE_PATH)
+FIELD_TOO_LARGE = "Part exceeded maximum size"  # how Starlette refuses a text field over its limit (1 MiB)
 COPY_CHUNK = 2**20
 NON_AUDIO_TYPES = ("text/", "image/", "application/json", "application/xml", "application/pdf")
 WS_MAX_SIZE_FACTOR = 4  # uvicorn drops WebSocket messages this many times over the stream limit unread
@@ -79,7 +87,8 @@ def _json_error(status: int, message: str, headers: dict[str, str] | None = None
 
 class UploadLimit:
     """ASGI middleware: 415 for an upload that is not multipart, 413 once the body passes the
-    limit, 422 once it has more than ``limits.max_parts`` parts.
+    limit, 422 once it has more than ``limits.max_parts`` parts (``limits.max_voice_parts`` on
+    ``POST /v1/voice``).
 
     The size is checked against ``Content-Length`` before anything is read and against the
     bytes actually received, so a chunked or lying request cannot push more through. Parts are
@@ -105,7 +114,10 @@ class UploadLimit:
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            response = _json_error(415, "Send the audio as a multipart/form-data upload in a field named 'file'.")
+            fields = (
+                "fields named 'reference' or 'recording'" if scope["path"] == VOICE_PATH else "a field named 'file'"
+            )
+            response = _json_error(415, f"Send the audio as a multipart/form-data upload in {fields}.")
             await response(scope, receive, send)
             return
         length = headers.get("content-length", "")
@@ -114,6 +126,10 @@ class UploadLimit:
             return
         received = 0
         parts = _PartCounter(headers["content-type"])
+        if scope["path"] == VOICE_PATH:
+            max_parts, too_many = self.limits.max_voice_parts, self.limits.too_many_voice_parts()
+        else:
+            max_parts, too_many = self.limits.max_parts, self.limits.too_many_parts()
         more = True  # the client has more of the body to send
         drain = False  # refused for its parts: read the rest before answering
 
@@ -125,9 +141,9 @@ class UploadLimit:
                 more = message.get("more_body", False)
                 if received > self.max_bytes:
                     raise HTTPException(status_code=413, detail=self._too_large())
-                if parts.count(message.get("body", b"")) > self.limits.max_parts:
+                if parts.count(message.get("body", b"")) > max_parts:
                     drain = True
-                    raise HTTPException(status_code=422, detail=self.limits.too_many_parts())
+                    raise HTTPException(status_code=422, detail=too_many)
             else:
                 more = False
             return message
@@ -216,7 +232,12 @@ def _schemas() -> dict[str, Any]:
     class Error(BaseModel):
         error: str = Field(description="one sentence: what is wrong and what to do")
 
-    adapted_field = Field(None, description="'reference' when judged relative to the reference recordings, else null")
+    adapted_field = Field(
+        None,
+        description="what the verdict is relative to: 'reference' (a voice with reference speech), 'same-speaker' "
+        "(a voice learned from enough of the speaker's recordings), or null (no voice, or one that knows too little)",
+    )
+    Adapted = Literal[SOURCES] | None
 
     class IntensityOut(BaseModel):
         level: Literal["normal", "strong"]
@@ -232,7 +253,7 @@ def _schemas() -> dict[str, Any]:
         confidence: float
         probabilities: dict[str, float]
         intensity: IntensityOut | None = intensity_field
-        adapted: str | None = adapted_field
+        adapted: Adapted = adapted_field
 
     class WindowOut(BaseModel):
         start: float
@@ -257,7 +278,7 @@ def _schemas() -> dict[str, Any]:
         summary: SummaryOut | None = Field(description="mean over windows with speech; null when none has any")
         shares: dict[str, float]
         windows: list[WindowOut]
-        adapted: str | None = adapted_field
+        adapted: Adapted = adapted_field
 
     class SegmentsOut(BaseModel):
         path: str
@@ -266,7 +287,29 @@ def _schemas() -> dict[str, Any]:
         summary: SummaryOut | None = Field(description="mean over utterances with a verdict; null when none has one")
         shares: dict[str, float]
         utterances: list[WindowOut] = Field(description="one row an utterance: its span in seconds and verdict")
-        adapted: str | None = adapted_field
+        adapted: Adapted = adapted_field
+
+    class SumsOut(BaseModel):
+        count: int = Field(description="clips of speech summed")
+        sum: list[float] = Field(description="their feature rows, summed")
+        squares: list[float] | None = Field(None, description="their feature rows squared, summed")
+        seconds: float = Field(description="seconds of speech")
+
+    class SessionOut(SumsOut):
+        recordings: int = Field(description="recordings the session's speech came from")
+        probabilities: list[float] = Field(
+            description="the default model's probabilities of the session's clips, summed, in the order of the labels"
+        )
+
+    class VoiceOut(BaseModel):
+        format: int = Field(description="version of the saved voice")
+        features: str = Field(description="fingerprint of the feature set it belongs to: a voice fits one model")
+        source: Adapted = Field(
+            description="what verdicts relative to it say in 'adapted': null while it knows too little to adapt to"
+        )
+        reference: SumsOut | None = Field(None, description="reference speech: the speaker's everyday voice")
+        session: SessionOut | None = Field(None, description="same-speaker speech: recordings of the speaker")
+        description: str = Field(description="a sentence for a person: what the voice learned, and whether it is used")
 
     class ModelOut(BaseModel):
         labels: list[str]
@@ -279,11 +322,12 @@ def _schemas() -> dict[str, Any]:
         "PredictionOut": PredictionOut,
         "TimelineOut": TimelineOut,
         "SegmentsOut": SegmentsOut,
+        "VoiceOut": VoiceOut,
         "ModelOut": ModelOut,
     }
 
 
-def _install_error_handlers(app: "FastAPI") -> None:
+def _install_error_handlers(app: "FastAPI", limits: Limits) -> None:
     """Every error as ``{"error": sentence}``: HTTP errors, invalid requests, library errors, bugs."""
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
@@ -291,6 +335,8 @@ def _install_error_handlers(app: "FastAPI") -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 400 and str(exc.detail).startswith(FIELD_TOO_LARGE):  # our one text field is 'voice'
+            return _json_error(413, limits.voice_too_large())
         return _json_error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -385,12 +431,12 @@ async def _analyse(
     request: Any,
     job: Callable[..., Any],
     *,
-    file: Any = None,
+    recordings: list[Any] | None = None,
     references: list[Any] | None = None,
     timeline: tuple[float, float] | None = None,
 ) -> Any:
-    """Run ``job(budget, *paths)`` on a request's uploads: the recording in ``file`` (if any)
-    then the ``references``, for a timeline of ``(window, hop)`` when given.
+    """Run ``job(budget, *paths)`` on a request's uploads: the ``recordings`` (an analysis's
+    ``file``) then the ``references``, for a timeline of ``(window, hop)`` when given.
 
     Each upload is saved and counted in the request's :class:`Budget` from its header: one over
     a limit is refused before anything is decoded and before the request waits for a slot. The
@@ -403,15 +449,15 @@ async def _analyse(
     from starlette.concurrency import run_in_threadpool
 
     gate: Gate = request.app.state.gate
-    references = references or []
+    recordings, references = recordings or [], references or []
     clip_seconds = request.app.state.classifier.preprocessing.clip_seconds
-    budget = Budget(gate.limits, references=len(references), clip_seconds=clip_seconds)
+    budget = Budget(gate.limits, references=len(references), recordings=len(recordings), clip_seconds=clip_seconds)
     if timeline is not None:
         budget.for_timeline(*timeline)
     paths: list[Path] = []
     try:
-        if file is not None:
-            paths.append(await _saved(file, budget.add_recording))
+        for recording in recordings:
+            paths.append(await _saved(recording, budget.add_recording))
         for reference in references:
             paths.append(await _saved(reference, budget.add_reference))
         heavy, stop = budget.heavy, threading.Event()
@@ -469,11 +515,38 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _voice(clf: "EmotionClassifier", budget: Budget, references: tuple[Path, ...]) -> Any:
-    """The voice of the reference uploads, or ``None`` without any; stateless: made per request."""
+def _voice(clf: "EmotionClassifier", budget: Budget, references: tuple[Path, ...], voice: Voice | None) -> Any:
+    """The voice a request's verdicts are relative to: the one it sent (or ``None``) with its
+    reference uploads added; stateless: made per request, forgotten after it."""
     if not references:
+        return voice
+    return clf.calibrate(budget.load_references(references), audio.SAMPLE_RATE, voice=voice, stop=budget.stop)
+
+
+async def _read_voice(clf: "EmotionClassifier", limits: Limits, field: Any) -> Voice | None:
+    """The saved voice in a request's ``voice`` field (text, or a file), checked against the model
+    before any upload is counted or decoded; ``None`` when the field is absent or empty. 413 over
+    ``limits.max_voice_bytes``; 422 for one that is damaged or of another model."""
+    from fastapi import HTTPException
+    from starlette.concurrency import run_in_threadpool
+
+    if field is None:
         return None
-    return clf.calibrate(budget.load_references(references), audio.SAMPLE_RATE, stop=budget.stop)
+    whole = isinstance(field, str)  # a file is read only up to the limit: its size is then unknown
+    data = field.encode() if whole else await field.read(limits.max_voice_bytes + 1)
+    if len(data) > limits.max_voice_bytes:
+        raise HTTPException(status_code=413, detail=limits.voice_too_large(len(data) if whole else None))
+    if not data.strip():
+        return None
+
+    def read() -> Voice:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParameterError("The saved voice is not valid JSON; calibrate again.") from None
+        return clf.check_voice(Voice.from_json(text))
+
+    return await run_in_threadpool(read)  # a voice is up to a few hundred kB of JSON: off the event loop
 
 
 def create_app(
@@ -483,7 +556,7 @@ def create_app(
     limits: Limits = LIMITS,
 ) -> "FastAPI":
     """The API around ``classifier`` (default: the bundle in ``artifacts``, loaded now, once)."""
-    from fastapi import FastAPI, File, Query, Request, UploadFile
+    from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 
     from .. import __version__
     from ..inference import EmotionClassifier
@@ -497,9 +570,13 @@ def create_app(
     labels = list(clf.labels)
     schemas = _schemas()
     errors = {
-        413: {"model": schemas["Error"], "description": "upload too large"},
+        413: {"model": schemas["Error"], "description": "upload too large, or a voice over its limit"},
         415: {"model": schemas["Error"], "description": "not an audio upload"},
-        422: {"model": schemas["Error"], "description": "unusable audio or parameters, or a recording over the limit"},
+        422: {
+            "model": schemas["Error"],
+            "description": "unusable audio or parameters, a recording over the limit, or a voice that is damaged "
+            "or of another model",
+        },
         503: {"model": schemas["Error"], "description": "the server is full or stopping; see Retry-After"},
     }
     app = FastAPI(
@@ -508,7 +585,7 @@ def create_app(
     app.add_middleware(UploadLimit, limits=limits)
     app.state.classifier = clf
     app.state.gate = Gate(limits)
-    _install_error_handlers(app)
+    _install_error_handlers(app, limits)
     upload_help = (
         f"an audio file ({audio.FORMATS}), up to {limits.max_seconds / 60:g} minutes "
         f"and {limits.max_upload_bytes / 2**20:g} MiB"
@@ -520,6 +597,12 @@ def create_app(
         f"unemotional voice, at most {limits.max_reference_seconds:g} s together ({REFERENCE_ADVICE}); "
         "the verdict is then relative to that voice"
     )
+    voice_help = (
+        f"optional: a saved voice, the JSON that POST /v1/voice answers (as text, or a file), at most "
+        f"{limits.max_voice_bytes / 1024:g} kB; the verdict is then relative to it (references sent too add to it "
+        "for this request)"
+    )
+    VoiceField = Annotated[str | UploadFile | None, Form(description=voice_help)]
 
     @app.post(
         "/v1/predict", response_model=schemas["PredictionOut"], responses=errors, summary="Emotion of one recording"
@@ -528,13 +611,16 @@ def create_app(
         request: Request,
         file: Annotated[UploadFile, File(description=upload_help)],
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
+        voice: VoiceField = None,
     ) -> dict:
+        given = await _read_voice(clf, limits, voice)
+
         def job(budget: Budget, path: Path, *references: Path) -> tuple:
             y = budget.load(path)
-            voice = _voice(clf, budget, references)
+            voice = _voice(clf, budget, references, given)
             return clf.predict(y, audio.SAMPLE_RATE, voice=voice, stop=budget.stop), voice
 
-        prediction, voice = await _analyse(request, job, file=file, references=reference)
+        prediction, voice = await _analyse(request, job, recordings=[file], references=reference)
         return result_row(prediction, voice, file.filename or "")
 
     @app.post("/v1/timeline", response_model=schemas["TimelineOut"], responses=errors, summary="Emotion over time")
@@ -544,15 +630,17 @@ def create_app(
         window: Annotated[float, Query(description=window_help)] = clf.preprocessing.clip_seconds,
         hop: Annotated[float, Query(description=hop_help)] = DEFAULT_HOP_SECONDS,
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
+        voice: VoiceField = None,
     ) -> dict:
         check_timeline(window, hop)
+        given = await _read_voice(clf, limits, voice)
 
         def job(budget: Budget, path: Path, *references: Path) -> tuple:
             y = budget.load(path)  # refused over max_windows
-            voice = _voice(clf, budget, references)
+            voice = _voice(clf, budget, references, given)
             return clf.timeline(y, audio.SAMPLE_RATE, window=window, hop=hop, voice=voice, stop=budget.stop), voice
 
-        result, voice = await _analyse(request, job, file=file, references=reference, timeline=(window, hop))
+        result, voice = await _analyse(request, job, recordings=[file], references=reference, timeline=(window, hop))
         return result_row(result, voice, file.filename or "")
 
     @app.post("/v1/segments", response_model=schemas["SegmentsOut"], responses=errors, summary="Emotion per utterance")
@@ -561,14 +649,75 @@ def create_app(
         file: Annotated[UploadFile, File(description=upload_help)],
         detector: Annotated[Literal[DETECTORS], Query(description="voice-activity detector")] = DEFAULT_DETECTOR,
         reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
+        voice: VoiceField = None,
     ) -> dict:
+        given = await _read_voice(clf, limits, voice)
+
         def job(budget: Budget, path: Path, *references: Path) -> tuple:
             y = budget.load(path)
-            voice = _voice(clf, budget, references)
+            voice = _voice(clf, budget, references, given)
             return clf.utterances(y, audio.SAMPLE_RATE, detector=detector, voice=voice, stop=budget.stop), voice
 
-        result, voice = await _analyse(request, job, file=file, references=reference)
+        result, voice = await _analyse(request, job, recordings=[file], references=reference)
         return result_row(result, voice, file.filename or "")
+
+    recording_help = (
+        f"optional, repeatable up to {limits.max_recordings} times: recordings of the speaker, such as those to be "
+        f"judged (learned as same-speaker speech; whatever emotion they carry), at most "
+        f"{limits.max_seconds / 60:g} minutes together"
+    )
+    learn_help = (
+        "optional: a saved voice (the JSON this route answered before, as text or a file), to add to; "
+        f"at most {limits.max_voice_bytes / 1024:g} kB"
+    )
+
+    @app.post(
+        VOICE_PATH,
+        response_model=schemas["VoiceOut"],
+        response_model_exclude_unset=True,
+        responses=errors,
+        summary="Learn a speaker's voice",
+        description=(
+            "Learns a speaker's voice from their everyday voice read neutrally (`reference`) and from "
+            "recordings of them (`recording`), adding to a saved `voice` when one is sent, and answers the "
+            "voice as JSON: keep it, and send it in the `voice` field of /v1/predict, /v1/timeline, /v1/segments "
+            "or back here with more speech. It holds sums of features, never audio; the server keeps nothing. "
+            "Verdicts adapt to it once `source` is not null: at once with reference speech, or once the "
+            "recordings hold enough speech (`description` says how much more)."
+        ),
+    )
+    async def learn_voice(
+        request: Request,
+        reference: Annotated[list[UploadFile] | None, File(description=reference_help)] = None,
+        recording: Annotated[list[UploadFile] | None, File(description=recording_help)] = None,
+        voice: Annotated[str | UploadFile | None, Form(description=learn_help)] = None,
+    ) -> dict:
+        given = await _read_voice(clf, limits, voice)  # checked against the model, when sent
+        if given is None:
+            clf.check_voice(clf.voice())  # a model without an adapted variant: said before any upload is read
+        recordings, references = recording or [], reference or []
+        if not recordings and not references and given is None:
+            raise ParameterError(
+                "Send recordings of the speaker in 'reference' (their everyday voice, read neutrally) or in "
+                "'recording' (recordings of them to be judged), and optionally their saved voice in 'voice'."
+            )
+
+        def job(budget: Budget, *paths: Path) -> Voice:
+            voice = _voice(clf, budget, paths[len(recordings) :], given) or clf.voice()
+            heard = voice.recordings
+            for path in paths[: len(recordings)]:  # one at a time: a recording in memory at once
+                voice = clf.adapt([budget.load(path)], audio.SAMPLE_RATE, voice=voice, stop=budget.stop)
+            if recordings and voice.recordings == heard:
+                raise AudioError(
+                    "The recordings hold no usable speech; send recordings of the speaker talking, "
+                    "close to the microphone."
+                )
+            return voice
+
+        learned = given
+        if recordings or references:
+            learned = await _analyse(request, job, recordings=recordings, references=references)
+        return {**learned.to_dict(), "description": learned.describe()}
 
     _stream_routes(app, clf, limits, schemas["Error"])
 
@@ -656,6 +805,7 @@ def serve(
         port=port,
         log_level="info",
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-        ws_max_size=WS_MAX_SIZE_FACTOR * limits.max_message_bytes,  # beyond ours, refused without being buffered
+        # beyond ours (an audio message, or a voice), refused without being buffered
+        ws_max_size=WS_MAX_SIZE_FACTOR * max(limits.max_message_bytes, limits.max_voice_bytes),
     )
     Server(config).run()

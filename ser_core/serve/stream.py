@@ -81,7 +81,8 @@ default {DEFAULT_RATE}; `detector` as in `POST /v1/segments`). A plain GET, as h
 
 1. The server sends `{{"type": "ready", "rate", "detector", "limits": {{...}}}}`.
 2. The client may first send one text message `{{"type": "voice", "voice": {{...}}}}`, a saved `Voice`
-   (`Voice.to_dict()`): every verdict is then relative to that speaker's voice.
+   (what `POST /v1/voice` answers, or `Voice.to_dict()`), at most `limits.max_voice_bytes`: every
+   verdict is then relative to that speaker's voice (`"adapted"` is null while it knows too little).
 3. The client sends binary messages of mono 16-bit little-endian PCM at `rate`, of any size up to
    the limit.
 4. The server sends `{{"type": "utterance", "start", "end", "speech", "emotion", "confidence",
@@ -248,6 +249,7 @@ class StreamSession:
                 "speed": limits.stream_speed,
                 "head_start_seconds": limits.stream_head_start_seconds,
                 "idle_seconds": limits.stream_idle_seconds,
+                "max_voice_bytes": limits.max_voice_bytes,
             },
         }
 
@@ -268,10 +270,11 @@ class StreamSession:
 
         After ``{"type": "end"}`` the events end with ``done`` and :attr:`finished` is set.
         """
-        self._arrived(len(text.encode()))
+        limit = max(self.limits.max_message_bytes, self.limits.max_voice_bytes)
+        self._arrived(len(text.encode()), limit, "a text message is a command or a saved voice")
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond what the parser follows
             message = None
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "end":
@@ -292,8 +295,7 @@ class StreamSession:
                 "The voice must be the first message, before any audio; open a new stream to use one.", CLOSE_POLICY
             )
         try:
-            voice = Voice.from_dict(data)
-            self.classifier.adapt([], voice=voice)  # refuses a voice of another model, or a model without adaptation
+            voice = self.classifier.check_voice(Voice.from_dict(data))  # damaged, or of another model: refused
         except ParameterError as e:
             raise StreamError(str(e), CLOSE_INVALID) from None
         self.listener.voice = voice
@@ -301,7 +303,7 @@ class StreamSession:
     def audio(self, data: bytes) -> list[dict]:
         """A binary message of 16-bit little-endian PCM at :attr:`rate`: the events it completes
         (each utterance that ended in it, judged, then a level event when one is due)."""
-        self._arrived(len(data))
+        self._arrived(len(data), self.limits.max_message_bytes, "send the audio in smaller pieces")
         pcm = self.odd + bytes(data)
         whole = len(pcm) // SAMPLE_BYTES * SAMPLE_BYTES
         self.odd = pcm[whole:]
@@ -329,16 +331,13 @@ class StreamSession:
             raise StreamError(self._too_long(), CLOSE_POLICY, events)
         return events
 
-    def _arrived(self, size: int) -> None:
+    def _arrived(self, size: int, limit: int, advice: str) -> None:
+        """A message of ``size`` bytes came; refused over ``limit`` with ``advice``."""
         if self.finished:
             raise StreamError("The stream has ended; open a new stream to send more.", CLOSE_POLICY)
         self.last_message = self.clock()
-        if size > self.limits.max_message_bytes:
-            raise StreamError(
-                f"A message of {size} bytes is over the limit of {self.limits.max_message_bytes}; "
-                "send the audio in smaller pieces.",
-                CLOSE_TOO_BIG,
-            )
+        if size > limit:
+            raise StreamError(f"A message of {size} bytes is over the limit of {limit}; {advice}.", CLOSE_TOO_BIG)
 
     def _too_long(self) -> str:
         return (
