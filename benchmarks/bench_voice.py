@@ -30,7 +30,7 @@ def main() -> None:
     build = median_ms(lambda: clf.calibrate(ten, audio.SAMPLE_RATE), repeat=30)
     print(
         f"verdict on a RAVDESS recording (median over {len(clips)}): {plain:.2f} ms not adapted, "
-        f"{calibrated:.2f} ms adapted (+{calibrated - plain:.2f} ms)"
+        f"{calibrated:.2f} ms adapted ({calibrated - plain:+.2f} ms)"
     )
     print(f"a Voice from 10 s of speech ({voice.describe()}): {build:.1f} ms (median of 30)")
 
