@@ -36,8 +36,17 @@ import numpy as np
 from ..emotions import NEUTRAL
 from ..errors import ParameterError
 from ..inference.voice import SPREAD_SHRINK, Population, Voice
-from .fit import Fitted, TrainConfig, announce, evaluate_predictions, fit, fit_temperature
-from .networks import build_model
+from .fit import (
+    Fitted,
+    TrainConfig,
+    announce,
+    class_logits,
+    evaluate_predictions,
+    fit,
+    fit_temperature,
+    softmax_network,
+    standardiser,
+)
 
 __all__ = [
     "AdaptationConfig",
@@ -277,11 +286,11 @@ def train_adapted(
             rng = np.random.default_rng([config.random_seed, len(held)])
             z, y, _, corpus, _ = training_rows(train, population, cal, rng, neutral)
             zt, yt, _, ct, _ = training_rows(test, population, cal, rng, neutral)
-            mean, scale = _standardiser(z)
+            mean, scale = standardiser(z)
             for alpha, balance, c in grid:
                 w = sample_weights(corpus, y, alpha, balance, n_classes)
                 model = _weighted_logistic((z - mean) / scale, y, w, c, cal.tol)
-                logits = _logits_all(model, (zt - mean) / scale, n_classes)
+                logits = class_logits(model, (zt - mean) / scale, n_classes)
                 per_corpus = [
                     evaluate_predictions(yt[ct == i], logits[ct == i], config.emotions)["uar"] for i in np.unique(ct)
                 ]
@@ -298,15 +307,9 @@ def train_adapted(
     z, y, _, corpus, copies = training_rows(
         corpora, population, cal, np.random.default_rng(config.random_seed), neutral
     )
-    mean, scale = _standardiser(z)
+    mean, scale = standardiser(z)
     w = sample_weights(corpus, y, alpha, balance, n_classes) / len(np.unique(copies))  # C means the same with copies
-    final = _weighted_logistic((z - mean) / scale, y, w, c, cal.tol)
-    weights = np.zeros((z.shape[1], n_classes), np.float32)
-    bias = np.full(n_classes, -30.0, np.float32)  # a class absent from training is never chosen
-    weights[:, final.classes_] = final.coef_.T / temperature
-    bias[final.classes_] = final.intercept_ / temperature
-    model = build_model("linear", z.shape[1], n_classes)
-    model.set_weights([weights, bias])
+    model = softmax_network(_weighted_logistic((z - mean) / scale, y, w, c, cal.tol), temperature, n_classes)
     details = {
         "alpha": alpha,
         "balance": balance,
@@ -326,17 +329,6 @@ def _population(corpora: list[Corpus], n_classes: int, neutral: int) -> Populati
         n_classes,
         neutral,
     )
-
-
-def _standardiser(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean, scale = z.mean(axis=0), z.std(axis=0)
-    return mean.astype(np.float32), np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
-
-
-def _logits_all(model, z: np.ndarray, n_classes: int) -> np.ndarray:
-    out = np.full((len(z), n_classes), -1e9)
-    out[:, model.classes_] = model.decision_function(z)
-    return out
 
 
 # ---------------------------------------------------------------- evaluation

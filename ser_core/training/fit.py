@@ -260,7 +260,7 @@ def _logistic_regression(z: np.ndarray, y: np.ndarray, c: float):
     return LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(z, y)
 
 
-def _logits(model, z: np.ndarray, n_classes: int) -> np.ndarray:
+def class_logits(model, z: np.ndarray, n_classes: int) -> np.ndarray:
     """Logits for every class, also when a class was missing from a (tiny) training set."""
     out = np.full((len(z), n_classes), -1e9)
     out[:, model.classes_] = (
@@ -281,6 +281,18 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(np.log(np.exp(scaled).sum(axis=1)) - scaled[np.arange(len(y)), y]))
 
     return float(grid[int(np.argmin([nll(t) for t in grid]))])
+
+
+def softmax_network(regression, temperature: float, n_classes: int):
+    """The Keras ``linear`` network of a fitted scikit-learn logistic regression, its logits divided
+    by ``temperature``; a class absent from training gets a bias of -30, so it is never chosen."""
+    weights = np.zeros((regression.coef_.shape[1], n_classes), np.float32)
+    bias = np.full(n_classes, -30.0, np.float32)
+    weights[:, regression.classes_] = regression.coef_.T / temperature
+    bias[regression.classes_] = regression.intercept_ / temperature
+    model = build_model("linear", len(weights), n_classes)
+    model.set_weights([weights, bias])
+    return model
 
 
 def _fit_linear(
@@ -304,20 +316,14 @@ def _fit_linear(
                 held = np.isin(groups, held_actors)
                 valid = held & ~augmented
                 model = _logistic_regression(z[~held], y[~held], c)
-                logits[valid] = _logits(model, z[valid], n_classes)
+                logits[valid] = class_logits(model, z[valid], n_classes)
                 recalls.append(evaluate_predictions(y[valid], logits[valid], config.emotions)["uar"])
                 bar.update(1)
             scores[c], oof[c] = float(np.mean(recalls)), logits
     best = max(config.c_grid, key=lambda c: scores[c])
     originals = ~augmented
     temperature = fit_temperature(oof[best][originals], y[originals])
-    final = _logistic_regression(z, y, best)
-    weights = np.zeros((z.shape[1], n_classes), np.float32)
-    bias = np.full(n_classes, -30.0, np.float32)  # a class absent from training is never chosen
-    weights[:, final.classes_] = final.coef_.T / temperature
-    bias[final.classes_] = final.intercept_ / temperature
-    model = build_model("linear", z.shape[1], n_classes)
-    model.set_weights([weights, bias])
+    model = softmax_network(_logistic_regression(z, y, best), temperature, n_classes)
     return model, {"c": best, "temperature": temperature, "inner_uar_by_c": {str(c): v for c, v in scores.items()}}
 
 
