@@ -363,13 +363,10 @@ class EmotionClassifier:
         """
         if not isinstance(source, (str, os.PathLike)):
             return self._predict_signal(audio.load(source, sample_rate), voice, stop)
-        if sample_rate is not None:
-            raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-        blocks = audio.stream(Path(source))
-        head, too_long = audio.take(blocks, int(IN_MEMORY_SECONDS * audio.SAMPLE_RATE))
-        if too_long:
-            return self._timeline(itertools.chain(head, blocks), voice=voice, stop=stop).summary
-        return self._predict_signal(np.concatenate(head), voice, stop)
+        blocks, long = _whole_or_streamed(_file_blocks(source, sample_rate))
+        if long:
+            return self._timeline(blocks, voice=voice, stop=stop).summary
+        return self._predict_signal(blocks[0], voice, stop)
 
     def calibrate(
         self,
@@ -455,11 +452,7 @@ class EmotionClassifier:
         finishes the verdict. ``judge(hear(x), voice)`` equals ``predict(x, voice=voice)``.
         ``stop`` as in :meth:`predict`: checked before each span."""
         if isinstance(source, (str, os.PathLike)):
-            if sample_rate is not None:
-                raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-            blocks = audio.stream(Path(source))
-            head, long = audio.take(blocks, int(IN_MEMORY_SECONDS * audio.SAMPLE_RATE))
-            blocks = itertools.chain(head, blocks) if long else [np.concatenate(head)]
+            blocks, long = _whole_or_streamed(_file_blocks(source, sample_rate))
         else:
             y = audio.load(source, sample_rate)
             long, blocks = y.size > IN_MEMORY_SECONDS * audio.SAMPLE_RATE, [y]
@@ -614,12 +607,24 @@ def _blocks(source: str | os.PathLike[str] | np.ndarray, sample_rate: int | None
     decoder's block length, so that what works block by block (the voice-activity detector's
     model, above all) holds one block at a time however long the array is."""
     if isinstance(source, (str, os.PathLike)):
-        if sample_rate is not None:
-            raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
-        return audio.stream(Path(source))
+        return _file_blocks(source, sample_rate)
     y = audio.load(source, sample_rate)
     step = int(audio.DECODE_BLOCK_SECONDS * audio.SAMPLE_RATE)
     return [y[start : start + step] for start in range(0, y.size, step)]
+
+
+def _file_blocks(path: str | os.PathLike[str], sample_rate: int | None) -> Iterator[np.ndarray]:
+    """A file's 16 kHz signal, streamed in blocks; a ``sample_rate`` beside a file is a usage error."""
+    if sample_rate is not None:
+        raise ParameterError("Pass sample_rate only with an array; a file states its own rate.")
+    return audio.stream(Path(path))
+
+
+def _whole_or_streamed(blocks: Iterator[np.ndarray]) -> tuple[Iterable[np.ndarray], bool]:
+    """``([signal], False)`` for a recording of up to :data:`IN_MEMORY_SECONDS`, judged whole;
+    ``(blocks, True)`` for a longer one, judged as a stream of windows."""
+    head, long = audio.take(blocks, int(IN_MEMORY_SECONDS * audio.SAMPLE_RATE))
+    return (itertools.chain(head, blocks), True) if long else ([np.concatenate(head)], False)
 
 
 def _check_stop(stop: threading.Event | None) -> None:
