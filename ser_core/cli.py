@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="emotion of audio files or folders", formatter_class=HelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
-    p.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    _artifacts_argument(p)
     p.add_argument(
         "--jobs", type=_at_least_one("processes"), default=os.cpu_count() or 1, help="processes for many files"
     )
@@ -474,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help="voice-activity detector of --segments"
     )
-    t.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    _artifacts_argument(t)
     t.add_argument(
         "--jobs", type=_at_least_one("threads"), default=os.cpu_count() or 1, help="threads scoring the windows"
     )
@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--slots", type=int, default=LIMITS.slots, help="recordings analysed at once; more wait or get 503")
     v.add_argument("--max-streams", type=int, default=LIMITS.max_streams, help="live streams at once; more are refused")
     v.add_argument("--max-stream-seconds", type=float, default=LIMITS.max_stream_seconds, help="longest live stream")
-    v.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    _artifacts_argument(v)
     v.set_defaults(func=cmd_serve)
 
     r = sub.add_parser(
@@ -512,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector", choices=DETECTORS, default=None, help="voice-activity detector (default: the server's)"
     )
     _adaptation_arguments(r, same_speaker=False)
-    r.add_argument("--artifacts", default=None, help="model bundle that makes the --reference voice (the server's)")
+    _artifacts_argument(r, "model bundle that makes the --reference voice (the server's)")
     r.set_defaults(func=cmd_stream)
 
     o = sub.add_parser(
@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--voice", metavar="FILE.json", help="a saved voice to add to")
     o.add_argument("--out", required=True, metavar="FILE.json", help="where to save the voice (replaced atomically)")
-    o.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    _artifacts_argument(o)
     o.set_defaults(func=cmd_voice)
 
     from .training.export import EXPORT_FORMATS
@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--out", required=True, metavar="DIR", help="folder to write (replaced atomically if it is an earlier export)"
     )
-    e.add_argument("--artifacts", default=None, help="model bundle folder (default: the shipped one)")
+    _artifacts_argument(e)
     e.set_defaults(func=cmd_export)
     return parser
 
@@ -574,6 +574,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.nargs == 0 or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
+
+
+def _artifacts_argument(
+    parser: argparse.ArgumentParser, help: str = "model bundle folder (default: the shipped one)"
+) -> None:
+    parser.add_argument("--artifacts", default=None, help=help)
 
 
 def _cluster_arguments(parser: argparse.ArgumentParser, *, timeline: bool = False) -> None:
