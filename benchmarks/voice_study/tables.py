@@ -13,6 +13,8 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 
+SESSION_RULES = ("chosen", "chosen_mean", "loco_strict", "loco_mean", "loco_strict_min16", "no_guard", "legacy_guard")
+
 
 def _pct(v) -> str:
     return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
@@ -65,15 +67,7 @@ def main_table(result: dict) -> str:
         for n in (1, 2, 4):
             if _get(next(iter(splits.values())), (d, f"ref{n}")) is not None:
                 row(f"{d}: reference, {n} clip{'s' if n > 1 else ''}", (d, f"ref{n}"))
-        for rule in (
-            "chosen",
-            "chosen_mean",
-            "loco_strict",
-            "loco_mean",
-            "loco_strict_min16",
-            "no_guard",
-            "legacy_guard",
-        ):
+        for rule in SESSION_RULES:
             key = f"session[{rule}]"
             if _get(next(iter(splits.values())), (d, key)) is None:
                 continue
@@ -92,15 +86,7 @@ def declined_table(result: dict) -> str:
     designs = [d for d, v in next(iter(splits.values())).items() if isinstance(v, dict) and d != "chosen"]
     lines = ["| design, rule | " + " | ".join(c for c, _ in cols) + " |", "|---|" + "---|" * len(cols)]
     for d in designs:
-        for rule in (
-            "chosen",
-            "chosen_mean",
-            "loco_strict",
-            "loco_mean",
-            "loco_strict_min16",
-            "no_guard",
-            "legacy_guard",
-        ):
+        for rule in SESSION_RULES:
             key = f"session[{rule}]"
             if _get(next(iter(splits.values())), (d, key)) is None:
                 continue
